@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief The built-in clipping policies. Each computes the clipping bound `a` of a slice (a whole tensor or
+/// one output channel, see granularity.hpp). Data-derived bounds ignore non-finite values, so an Inf in
+/// the data saturates instead of blowing up the step; NaN is rejected by the checked quantize() API.
+
+#include <lowbit/quant/clipping_concepts.hpp>
+#include <lowbit/quant/grid.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+
+namespace lowbit::clip {
+
+/// @brief A fixed bound given by the user:
+/// `quantizer<4, nearest_even_t, clip::fixed_range> q{.clipping = {.bound = 2.0f}}`.
+struct fixed_range {
+    float bound = 1.0f;  ///< the clipping bound a
+    float range(std::span<float const>, level_range) const noexcept { return bound; }
+};
+
+/// @brief a = max |x| over the finite values: no value is clipped.
+struct max_abs {
+    float range(std::span<float const> x, level_range) const noexcept
+    {
+        float m = 0.0f;
+        for (float v : x)
+            if (std::isfinite(v)) m = std::max(m, std::abs(v));
+        return m;
+    }
+};
+
+/// @brief a = mean |x| over the finite values: the scale of XNOR-Net / BWN binary weights.
+struct mean_abs {
+    float range(std::span<float const> x, level_range) const noexcept
+    {
+        double s = 0.0;
+        std::size_t n = 0;
+        for (float v : x)
+            if (std::isfinite(v)) { s += std::abs(v); ++n; }
+        return n == 0 ? 0.0f : static_cast<float>(s / static_cast<double>(n));
+    }
+};
+
+/// @brief The bound that minimises ||x - Q(x)||^2 under nearest rounding (the SQWA step), found by Lloyd
+/// iteration: assign each value to its nearest level for the current step s, then set
+/// s = sum x_i (k_i + offset) / sum (k_i + offset)^2, the least-squares step for those assignments. Each
+/// iteration cannot increase the error; it starts from both the max-abs and the mean-abs step and keeps
+/// the better result, since Lloyd finds a local optimum.
+struct l2_optimal {
+    int iterations = 30;  ///< upper bound on Lloyd iterations per start
+
+    float range(std::span<float const> x, level_range l) const noexcept
+    {
+        float const a_max = max_abs{}.range(x, l);
+        if (a_max == 0.0f) return 0.0f;
+        float const s_max = l.step_for_range(a_max);
+        float const s_mean = 2.0f * mean_abs{}.range(x, l) / std::max(1.0f, static_cast<float>(l.qmax) + l.offset);
+        auto [s1, e1] = lloyd(x, l, s_max);
+        auto [s2, e2] = lloyd(x, l, s_mean > 0.0f ? s_mean : s_max);
+        float const s = e2 < e1 ? s2 : s1;
+        return s * (static_cast<float>(l.qmax) + l.offset);
+    }
+
+private:
+    struct fit { float step; double error; };
+
+    static double level_of(float v, float s, level_range l) noexcept
+    {
+        double const k = std::nearbyint(static_cast<double>(v) / s - l.offset);
+        return std::clamp(k, static_cast<double>(l.qmin), static_cast<double>(l.qmax)) + l.offset;
+    }
+
+    fit lloyd(std::span<float const> x, level_range l, float s) const noexcept
+    {
+        double err = 0.0;
+        for (int it = 0; it < iterations; ++it) {
+            double num = 0.0, den = 0.0;
+            err = 0.0;
+            for (float v : x) {
+                if (!std::isfinite(v)) continue;
+                double const c = level_of(v, s, l);
+                num += v * c;
+                den += c * c;
+                err += (v - c * s) * (v - c * s);
+            }
+            if (den == 0.0 || num <= 0.0) break;
+            auto const next = static_cast<float>(num / den);
+            if (next == s) break;
+            s = next;
+        }
+        return {s, err};
+    }
+};
+
+/// @brief DoReFa-Net's weight normalisation: x -> tanh(x) / max|tanh(x)|, then the bound is 1. Pair it
+/// with grid::symmetric_even (its default grid) for DoReFa's levels 2i/(2^b - 1) - 1.
+struct tanh_max {
+    using default_grid = grid::symmetric_even;
+
+    float range(std::span<float const>, level_range) const noexcept { return 1.0f; }
+
+    void transform(std::span<float const> in, std::span<float> out) const noexcept
+    {
+        float m = 0.0f;
+        for (float v : in)
+            if (!std::isnan(v)) m = std::max(m, std::abs(std::tanh(v)));
+        float const inv = m > 0.0f ? 1.0f / m : 0.0f;
+        for (std::size_t i = 0; i < in.size(); ++i) out[i] = std::tanh(in[i]) * inv;
+    }
+};
+
+/// @brief PACT (Choi et al. 2018): a learned upper bound alpha on an unsigned grid, y = clip(x, 0, alpha).
+/// The SAT code initialises alpha to 8 for conv inputs and 10 for the FC input; 10 is the default here.
+struct pact {
+    using default_grid = grid::unsigned_int;
+    float alpha = 10.0f;  ///< the learned bound; trained without weight decay
+
+    float range(std::span<float const>, level_range) const noexcept { return std::abs(alpha); }
+    float& parameter() noexcept { return alpha; }
+};
+
+/// @brief LSQ (Esser et al. 2020): the step itself is learned, on the signed two's-complement grid. A
+/// step of 0 means "not initialised yet": the first call uses LSQ's 2 mean|x| / sqrt(Qp).
+struct lsq {
+    using default_grid = grid::signed_int;
+    float step = 0.0f;  ///< the learned step (0: initialise from the data)
+
+    float range(std::span<float const> x, level_range l) const noexcept
+    {
+        float const qp = static_cast<float>(l.qmax) + l.offset;
+        float const s = step > 0.0f ? step : 2.0f * mean_abs{}.range(x, l) / std::sqrt(std::max(qp, 1.0f));
+        return s * qp;
+    }
+    float& parameter() noexcept { return step; }
+};
+
+} // namespace lowbit::clip
