@@ -42,9 +42,10 @@ inline constexpr std::size_t block_elems = 1024;
 /// Elements per thread task; below two of these a kernel runs on the calling thread only.
 inline constexpr std::size_t parallel_grain = std::size_t{1} << 16;
 
-template <rounding_mode M, class B>
+template <lowbit::detail::rounding_mode M, class B>
 B round_batch(B t, B u) noexcept
 {
+    using lowbit::detail::rounding_mode;
     if constexpr (M == rounding_mode::nearest_even) {
         return xsimd::nearbyint(t);
     } else if constexpr (M == rounding_mode::nearest_away) {
@@ -72,7 +73,8 @@ template <RoundingPolicy R, class Arch = xsimd::default_arch>
 std::size_t quantize_codes(float const* x, std::uint8_t* codes, std::size_t n, std::uint64_t index0,
                            quantize_params const& p) noexcept
 {
-    constexpr rounding_mode mode = rounding_mode_of_v<R>;
+    using lowbit::detail::rounding_mode;
+    constexpr rounding_mode mode = lowbit::detail::rounding_mode_of_v<R>;
     if constexpr (mode == rounding_mode::custom) {
         return reference::quantize_codes<R>(x, codes, n, index0, p);
     } else {
@@ -88,9 +90,9 @@ std::size_t quantize_codes(float const* x, std::uint8_t* codes, std::size_t n, s
         auto any_nan = xsimd::batch_bool<float, Arch>(false);
         for (std::size_t i = 0; i < body; i += w) {
             batch const v = batch::load_unaligned(x + i);
-            any_nan = any_nan || (v != v);
+            any_nan = any_nan || xsimd::isnan(v);
             batch t = (v - shift) * inv;
-            t = xsimd::select(t != t, zero, t);
+            t = xsimd::select(xsimd::isnan(t), zero, t);
             t = xsimd::min(xsimd::max(t, lo), hi);
             batch const uu = mode == rounding_mode::stochastic ? batch::load_aligned(u + i) : zero;
             batch const k = detail::round_batch<mode>(t, uu);

@@ -42,7 +42,8 @@ public:
         if (n == size() && !workers_.empty()) return;
         stop();
         stopping_ = false;
-        for (unsigned w = 1; w < n; ++w) workers_.emplace_back([this, w] { work(w); });
+        // New workers start at the current generation, so they never run a job that finished before them.
+        for (unsigned w = 1; w < n; ++w) workers_.emplace_back([this, w, g = generation_] { work(w, g); });
     }
 
     /// Runs job(part) for part in [0, parts) with parts <= size(); rethrows the first exception.
@@ -89,10 +90,9 @@ private:
         if (!error_) error_ = e;
     }
 
-    void work(unsigned id)
+    void work(unsigned id, std::size_t seen)
     {
         inside_job() = true;
-        std::size_t seen = 0;
         for (;;) {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });

@@ -80,6 +80,9 @@ template <> struct is_rounding_tag<floor_t> : std::true_type {};
 template <> struct is_rounding_tag<ceil_t> : std::true_type {};
 template <> struct is_rounding_tag<stochastic_t> : std::true_type {};
 
+namespace detail {
+// In detail rather than lowbit:: because the enumerators share the names of the tag objects above.
+
 /// @brief The lowered form of a rounding policy, so kernels are not instantiated per tag (mp-units'
 /// rounding_mode). `custom` is any user tag: kernels then call its `round` per element.
 enum class rounding_mode : std::uint8_t { nearest_even, nearest_away, toward_zero, floor, ceil, stochastic, custom };
@@ -93,5 +96,7 @@ template <> inline constexpr rounding_mode rounding_mode_of_v<toward_zero_t> = r
 template <> inline constexpr rounding_mode rounding_mode_of_v<floor_t> = rounding_mode::floor;
 template <> inline constexpr rounding_mode rounding_mode_of_v<ceil_t> = rounding_mode::ceil;
 template <> inline constexpr rounding_mode rounding_mode_of_v<stochastic_t> = rounding_mode::stochastic;
+
+} // namespace detail
 
 } // namespace lowbit

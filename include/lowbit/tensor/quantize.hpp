@@ -75,16 +75,16 @@ template <Quantizer Q, class E>
 qtensor<Q> quantize(xt::xexpression<E> const& e, Q const& q = {}, quantize_options const& opts = {})
 {
     constexpr level_range levels = Q::grid_type::template levels<Q::bits>();
-    constexpr bool per_channel = std::is_same_v<typename Q::granularity_type, per_channel_t>;
+    constexpr bool by_channel = std::is_same_v<typename Q::granularity_type, per_channel_t>;
     auto const& x = e.derived_cast();
     std::vector<std::size_t> shape(x.shape().begin(), x.shape().end());
-    if (per_channel && shape.empty())
+    if (by_channel && shape.empty())
         throw invalid_input("lowbit::quantize: a per_channel quantizer needs a tensor of rank >= 1 "
                             "(channels along axis 0); use per_tensor_t for a scalar");
     xt::xarray<float> keep;
     float const* data = detail::contiguous_floats(e, keep);
     std::size_t const n = x.size();
-    std::size_t const channels = per_channel ? shape[0] : 1;
+    std::size_t const channels = by_channel ? shape[0] : 1;
 
     std::vector<float> mapped;
     if constexpr (TransformingClipping<typename Q::clipping_type>) {
@@ -96,10 +96,10 @@ qtensor<Q> quantize(xt::xexpression<E> const& e, Q const& q = {}, quantize_optio
     }
 
     std::vector<float> steps = detail::slice_steps(q, data, n, channels);
-    constexpr bool wrap = std::is_same_v<typename Q::overflow_type, wrap_t>;
+    constexpr bool wraps = std::is_same_v<typename Q::overflow_type, wrap_t>;
     std::vector<kernels::quantize_params> params(channels);
     for (std::size_t c = 0; c < channels; ++c)
-        params[c] = kernels::make_quantize_params(levels, Q::bits, steps[c], wrap, opts.key);
+        params[c] = kernels::make_quantize_params(levels, Q::bits, steps[c], wraps, opts.key);
 
     std::vector<std::uint8_t> codes(kernels::packed_bytes(n, Q::bits));
     std::size_t const nans = kernels::quantize_pack<typename Q::rounding_type>(
