@@ -9,8 +9,8 @@
 // The scalar references (kernels/reference/pack.hpp) run in the same binary as baselines.
 //
 //   cmake --workflow --preset bench
-//   build/bench/bench/bench_pack --benchmark_min_time=0.2 \
-//       --benchmark_out=build/bench/pack.json --benchmark_out_format=json
+//   build/bench/bench/bench_pack --benchmark_min_time=0.2 --benchmark_out=build/bench/pack.json
+//       --benchmark_out_format=json        (one command line)
 //
 // Debian's libbenchmark 1.7.1 prints "***WARNING*** Library was built as DEBUG": that is the library, not
 // lowbit, which the bench preset builds Release with -march=native.

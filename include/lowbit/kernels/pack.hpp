@@ -113,7 +113,7 @@ inline void pack_codes(std::uint8_t const* codes, std::size_t n, int bits, std::
     std::size_t const groups = n / 8;
     auto const b = static_cast<unsigned>(bits);
     if (bits == 8) {
-        std::memcpy(out, codes, n);
+        if (n != 0) std::memcpy(out, codes, n);  // memcpy's pointers must be valid even for 0 bytes
         return;
     }
     // 8 codes (one per byte of a 64-bit word) -> 8*b contiguous bits, stored as b bytes.
