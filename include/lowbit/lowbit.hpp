@@ -25,3 +25,13 @@
 #include <lowbit/tensor/qtensor.hpp>
 #include <lowbit/tensor/qtensor_concepts.hpp>
 #include <lowbit/tensor/quantize.hpp>
+
+#include <lowbit/optim/adam.hpp>
+#include <lowbit/optim/optimizer_concepts.hpp>
+#include <lowbit/optim/schedule/constant.hpp>
+#include <lowbit/optim/schedule/cosine.hpp>
+#include <lowbit/optim/schedule/cyclic.hpp>
+#include <lowbit/optim/schedule/step_decay.hpp>
+#include <lowbit/optim/schedule/warmup.hpp>
+#include <lowbit/optim/schedule_concepts.hpp>
+#include <lowbit/optim/sgd.hpp>

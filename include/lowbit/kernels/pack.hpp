@@ -83,7 +83,7 @@ std::size_t quantize_codes(float const* x, std::uint8_t* codes, std::size_t n, s
         constexpr std::size_t w = batch::size;
         alignas(64) float u[detail::block_elems];
         alignas(64) std::int32_t k32[detail::block_elems];
-        if constexpr (mode == rounding_mode::stochastic) random::uniform_fill(p.key, index0, u, n);
+        if constexpr (mode == rounding_mode::stochastic) random::uniform_fill<Arch>(p.key, index0, u, n);
         batch const shift(p.shift), inv(p.inv_step), lo(p.lo), hi(p.hi), zero(0.0f);
         ibatch const qmin(p.qmin), mask(static_cast<std::int32_t>(p.code_mask));
         std::size_t const body = n - n % w;
@@ -107,17 +107,15 @@ std::size_t quantize_codes(float const* x, std::uint8_t* codes, std::size_t n, s
     }
 }
 
-/// @brief Packs n codes of `bits` bits into a bitstream; bit-identical to reference::pack_codes.
-inline void pack_codes(std::uint8_t const* codes, std::size_t n, int bits, std::uint8_t* out) noexcept
+namespace detail {
+
+/// Packs groups of 8 codes of B bits: one BMI2 `pext` (or a shift loop) gathers the low B bits of the 8
+/// bytes of a word into 8*B contiguous bits, stored as B bytes. B is a template parameter so the store is a
+/// fixed-size copy the compiler turns into one move, not a call to memcpy.
+template <int B>
+void pack_groups(std::uint8_t const* codes, std::size_t groups, std::uint8_t* out) noexcept
 {
-    std::size_t const groups = n / 8;
-    auto const b = static_cast<unsigned>(bits);
-    if (bits == 8) {
-        if (n != 0) std::memcpy(out, codes, n);  // memcpy's pointers must be valid even for 0 bytes
-        return;
-    }
-    // 8 codes (one per byte of a 64-bit word) -> 8*b contiguous bits, stored as b bytes.
-    [[maybe_unused]] std::uint64_t const byte_mask = 0x0101010101010101ull * ((1u << b) - 1u);
+    [[maybe_unused]] constexpr std::uint64_t byte_mask = 0x0101010101010101ull * ((1u << B) - 1u);
     for (std::size_t g = 0; g < groups; ++g) {
         std::uint64_t v;
         std::memcpy(&v, codes + 8 * g, 8);
@@ -125,10 +123,32 @@ inline void pack_codes(std::uint8_t const* codes, std::size_t n, int bits, std::
         std::uint64_t const packed = _pext_u64(v, byte_mask);
 #else
         std::uint64_t packed = 0;
-        for (unsigned j = 0; j < 8; ++j) packed |= ((v >> (8 * j)) & 0xFFu) << (j * b);
+        for (unsigned j = 0; j < 8; ++j) packed |= ((v >> (8 * j)) & 0xFFu) << (j * B);
 #endif
-        std::memcpy(out + g * b, &packed, b);  // little-endian: the low b bytes
+        std::memcpy(out + g * B, &packed, B);  // little-endian: the low B bytes
     }
+}
+
+} // namespace detail
+
+/// @brief Packs n codes of `bits` bits into a bitstream; bit-identical to reference::pack_codes.
+inline void pack_codes(std::uint8_t const* codes, std::size_t n, int bits, std::uint8_t* out) noexcept
+{
+    if (bits == 8) {
+        if (n != 0) std::memcpy(out, codes, n);  // memcpy's pointers must be valid even for 0 bytes
+        return;
+    }
+    std::size_t const groups = n / 8;
+    switch (bits) {
+    case 1: detail::pack_groups<1>(codes, groups, out); break;
+    case 2: detail::pack_groups<2>(codes, groups, out); break;
+    case 3: detail::pack_groups<3>(codes, groups, out); break;
+    case 4: detail::pack_groups<4>(codes, groups, out); break;
+    case 5: detail::pack_groups<5>(codes, groups, out); break;
+    case 6: detail::pack_groups<6>(codes, groups, out); break;
+    default: detail::pack_groups<7>(codes, groups, out); break;
+    }
+    auto const b = static_cast<std::size_t>(bits);
     reference::pack_codes(codes + 8 * groups, n - 8 * groups, bits, out + groups * b);
 }
 

@@ -6,9 +6,16 @@
 /// function of (seed, step, stream, i). That is what makes stochastic rounding bit-identical for any thread
 /// count, any chunking and any SIMD width.
 
+#include <xsimd/xsimd.hpp>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace lowbit::random {
 
@@ -57,47 +64,72 @@ constexpr float uniform_at(counter_key const& key, std::uint64_t index) noexcept
     return to_unit_float(r[index & 3]);
 }
 
-/// @brief Fills `out[0..n)` with the draws of elements `first .. first + n` of the stream `key`; equal, element
-/// for element, to uniform_at. The rounds run over a block of counters at a time, lane by lane, so that the
-/// compiler vectorises the 32x32->64-bit multiplies (vpmuludq) across counters.
-inline void uniform_fill(counter_key const& key, std::uint64_t first, float* out, std::size_t n) noexcept
+namespace detail {
+
+/// The 32x32 -> 64-bit products Philox needs, lane by lane: each 64-bit lane holds a 32-bit counter word.
+/// x86 has this as one instruction (pmuludq); xsimd only offers a full 64-bit multiply, which SSE/AVX2
+/// emulate with three, so the x86 paths use the intrinsic on the batch's register.
+template <class Arch>
+xsimd::batch<std::uint64_t, Arch> mul_wide(xsimd::batch<std::uint64_t, Arch> x, std::uint32_t m) noexcept
 {
-    constexpr std::size_t lanes = 16;
+    using batch = xsimd::batch<std::uint64_t, Arch>;
+#if defined(__AVX512F__)
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>)
+        return batch(_mm512_mul_epu32(x, _mm512_set1_epi64(m)));
+    else
+#endif
+#if defined(__AVX2__)
+    if constexpr (std::is_base_of_v<xsimd::avx2, Arch>)
+        return batch(_mm256_mul_epu32(x, _mm256_set1_epi64x(m)));
+    else
+#endif
+#if defined(__SSE2__)
+    if constexpr (std::is_base_of_v<xsimd::sse2, Arch>)
+        return batch(_mm_mul_epu32(x, _mm_set1_epi64x(m)));
+    else
+#endif
+        return x * batch(static_cast<std::uint64_t>(m));
+}
+
+} // namespace detail
+
+/// @brief Fills `out[0..n)` with the draws of elements `first .. first + n` of the stream `key`; equal, element
+/// for element, to uniform_at. The ten rounds run on xsimd batches of 64-bit lanes, one Philox counter per
+/// lane, so a batch makes 4 x lanes draws at once.
+template <class Arch = xsimd::default_arch>
+void uniform_fill(counter_key const& key, std::uint64_t first, float* out, std::size_t n) noexcept
+{
+    using batch = xsimd::batch<std::uint64_t, Arch>;
+    constexpr std::size_t lanes = batch::size;
     auto const k0 = static_cast<std::uint32_t>(key.seed), k1 = static_cast<std::uint32_t>(key.seed >> 32);
     std::size_t i = 0;
     // Head: elements until `first + i` is a multiple of 4, so blocks cover whole counters.
     while (i < n && ((first + i) & 3) != 0) { out[i] = uniform_at(key, first + i); ++i; }
+    alignas(64) std::uint64_t lane_index[lanes];
+    for (std::size_t l = 0; l < lanes; ++l) lane_index[l] = l;
+    batch const offsets = batch::load_aligned(lane_index);
+    batch const low32(0xFFFFFFFFull);
+    alignas(64) std::uint64_t w[4][lanes];
     while (n - i >= 4 * lanes) {
-        std::uint64_t const c0 = (first + i) >> 2;
-        std::uint32_t x0[lanes], x1[lanes], x2[lanes], x3[lanes];
-        for (std::size_t l = 0; l < lanes; ++l) {
-            std::uint64_t const c = c0 + l;
-            x0[l] = static_cast<std::uint32_t>(c);
-            x1[l] = static_cast<std::uint32_t>(c >> 32);
-            x2[l] = key.step;
-            x3[l] = key.stream;
-        }
+        batch const c = batch(((first + i) >> 2)) + offsets;
+        batch x0 = c & low32, x1 = c >> 32, x2(static_cast<std::uint64_t>(key.step)), x3(static_cast<std::uint64_t>(key.stream));
         std::uint32_t a = k0, b = k1;
         for (int r = 0; r < 10; ++r) {
-            for (std::size_t l = 0; l < lanes; ++l) {
-                std::uint64_t const p0 = std::uint64_t{0xD2511F53u} * x0[l];
-                std::uint64_t const p1 = std::uint64_t{0xCD9E8D57u} * x2[l];
-                std::uint32_t const y0 = static_cast<std::uint32_t>(p1 >> 32) ^ x1[l] ^ a;
-                std::uint32_t const y2 = static_cast<std::uint32_t>(p0 >> 32) ^ x3[l] ^ b;
-                x1[l] = static_cast<std::uint32_t>(p1);
-                x3[l] = static_cast<std::uint32_t>(p0);
-                x0[l] = y0;
-                x2[l] = y2;
-            }
+            batch const p0 = detail::mul_wide(x0, 0xD2511F53u);
+            batch const p1 = detail::mul_wide(x2, 0xCD9E8D57u);
+            x0 = (p1 >> 32) ^ x1 ^ batch(static_cast<std::uint64_t>(a));
+            x2 = (p0 >> 32) ^ x3 ^ batch(static_cast<std::uint64_t>(b));
+            x1 = p1 & low32;
+            x3 = p0 & low32;
             a += 0x9E3779B9u;
             b += 0xBB67AE85u;
         }
-        for (std::size_t l = 0; l < lanes; ++l) {
-            out[i + 4 * l + 0] = to_unit_float(x0[l]);
-            out[i + 4 * l + 1] = to_unit_float(x1[l]);
-            out[i + 4 * l + 2] = to_unit_float(x2[l]);
-            out[i + 4 * l + 3] = to_unit_float(x3[l]);
-        }
+        x0.store_aligned(w[0]);
+        x1.store_aligned(w[1]);
+        x2.store_aligned(w[2]);
+        x3.store_aligned(w[3]);
+        for (std::size_t l = 0; l < lanes; ++l)
+            for (std::size_t j = 0; j < 4; ++j) out[i + 4 * l + j] = to_unit_float(static_cast<std::uint32_t>(w[j][l]));
         i += 4 * lanes;
     }
     for (; i < n; ++i) out[i] = uniform_at(key, first + i);
