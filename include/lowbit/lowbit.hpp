@@ -35,3 +35,28 @@
 #include <lowbit/optim/schedule/warmup.hpp>
 #include <lowbit/optim/schedule_concepts.hpp>
 #include <lowbit/optim/sgd.hpp>
+
+#include <lowbit/kernels/gemm.hpp>
+
+#include <lowbit/nn/avg_pool2d.hpp>
+#include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/conv2d.hpp>
+#include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/flatten.hpp>
+#include <lowbit/nn/hardtanh.hpp>
+#include <lowbit/nn/layer_concepts.hpp>
+#include <lowbit/nn/max_pool2d.hpp>
+#include <lowbit/nn/models.hpp>
+#include <lowbit/nn/parameter.hpp>
+#include <lowbit/nn/relu.hpp>
+#include <lowbit/nn/residual.hpp>
+#include <lowbit/nn/sequential.hpp>
+#include <lowbit/nn/softmax_cross_entropy.hpp>
+#include <lowbit/nn/weight.hpp>
+
+#include <lowbit/train/binary_connect.hpp>
+#include <lowbit/train/convex_probe.hpp>
+#include <lowbit/train/full_precision.hpp>
+#include <lowbit/train/method_concepts.hpp>
+#include <lowbit/train/rounded.hpp>
+#include <lowbit/train/stochastic_rounding.hpp>

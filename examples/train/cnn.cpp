@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+// lowbit-train: the small VGG-style CNN on 1x28x28 images.
+#include "run.hpp"
+
+namespace lowbit_train {
+
+int run_cnn(config const& c)
+{
+    auto const d = load(c);
+    auto const train_x = lowbit::nn::as_images(d.train.images, 1, 28, 28);
+    auto const test_x = lowbit::nn::as_images(d.test.images, 1, 28, 28);
+    return dispatch(c, [&](auto policy, auto method, char const* rounding) {
+        auto model = lowbit::nn::cnn({.seed = c.seed}, policy, policy, policy);
+        return train_and_report(c, model, method, train_x, d.train.labels, test_x, d.test.labels, rounding);
+    });
+}
+
+} // namespace lowbit_train

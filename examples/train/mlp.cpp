@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+// lowbit-train: the MLP (784-1024-1024-10 with BatchNorm).
+#include "run.hpp"
+
+namespace lowbit_train {
+
+int run_mlp(config const& c)
+{
+    auto const d = load(c);
+    return dispatch(c, [&](auto policy, auto method, char const* rounding) {
+        auto model = lowbit::nn::mlp(
+            {.inputs = 784, .hidden = c.hidden, .classes = 10, .init = lowbit::nn::init::uniform_unit, .seed = c.seed},
+            policy, policy, policy);
+        return train_and_report(c, model, method, d.train.images, d.train.labels, d.test.images, d.test.labels, rounding);
+    });
+}
+
+} // namespace lowbit_train

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief nn::batch_norm<Rank>: batch normalisation (Ioffe & Szegedy 2015) over [batch, C] (Rank 2, "1d")
+/// or [batch, C, H, W] (Rank 4, "2d") tensors, with PyTorch's conventions: biased batch variance for the
+/// normalisation, unbiased variance in the running estimate, momentum 0.1, eps 1e-5.
+///
+/// Training: y = gamma (x - mu_B) / sqrt(var_B + eps) + beta; running statistics are updated.
+/// Evaluation: the running statistics replace the batch's.
+/// Backward: dx = gamma / sqrt(var_B + eps) * (dy - mean(dy) - xhat * mean(dy xhat)), per channel.
+
+#include <lowbit/config.hpp>
+#include <lowbit/nn/layer_concepts.hpp>
+#include <lowbit/nn/parameter.hpp>
+
+#include <xtensor/xtensor.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace lowbit::nn {
+
+/// @brief Options of batch_norm.
+struct batch_norm_options {
+    std::size_t channels = 0;
+    float momentum = 0.1f;
+    float eps = 1e-5f;
+    bool affine = true;  ///< learn gamma and beta
+};
+
+/// @brief Batch normalisation over the channel axis 1 of a Rank-2 or Rank-4 tensor.
+template <std::size_t Rank = 2>
+    requires(Rank == 2 || Rank == 4)
+class batch_norm {
+public:
+    using weight_policies = type_list<>;
+    using tensor = xt::xtensor<float, Rank>;
+
+    explicit batch_norm(batch_norm_options o)
+        : opts_(o), gamma_(o.channels, 1.0f), beta_(o.channels, 0.0f), dgamma_(o.channels, 0.0f),
+          dbeta_(o.channels, 0.0f), running_mean_(o.channels, 0.0f), running_var_(o.channels, 1.0f)
+    {
+        if (o.channels == 0) throw invalid_input("lowbit::nn::batch_norm: channels must be positive");
+    }
+
+    std::span<float> gamma() noexcept { return gamma_; }
+    std::span<float> beta() noexcept { return beta_; }
+    std::span<float> running_mean() noexcept { return running_mean_; }
+    std::span<float> running_var() noexcept { return running_var_; }
+    batch_norm_options const& options() const noexcept { return opts_; }
+
+    tensor forward(tensor const& x, forward_context const& ctx)
+    {
+        std::size_t const c = opts_.channels;
+        if (x.shape(1) != c)
+            throw invalid_input("lowbit::nn::batch_norm: shape mismatch: expected " + std::to_string(c) +
+                                " channels, got " + std::to_string(x.shape(1)));
+        std::size_t const n = x.shape(0), inner = x.size() / (n * c), count = n * inner;
+        tensor y = tensor::from_shape(x.shape());
+        mean_.assign(c, 0.0f);
+        inv_std_.assign(c, 0.0f);
+        for (std::size_t ch = 0; ch < c; ++ch) {
+            float mu, var;
+            if (ctx.training) {
+                double s = 0.0, s2 = 0.0;
+                for (std::size_t b = 0; b < n; ++b) {
+                    float const* p = x.data() + (b * c + ch) * inner;
+                    for (std::size_t i = 0; i < inner; ++i) s += p[i];
+                }
+                double const m = s / static_cast<double>(count);
+                for (std::size_t b = 0; b < n; ++b) {
+                    float const* p = x.data() + (b * c + ch) * inner;
+                    for (std::size_t i = 0; i < inner; ++i) s2 += (p[i] - m) * (p[i] - m);
+                }
+                mu = static_cast<float>(m);
+                var = static_cast<float>(s2 / static_cast<double>(count));
+                float const unbiased = count > 1 ? static_cast<float>(s2 / static_cast<double>(count - 1)) : var;
+                running_mean_[ch] = (1.0f - opts_.momentum) * running_mean_[ch] + opts_.momentum * mu;
+                running_var_[ch] = (1.0f - opts_.momentum) * running_var_[ch] + opts_.momentum * unbiased;
+            } else {
+                mu = running_mean_[ch];
+                var = running_var_[ch];
+            }
+            float const is = 1.0f / std::sqrt(var + opts_.eps);
+            mean_[ch] = mu;
+            inv_std_[ch] = is;
+            float const g = gamma_[ch], bt = beta_[ch];
+            for (std::size_t b = 0; b < n; ++b) {
+                std::size_t const off = (b * c + ch) * inner;
+                for (std::size_t i = 0; i < inner; ++i) y.data()[off + i] = (x.data()[off + i] - mu) * is * g + bt;
+            }
+        }
+        if (ctx.training) x_ = x;
+        return y;
+    }
+
+    tensor backward(tensor const& dy)
+    {
+        std::size_t const c = opts_.channels, n = dy.shape(0), inner = dy.size() / (n * c);
+        auto const count = static_cast<float>(n * inner);
+        tensor dx = tensor::from_shape(dy.shape());
+        for (std::size_t ch = 0; ch < c; ++ch) {
+            float const mu = mean_[ch], is = inv_std_[ch];
+            double sdy = 0.0, sdyx = 0.0;
+            for (std::size_t b = 0; b < n; ++b) {
+                std::size_t const off = (b * c + ch) * inner;
+                for (std::size_t i = 0; i < inner; ++i) {
+                    float const xh = (x_.data()[off + i] - mu) * is;
+                    sdy += dy.data()[off + i];
+                    sdyx += dy.data()[off + i] * xh;
+                }
+            }
+            dgamma_[ch] += static_cast<float>(sdyx);
+            dbeta_[ch] += static_cast<float>(sdy);
+            float const mdy = static_cast<float>(sdy) / count, mdyx = static_cast<float>(sdyx) / count;
+            float const k = gamma_[ch] * is;
+            for (std::size_t b = 0; b < n; ++b) {
+                std::size_t const off = (b * c + ch) * inner;
+                for (std::size_t i = 0; i < inner; ++i) {
+                    float const xh = (x_.data()[off + i] - mu) * is;
+                    dx.data()[off + i] = k * (dy.data()[off + i] - mdy - xh * mdyx);
+                }
+            }
+        }
+        return dx;
+    }
+
+    template <class F>
+    void for_each_weight(F&&)
+    {
+    }
+    template <class F>
+    void for_each_parameter(F&& f)
+    {
+        if (!opts_.affine) return;
+        {
+            parameter p{"batch_norm.gamma", gamma_, dgamma_, parameter_kind::norm};
+            f(p);
+        }
+        {
+            parameter p{"batch_norm.beta", beta_, dbeta_, parameter_kind::norm};
+            f(p);
+        }
+    }
+
+private:
+    batch_norm_options opts_;
+    std::vector<float> gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;
+    std::vector<float> mean_, inv_std_;
+    tensor x_;
+};
+
+} // namespace lowbit::nn

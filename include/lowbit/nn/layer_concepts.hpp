@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief What a layer is: it names the weight quantizers it holds, visits its parameters, and (for a given
+/// input type) has a forward pass that caches what its backward pass needs.
+
+#include <lowbit/nn/parameter.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <tuple>
+
+namespace lowbit::nn {
+
+/// @brief Per-call state of a forward pass.
+struct forward_context {
+    bool training = true;        ///< batch statistics in BN, quantized forward weights, caches for backward
+    std::uint64_t seed = 0;      ///< run seed (stochastic BinaryConnect draws)
+    std::uint32_t step = 0;      ///< optimizer step (stochastic BinaryConnect draws)
+};
+
+/// @brief A compile-time list of types (the weight quantizers of a model).
+template <class... Ts>
+struct type_list {};
+
+namespace detail {
+template <class... Ls> struct concat;
+template <> struct concat<> { using type = type_list<>; };
+template <class... As> struct concat<type_list<As...>> { using type = type_list<As...>; };
+template <class... As, class... Bs, class... Rest>
+struct concat<type_list<As...>, type_list<Bs...>, Rest...> {
+    using type = typename concat<type_list<As..., Bs...>, Rest...>::type;
+};
+} // namespace detail
+
+/// @brief Concatenation of type_lists.
+template <class... Ls>
+using concat_t = typename detail::concat<Ls...>::type;
+
+/// @brief A layer: it lists the policies of its weights (`weight_policies`, a type_list, empty for layers
+/// without weights), visits its weights with `for_each_weight(f)` (f generic: it receives `weight<P>&`)
+/// and its other parameters with `for_each_parameter(f)` (f takes a `parameter&`).
+template <class L>
+concept Layer = requires(L& l, void (*visit)(parameter&)) {
+    typename L::weight_policies;
+    l.for_each_parameter(visit);
+    l.for_each_weight([](auto&) {});
+};
+
+/// @brief A layer that accepts inputs of type In: `forward(x, ctx)` gives its output, and
+/// `backward(dy)` the gradient with respect to the input of the last forward pass (accumulating the
+/// gradients of its parameters).
+template <class L, class In>
+concept LayerFor = Layer<L> && requires(L& l, In const& x, forward_context const& ctx) {
+    l.forward(x, ctx);
+    { l.backward(l.forward(x, ctx)) } -> std::convertible_to<In>;
+};
+
+} // namespace lowbit::nn

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief Ready-made models for 28x28 inputs (MNIST, Fashion-MNIST):
+/// - mlp: 784-1024-1024-10 with BatchNorm after every dense layer (the BinaryConnect / Li et al. MLP);
+/// - cnn: a small VGG-style network, 2x[conv3x3-BN-ReLU] - maxpool - 2x[conv3x3-BN-ReLU] - maxpool -
+///   dense-BN-ReLU - dense-BN.
+/// Every weight follows the policy W; First and Last let the first and last layers differ (8-bit or float
+/// first/last layers, a common recipe).
+
+#include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/conv2d.hpp>
+#include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/flatten.hpp>
+#include <lowbit/nn/max_pool2d.hpp>
+#include <lowbit/nn/relu.hpp>
+#include <lowbit/nn/sequential.hpp>
+#include <lowbit/nn/weight.hpp>
+
+#include <xtensor/xtensor.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lowbit::nn {
+
+/// @brief Options of mlp().
+struct mlp_options {
+    std::size_t inputs = 784;
+    std::size_t hidden = 1024;
+    std::size_t classes = 10;
+    nn::init init = nn::init::glorot_uniform;
+    std::uint64_t seed = 0;
+};
+
+/// @brief The MLP inputs-hidden-hidden-classes with BatchNorm; dense layers have no bias (BN follows).
+template <WeightPolicy W, WeightPolicy First = W, WeightPolicy Last = W>
+auto mlp(mlp_options const& o = {}, W w = {}, First first = {}, Last last = {})
+{
+    return sequential{dense<First>({.in = o.inputs, .out = o.hidden, .bias = false, .init = o.init, .seed = o.seed + 1}, first),
+                      batch_norm<2>({.channels = o.hidden}),
+                      relu{},
+                      dense<W>({.in = o.hidden, .out = o.hidden, .bias = false, .init = o.init, .seed = o.seed + 2}, w),
+                      batch_norm<2>({.channels = o.hidden}),
+                      relu{},
+                      dense<Last>({.in = o.hidden, .out = o.classes, .bias = false, .init = o.init, .seed = o.seed + 3}, last),
+                      batch_norm<2>({.channels = o.classes})};
+}
+
+/// @brief Options of cnn().
+struct cnn_options {
+    std::size_t channels = 1;   ///< input channels
+    std::size_t size = 28;      ///< input height = width (must be divisible by 4)
+    std::size_t width1 = 16;    ///< channels of the first block
+    std::size_t width2 = 32;    ///< channels of the second block
+    std::size_t hidden = 128;   ///< dense layer width
+    std::size_t classes = 10;
+    std::uint64_t seed = 0;
+};
+
+/// @brief The small VGG-style CNN; input [N, channels, size, size].
+template <WeightPolicy W, WeightPolicy First = W, WeightPolicy Last = W>
+auto cnn(cnn_options const& o = {}, W w = {}, First first = {}, Last last = {})
+{
+    auto block = [](std::size_t in, std::size_t out, std::uint64_t seed, auto policy) {
+        using P = decltype(policy);
+        return sequential{conv2d<P>({.in = in, .out = out, .kernel = 3, .stride = 1, .padding = 1, .bias = false,
+                                     .seed = seed},
+                                    policy),
+                          batch_norm<4>({.channels = out}), relu{}};
+    };
+    std::size_t const flat = o.width2 * (o.size / 4) * (o.size / 4);
+    return sequential{block(o.channels, o.width1, o.seed + 1, first),
+                      block(o.width1, o.width1, o.seed + 2, w),
+                      max_pool2d{},
+                      block(o.width1, o.width2, o.seed + 3, w),
+                      block(o.width2, o.width2, o.seed + 4, w),
+                      max_pool2d{},
+                      flatten{},
+                      dense<W>({.in = flat, .out = o.hidden, .bias = false, .seed = o.seed + 5}, w),
+                      batch_norm<2>({.channels = o.hidden}),
+                      relu{},
+                      dense<Last>({.in = o.hidden, .out = o.classes, .bias = false, .seed = o.seed + 6}, last),
+                      batch_norm<2>({.channels = o.classes})};
+}
+
+/// @brief Views flat images [N, c*h*w] as [N, c, h, w] (a copy).
+inline xt::xtensor<float, 4> as_images(xt::xtensor<float, 2> const& flat, std::size_t c, std::size_t h, std::size_t w)
+{
+    xt::xtensor<float, 4> out = xt::xtensor<float, 4>::from_shape({flat.shape(0), c, h, w});
+    std::copy(flat.data(), flat.data() + flat.size(), out.data());
+    return out;
+}
+
+} // namespace lowbit::nn

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief nn::weight<Policy>: a layer weight whose storage the training method chooses.
+///
+/// | storage          | held                              | forward uses            | update                          |
+/// |------------------|-----------------------------------|-------------------------|---------------------------------|
+/// | full_precision   | float w                           | w                       | w <- w - s                      |
+/// | shadow (BC, QAT) | float shadow w                    | Q(w) (float w at eval    | w <- clip(w - s)                |
+/// |                  |                                   | for stochastic Q)       |                                 |
+/// | packed (SR, R)   | only the packed codes of Q(w)     | dequantized codes       | w <- Q(w - s) on a fixed grid   |
+///
+/// s is the optimizer's step. In packed storage the weight really takes bits/32 of the float bytes
+/// (weight_bytes()); the float values exist only transiently, in a per-thread workspace, while a layer runs.
+
+#include <lowbit/config.hpp>
+#include <lowbit/kernels/pack.hpp>
+#include <lowbit/kernels/quantize_params.hpp>
+#include <lowbit/nn/layer_concepts.hpp>
+#include <lowbit/quant/clipping.hpp>
+#include <lowbit/quant/quantizer.hpp>
+#include <lowbit/random/philox.hpp>
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+namespace lowbit::nn {
+
+/// @brief Weight policy of a layer that always stays in float, whatever the training method (for
+/// example the first and last layers of a binary network).
+struct float_weights_t {};
+inline constexpr float_weights_t float_weights{};
+
+/// @brief What a layer's weight may be templated on: a Quantizer, or float_weights_t.
+template <class P>
+concept WeightPolicy = Quantizer<P> || std::same_as<P, float_weights_t>;
+
+/// @brief How a weight is held; set by the training method when it binds a model.
+enum class weight_storage : std::uint8_t { full_precision, shadow, packed };
+
+namespace detail {
+/// Scratch floats for dequantized packed weights, one buffer per thread, reused by every layer.
+inline std::span<float> weight_workspace(std::size_t n)
+{
+    thread_local std::vector<float> buffer;
+    if (buffer.size() < n) buffer.resize(n);
+    return {buffer.data(), n};
+}
+} // namespace detail
+
+/// @brief A layer weight with a storage chosen by the training method. Row-major, output channels along
+/// axis 0 (dense: [out, in]; conv: [out, in, kh, kw]).
+template <WeightPolicy P>
+class weight {
+public:
+    using policy_type = P;
+    static constexpr bool quantized = Quantizer<P>;
+
+    weight() = default;
+    explicit weight(std::vector<std::size_t> shape, P policy = {})
+        : shape_(std::move(shape)), w_(count(shape_), 0.0f), grad_(w_.size(), 0.0f), policy_(policy)
+    {
+    }
+
+    std::span<std::size_t const> shape() const noexcept { return shape_; }
+    std::size_t size() const noexcept { return grad_.size(); }
+    weight_storage storage() const noexcept { return storage_; }
+    P& policy() noexcept { return policy_; }
+    P const& policy() const noexcept { return policy_; }
+    /// Stream id of this weight's stochastic draws (set by the training method).
+    std::uint32_t stream() const noexcept { return stream_; }
+
+    /// The float values (full_precision, shadow). Packed weights have none: throws invalid_input.
+    std::span<float> master()
+    {
+        require_float("master()");
+        return w_;
+    }
+    std::span<float const> master() const
+    {
+        const_cast<weight*>(this)->require_float("master()");
+        return w_;
+    }
+    /// Gradient of the loss with respect to the values used in the forward pass.
+    std::span<float> grad() noexcept { return grad_; }
+    std::span<float const> grad() const noexcept { return grad_; }
+
+    /// Current real values, whatever the storage (a copy; for checks and checkpoints).
+    std::vector<float> values() const
+    {
+        if (storage_ != weight_storage::packed) return w_;
+        std::vector<float> out(size());
+        dequantize_into(out);
+        return out;
+    }
+
+    /// The values the layer multiplies with in this forward pass.
+    std::span<float const> forward_values(forward_context const& ctx)
+    {
+        if constexpr (quantized) {
+            if (storage_ == weight_storage::shadow) {
+                // Stochastic BinaryConnect evaluates with the real-valued weights (Courbariaux et al. 2015).
+                if (!ctx.training && StochasticRounding<typename P::rounding_type>) return w_;
+                quantize_shadow(random::counter_key{.seed = ctx.seed, .step = ctx.step, .stream = stream_});
+                return wq_;
+            }
+            if (storage_ == weight_storage::packed) {
+                auto ws = lowbit::nn::detail::weight_workspace(size());
+                dequantize_into(ws);
+                return ws;
+            }
+        }
+        return w_;
+    }
+
+    /// The same values again, for the backward pass (packed weights are dequantized again rather than
+    /// kept, so that only their codes stay resident).
+    std::span<float const> backward_values()
+    {
+        if constexpr (quantized) {
+            if (storage_ == weight_storage::shadow && !wq_.empty()) return wq_;
+            if (storage_ == weight_storage::packed) {
+                auto ws = lowbit::nn::detail::weight_workspace(size());
+                dequantize_into(ws);
+                return ws;
+            }
+        }
+        return w_;
+    }
+
+    /// Changes the storage. To packed: the grid steps are fixed now, from the policy's clipping of the current
+    /// values, and the values are rounded onto it with the policy's rounding; the float values are freed.
+    void store_as(weight_storage s, std::uint32_t stream, std::uint64_t seed = 0)
+    {
+        stream_ = stream;
+        if constexpr (!quantized) {
+            (void)s;
+            (void)seed;
+            return;  // float weights stay float
+        } else {
+            if (s == storage_) return;
+            if (storage_ == weight_storage::packed) {  // back to float
+                w_ = values();
+                codes_.clear();
+                codes_.shrink_to_fit();
+            }
+            storage_ = s;
+            wq_.clear();
+            if (s == weight_storage::packed) {
+                fix_grid();
+                codes_.assign(kernels::packed_bytes(size(), P::bits), 0);
+                quantize_to_codes(w_, random::counter_key{.seed = seed, .step = 0, .stream = stream_});
+                w_.clear();
+                w_.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Applies an optimizer step s: w <- w - s, then the storage's rule (clip for shadow, stochastic or
+    /// deterministic rounding onto the fixed grid for packed). `key` gives the rounding draws.
+    void apply_step(std::span<float const> s, random::counter_key key)
+    {
+        if (storage_ == weight_storage::packed) {
+            if constexpr (quantized) {
+                auto ws = lowbit::nn::detail::weight_workspace(size());
+                dequantize_into(ws);
+                for (std::size_t i = 0; i < ws.size(); ++i) ws[i] -= s[i];
+                quantize_to_codes(ws, key);
+            }
+            return;
+        }
+        for (std::size_t i = 0; i < w_.size(); ++i) w_[i] -= s[i];
+        if constexpr (quantized) {
+            if (storage_ == weight_storage::shadow) clip_shadow();
+        }
+    }
+
+    /// Bytes held for the values: 4 per value in float storage; the packed codes and the steps otherwise.
+    std::size_t weight_bytes() const noexcept
+    {
+        return storage_ == weight_storage::packed ? codes_.size() + steps_.size() * sizeof(float)
+                                                  : w_.size() * sizeof(float);
+    }
+
+    /// The packed codes (packed storage only) and their steps, one per slice.
+    std::span<std::uint8_t const> codes() const noexcept { return codes_; }
+    std::span<float const> steps() const noexcept { return steps_; }
+
+private:
+    static std::size_t count(std::vector<std::size_t> const& s)
+    {
+        return std::accumulate(s.begin(), s.end(), std::size_t{1}, std::multiplies<>{});
+    }
+
+    void require_float(char const* what) const
+    {
+        if (storage_ == weight_storage::packed)
+            throw invalid_input(std::string("lowbit::nn::weight::") + what +
+                                ": the weight is stored as packed codes (stochastic_rounding / rounded training); "
+                                "use values() for a float copy");
+    }
+
+    std::size_t channels() const noexcept
+    {
+        if constexpr (quantized) {
+            if constexpr (std::is_same_v<typename P::granularity_type, per_channel_t>)
+                return shape_.empty() ? 1 : shape_[0];
+        }
+        return 1;
+    }
+
+    // ---- quantized storage helpers (only instantiated for quantizers) ----
+
+    static constexpr level_range levels() noexcept
+    {
+        if constexpr (quantized)
+            return P::grid_type::template levels<P::bits>();
+        else
+            return {0, 0, 0.0f};
+    }
+
+    /// Shadow weights -> Q(w) in wq_, with the bound recomputed from the current shadow weights.
+    void quantize_shadow(random::counter_key key)
+    {
+        if constexpr (quantized) {
+            std::vector<float> steps = slice_steps(w_);
+            wq_.resize(size());
+            quantize_dequantize(w_, steps, key, wq_);
+        }
+    }
+
+    std::vector<float> slice_steps(std::span<float const> values) const
+    {
+        std::vector<float> st(channels());
+        std::size_t const len = size() / st.size();
+        if constexpr (quantized) {
+            if constexpr (TransformingClipping<typename P::clipping_type>) {
+                std::vector<float> mapped(values.size());
+                for (std::size_t c = 0; c < st.size(); ++c)
+                    policy_.clipping.transform(values.subspan(c * len, len), std::span<float>(mapped).subspan(c * len, len));
+                for (std::size_t c = 0; c < st.size(); ++c)
+                    st[c] = levels().step_for_range(policy_.clipping.range(std::span<float const>(mapped).subspan(c * len, len), levels()));
+            } else {
+                for (std::size_t c = 0; c < st.size(); ++c)
+                    st[c] = levels().step_for_range(policy_.clipping.range(values.subspan(c * len, len), levels()));
+            }
+        }
+        return st;
+    }
+
+    void quantize_dequantize(std::span<float const> in, std::vector<float> const& steps, random::counter_key key,
+                             std::span<float> out) const
+    {
+        if constexpr (quantized) {
+            std::vector<float> mapped;
+            if constexpr (TransformingClipping<typename P::clipping_type>) {
+                mapped.resize(in.size());
+                std::size_t const len = size() / steps.size();
+                for (std::size_t c = 0; c < steps.size(); ++c)
+                    policy_.clipping.transform(in.subspan(c * len, len), std::span<float>(mapped).subspan(c * len, len));
+                in = mapped;
+            }
+            std::vector<std::uint8_t> codes(kernels::packed_bytes(size(), P::bits));
+            encode(in, steps, key, codes);
+            decode(codes, steps, out);
+        }
+    }
+
+    void encode(std::span<float const> in, std::vector<float> const& steps, random::counter_key key,
+                std::span<std::uint8_t> codes) const
+    {
+        if constexpr (quantized) {
+            constexpr bool wraps = std::is_same_v<typename P::overflow_type, wrap_t>;
+            std::vector<kernels::quantize_params> params(steps.size());
+            for (std::size_t c = 0; c < steps.size(); ++c)
+                params[c] = kernels::make_quantize_params(levels(), P::bits, steps[c], wraps, key);
+            std::size_t const nans = kernels::quantize_pack<typename P::rounding_type>(
+                in.data(), size(), size() / steps.size(), params.data(), P::bits, codes.data());
+            if (nans != 0)
+                throw invalid_input("lowbit::nn::weight: " + std::to_string(nans) +
+                                    " weight value(s) are NaN (a NaN gradient or learning rate reached them)");
+        }
+    }
+
+    void decode(std::span<std::uint8_t const> codes, std::vector<float> const& steps, std::span<float> out) const
+    {
+        if constexpr (quantized) {
+            std::vector<kernels::dequantize_params> params(steps.size());
+            for (std::size_t c = 0; c < steps.size(); ++c) params[c] = kernels::make_dequantize_params(levels(), steps[c]);
+            kernels::unpack_dequantize(codes.data(), size(), size() / steps.size(), params.data(), P::bits, out.data());
+        }
+    }
+
+    void fix_grid() { steps_ = slice_steps(w_); }
+
+    void quantize_to_codes(std::span<float const> values, random::counter_key key) { encode(values, steps_, key, codes_); }
+
+    void dequantize_into(std::span<float> out) const { decode(codes_, steps_, out); }
+
+    /// BinaryConnect clips the shadow weights to the grid's range, so that they cannot drift beyond the
+    /// outermost level and stop flipping. Only a fixed bound defines a range to clip to; bounds derived from
+    /// the weights themselves (max_abs, mean_abs, ...) move with them, and clipping to them would be wrong.
+    void clip_shadow()
+    {
+        if constexpr (quantized) {
+            if constexpr (std::is_same_v<typename P::clipping_type, clip::fixed_range>) {
+                float const step = levels().step_for_range(policy_.clipping.bound);
+                float const lo = (static_cast<float>(levels().qmin) + levels().offset) * step;
+                float const hi = (static_cast<float>(levels().qmax) + levels().offset) * step;
+                for (float& v : w_) v = std::clamp(v, lo, hi);
+            }
+        }
+    }
+
+    std::vector<std::size_t> shape_;
+    std::vector<float> w_;              // float values (full_precision / shadow)
+    std::vector<float> wq_;             // Q(w) of the last training forward pass (shadow)
+    std::vector<float> grad_;           // gradient w.r.t. the forward values
+    std::vector<std::uint8_t> codes_;   // packed codes (packed)
+    std::vector<float> steps_;          // fixed grid steps (packed)
+    P policy_{};
+    weight_storage storage_ = weight_storage::full_precision;
+    std::uint32_t stream_ = 0;
+};
+
+} // namespace lowbit::nn

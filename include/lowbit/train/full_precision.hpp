@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief train::full_precision: ordinary float training; weight quantizers are ignored.
+/// Update: \f$ w_{t+1} = w_t - s_t \f$, with \f$ s_t \f$ the optimizer's step.
+
+#include <lowbit/nn/weight.hpp>
+
+#include <string_view>
+
+namespace lowbit::train {
+
+/// @brief Float training (the FP baseline of Li et al. 2017, Table 1).
+struct full_precision {
+    static constexpr nn::weight_storage storage = nn::weight_storage::full_precision;
+    static constexpr std::string_view name() noexcept { return "fp"; }
+    template <class Policies>
+    static consteval bool check() { return true; }
+};
+
+} // namespace lowbit::train

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief Concepts for training methods. A method says how layer weights are stored (nn::weight_storage)
+/// and checks at compile time that it can train a model with the given weight policies.
+
+#include <lowbit/nn/layer_concepts.hpp>
+#include <lowbit/nn/weight.hpp>
+
+#include <concepts>
+#include <string_view>
+
+namespace lowbit::train {
+
+/// @brief A training method: a static `storage` (how quantized weights are held) and a `name()`.
+/// Satisfied by full_precision, binary_connect, stochastic_rounding and rounded.
+template <class M>
+concept TrainingMethod = std::semiregular<M> && requires {
+    { M::storage } -> std::convertible_to<nn::weight_storage>;
+    { M::name() } -> std::convertible_to<std::string_view>;
+};
+
+/// @brief A method that keeps float shadow weights next to the quantized forward weights
+/// (binary_connect and the QAT methods built on it). SQWA and SAT wrap only these.
+template <class M>
+concept ShadowWeightMethod = TrainingMethod<M> && (M::storage == nn::weight_storage::shadow);
+
+/// @brief A method that stores weights only as packed codes (stochastic_rounding, rounded).
+template <class M>
+concept PackedWeightMethod = TrainingMethod<M> && (M::storage == nn::weight_storage::packed);
+
+namespace detail {
+template <class P> inline constexpr bool is_float_policy = std::same_as<P, nn::float_weights_t>;
+template <class List, template <class> class Pred> struct all_of;
+template <class... Ps, template <class> class Pred>
+struct all_of<nn::type_list<Ps...>, Pred> : std::bool_constant<(Pred<Ps>::value && ...)> {};
+
+template <class P> struct stochastic_or_float : std::bool_constant<is_float_policy<P> || StochasticQuantizer<P>> {};
+template <class P> struct deterministic_or_float : std::bool_constant<is_float_policy<P> || DeterministicQuantizer<P>> {};
+} // namespace detail
+
+} // namespace lowbit::train

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: MIT
+// Finite-difference gradient checks for every layer, the straight-through estimator of quantized weights,
+// shape errors, and weight storage (packed weights take bits/32 of float).
+#include <lowbit/nn/avg_pool2d.hpp>
+#include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/conv2d.hpp>
+#include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/flatten.hpp>
+#include <lowbit/nn/hardtanh.hpp>
+#include <lowbit/nn/max_pool2d.hpp>
+#include <lowbit/nn/relu.hpp>
+#include <lowbit/nn/residual.hpp>
+#include <lowbit/nn/sequential.hpp>
+#include <lowbit/nn/softmax_cross_entropy.hpp>
+#include <lowbit/nn/weight.hpp>
+#include <lowbit/quant/quantizer.hpp>
+
+#include <doctest/doctest.h>
+#include <xtensor/xtensor.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+using namespace lowbit;
+using namespace lowbit::nn;
+
+namespace {
+
+template <std::size_t Rank>
+xt::xtensor<float, Rank> random_tensor(std::array<std::size_t, Rank> shape, unsigned seed, float scale = 1.0f)
+{
+    std::mt19937 gen(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    xt::xtensor<float, Rank> t = xt::xtensor<float, Rank>::from_shape(shape);
+    for (auto& v : t) v = d(gen);
+    return t;
+}
+
+template <class T>
+double dot(T const& a, T const& b)
+{
+    double s = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a.data()[i]) * b.data()[i];
+    return s;
+}
+
+/// f(x) = <layer(x), r>. Checks d f / d x and d f / d (every parameter and weight) against central differences.
+template <class L, class X>
+void gradient_check(L& layer, X x, double tol = 2e-2)
+{
+    forward_context const ctx{.training = true};
+    auto const y0 = layer.forward(x, ctx);
+    using Y = std::remove_cvref_t<decltype(y0)>;
+    Y r = Y::from_shape(y0.shape());
+    std::mt19937 gen(99);
+    std::normal_distribution<float> d;
+    for (auto& v : r) v = d(gen);
+    layer.for_each_weight([](auto& w) { std::fill(w.grad().begin(), w.grad().end(), 0.0f); });
+    layer.for_each_parameter([](parameter& p) { std::fill(p.grad.begin(), p.grad.end(), 0.0f); });
+    auto const dx = layer.backward(r);
+    auto f = [&](X const& in) { return dot(layer.forward(in, ctx), r); };
+    float const h = 1e-2f;
+    auto check = [&](double analytic, double numeric) {
+        CHECK(std::abs(analytic - numeric) <= tol * (1.0 + std::abs(numeric)));
+    };
+    for (std::size_t i = 0; i < x.size(); i += 1 + x.size() / 24) {
+        X xp = x, xm = x;
+        xp.data()[i] += h;
+        xm.data()[i] -= h;
+        check(dx.data()[i], (f(xp) - f(xm)) / (2.0 * h));
+    }
+    layer.for_each_weight([&](auto& w) {
+        std::vector<float> const g(w.grad().begin(), w.grad().end());
+        auto m = w.master();
+        for (std::size_t i = 0; i < m.size(); i += 1 + m.size() / 24) {
+            float const keep = m[i];
+            m[i] = keep + h;
+            double const fp = f(x);
+            m[i] = keep - h;
+            double const fm = f(x);
+            m[i] = keep;
+            check(g[i], (fp - fm) / (2.0 * h));
+        }
+    });
+    layer.for_each_parameter([&](parameter& p) {
+        std::vector<float> const g(p.grad.begin(), p.grad.end());
+        for (std::size_t i = 0; i < p.value.size(); ++i) {
+            float const keep = p.value[i];
+            p.value[i] = keep + h;
+            double const fp = f(x);
+            p.value[i] = keep - h;
+            double const fm = f(x);
+            p.value[i] = keep;
+            check(g[i], (fp - fm) / (2.0 * h));
+        }
+    });
+}
+
+} // namespace
+
+TEST_CASE("dense gradients")
+{
+    dense<> l({.in = 7, .out = 5, .bias = true, .seed = 3});
+    gradient_check(l, random_tensor<2>({4, 7}, 1));
+}
+
+TEST_CASE("conv2d gradients, with stride and padding")
+{
+    conv2d<> a({.in = 2, .out = 3, .kernel = 3, .stride = 1, .padding = 1, .bias = true, .seed = 4});
+    gradient_check(a, random_tensor<4>({2, 2, 5, 5}, 2));
+    conv2d<> b({.in = 2, .out = 2, .kernel = 2, .stride = 2, .padding = 0, .bias = false, .seed = 5});
+    gradient_check(b, random_tensor<4>({1, 2, 6, 6}, 3));
+}
+
+TEST_CASE("batch_norm gradients in training mode, 1d and 2d")
+{
+    batch_norm<2> a({.channels = 3});
+    a.gamma()[1] = 1.7f;
+    a.beta()[2] = -0.4f;
+    gradient_check(a, random_tensor<2>({6, 3}, 4, 2.0f));
+    batch_norm<4> b({.channels = 2});
+    b.gamma()[0] = 0.6f;
+    gradient_check(b, random_tensor<4>({3, 2, 2, 3}, 5));
+}
+
+TEST_CASE("batch_norm uses running statistics in evaluation mode")
+{
+    batch_norm<2> bn({.channels = 1, .momentum = 1.0f});
+    xt::xtensor<float, 2> const x = {{1.0f}, {3.0f}};
+    (void)bn.forward(x, {.training = true});
+    CHECK(bn.running_mean()[0] == doctest::Approx(2.0f));
+    CHECK(bn.running_var()[0] == doctest::Approx(2.0f));  // unbiased
+    auto const y = bn.forward(xt::xtensor<float, 2>{{2.0f}}, {.training = false});
+    CHECK(y(0, 0) == doctest::Approx(0.0f).epsilon(1e-4));
+}
+
+TEST_CASE("activation and pooling gradients")
+{
+    relu r;
+    gradient_check(r, random_tensor<2>({3, 5}, 6));
+    hardtanh ht;
+    gradient_check(ht, random_tensor<4>({2, 2, 2, 2}, 7, 0.6f));
+    max_pool2d mp;
+    gradient_check(mp, random_tensor<4>({2, 2, 4, 4}, 8));
+    avg_pool2d ap({.kernel = 2, .stride = 1});
+    gradient_check(ap, random_tensor<4>({1, 2, 3, 3}, 9));
+    global_avg_pool2d gp;
+    gradient_check(gp, random_tensor<4>({2, 3, 2, 2}, 10));
+    flatten fl;
+    gradient_check(fl, random_tensor<4>({2, 1, 2, 3}, 11));
+}
+
+TEST_CASE("sequential and residual gradients")
+{
+    sequential s{dense<>({.in = 4, .out = 6, .seed = 1}), batch_norm<2>({.channels = 6}), dense<>({.in = 6, .out = 3, .seed = 2})};
+    gradient_check(s, random_tensor<2>({3, 4}, 12));
+    residual res{sequential{dense<>({.in = 4, .out = 4, .seed = 3}), batch_norm<2>({.channels = 4})}};
+    gradient_check(res, random_tensor<2>({2, 4}, 13, 0.5f));
+}
+
+TEST_CASE("softmax cross-entropy value and gradient")
+{
+    xt::xtensor<float, 2> const z = {{1.0f, 2.0f, 0.5f}, {0.0f, 0.0f, 3.0f}};
+    std::vector<std::uint8_t> const y = {1, 0};
+    auto const l = softmax_cross_entropy(z, y);
+    auto loss_of = [&](xt::xtensor<float, 2> const& zz) { return softmax_cross_entropy(zz, y).loss; };
+    CHECK(l.correct == 1);
+    double const expected = (-(2.0 - std::log(std::exp(1.0) + std::exp(2.0) + std::exp(0.5))) -
+                             (0.0 - std::log(2.0 + std::exp(3.0)))) / 2.0;
+    CHECK(l.loss == doctest::Approx(expected));
+    for (std::size_t i = 0; i < z.size(); ++i) {
+        auto zp = z, zm = z;
+        zp.data()[i] += 1e-2f;
+        zm.data()[i] -= 1e-2f;
+        CHECK(l.grad.data()[i] == doctest::Approx((loss_of(zp) - loss_of(zm)) / 2e-2).epsilon(1e-2));
+    }
+    std::vector<std::uint8_t> const bad = {1, 7};
+    CHECK_THROWS_WITH_AS(softmax_cross_entropy(z, bad), doctest::Contains("label 7"), invalid_input);
+}
+
+TEST_CASE("quantized weights: straight-through gradient and storage modes")
+{
+    using w1 = quantizer<1, nearest_even_t, clip::fixed_range>;
+    dense<w1> q({.in = 6, .out = 4, .bias = false, .seed = 21}, w1{.clipping = {.bound = 0.5f}});
+    q.weight().store_as(weight_storage::shadow, 1);
+    auto const x = random_tensor<2>({3, 6}, 14);
+    auto const y = q.forward(x, {.training = true});
+    // The forward pass used +-0.5: compare with a float layer holding Q(w).
+    dense<> f({.in = 6, .out = 4, .bias = false});
+    auto const master = q.weight().master();
+    for (std::size_t i = 0; i < master.size(); ++i) f.weight().master()[i] = master[i] >= 0 ? 0.5f : -0.5f;
+    auto const yf = f.forward(x, {.training = true});
+    CHECK(xt::allclose(y, yf));
+    // STE: the shadow weight's gradient is the gradient with respect to Q(w).
+    auto const r = random_tensor<2>({3, 4}, 15);
+    (void)q.backward(r);
+    (void)f.backward(r);
+    for (std::size_t i = 0; i < master.size(); ++i) CHECK(q.weight().grad()[i] == doctest::Approx(f.weight().grad()[i]));
+}
+
+TEST_CASE("packed weights hold bits/32 of the float bytes and round stochastically on update")
+{
+    using w1s = quantizer<1, stochastic_t, clip::fixed_range>;
+    using w4 = quantizer<4, nearest_even_t, clip::fixed_range, grid::symmetric_even>;
+    weight<w1s> a({1024, 784}, w1s{.clipping = {.bound = 1.0f}});
+    weight<w4> b({1000, 10}, w4{.clipping = {.bound = 1.0f}});
+    CHECK(a.weight_bytes() == 1024 * 784 * 4);
+    a.store_as(weight_storage::packed, 1, 7);
+    b.store_as(weight_storage::packed, 2, 7);
+    CHECK(a.weight_bytes() == 1024 * 784 / 8 + sizeof(float));  // 32x smaller, plus one step
+    CHECK(b.weight_bytes() == 1000 * 10 / 2 + sizeof(float));   // 8x smaller
+    CHECK_THROWS_AS((void)a.master(), invalid_input);
+    auto v = a.values();
+    CHECK(std::all_of(v.begin(), v.end(), [](float w) { return w == 1.0f || w == -1.0f; }));
+    // A step of -0.5 from -1 lands on -0.5: it must round up to +1 with probability 1/4.
+    std::vector<float> step(a.size());
+    for (std::size_t i = 0; i < v.size(); ++i) step[i] = v[i] < 0 ? -0.5f : 0.0f;
+    std::size_t negatives = 0, flipped = 0;
+    for (float w : v) negatives += w < 0;
+    a.apply_step(step, {.seed = 3, .step = 1, .stream = 1});
+    auto const after = a.values();
+    for (std::size_t i = 0; i < v.size(); ++i) flipped += v[i] < 0 && after[i] > 0;
+    double const p = static_cast<double>(flipped) / static_cast<double>(negatives);
+    CHECK(p == doctest::Approx(0.25).epsilon(0.03));
+}
+
+TEST_CASE("shape mismatches are clear errors")
+{
+    dense<> d({.in = 5, .out = 2});
+    CHECK_THROWS_WITH_AS(d.forward(xt::xtensor<float, 2>(xt::zeros<float>({2, 4})), {}),
+                         doctest::Contains("expected 5 input features, got 4"), invalid_input);
+    conv2d<> c({.in = 3, .out = 2});
+    CHECK_THROWS_WITH_AS(c.forward(xt::xtensor<float, 4>(xt::zeros<float>({1, 2, 5, 5})), {}),
+                         doctest::Contains("expected 3 input channels, got 2"), invalid_input);
+    batch_norm<2> bn({.channels = 3});
+    CHECK_THROWS_WITH_AS(bn.forward(xt::xtensor<float, 2>(xt::zeros<float>({2, 4})), {}),
+                         doctest::Contains("expected 3 channels, got 4"), invalid_input);
+}

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: MIT
+// The trainer with each of Li et al.'s methods: it learns, it is bit-reproducible for 1 and 2 threads,
+// hooks can stop it, packed weights take bits/32 of float, and bad input loses nothing.
+#include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/relu.hpp>
+#include <lowbit/nn/sequential.hpp>
+#include <lowbit/optim/adam.hpp>
+#include <lowbit/optim/sgd.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/train/binary_connect.hpp>
+#include <lowbit/train/full_precision.hpp>
+#include <lowbit/train/rounded.hpp>
+#include <lowbit/train/stochastic_rounding.hpp>
+#include <lowbit/train/trainer.hpp>
+
+#include <doctest/doctest.h>
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
+
+#include <cmath>
+#include <random>
+
+using namespace lowbit;
+
+namespace {
+
+/// Ten Gaussian clusters in 16 dimensions: linearly separable enough that a small net reaches > 80 %.
+struct clusters {
+    xt::xtensor<float, 2> x;
+    xt::xtensor<std::uint8_t, 1> y;
+};
+
+clusters make_clusters(std::size_t n, unsigned seed)
+{
+    std::mt19937 gen(seed);
+    std::normal_distribution<float> d;
+    std::mt19937 centre_gen(1234);  // the same centres for train and test
+    xt::xtensor<float, 2> centres = xt::xtensor<float, 2>::from_shape({10, 16});
+    for (auto& v : centres) v = 2.0f * d(centre_gen);
+    clusters c{xt::xtensor<float, 2>::from_shape({n, 16}), xt::xtensor<std::uint8_t, 1>::from_shape({n})};
+    for (std::size_t i = 0; i < n; ++i) {
+        auto const k = static_cast<std::uint8_t>(i % 10);
+        c.y(i) = k;
+        for (std::size_t j = 0; j < 16; ++j) c.x(i, j) = centres(k, j) + d(gen);
+    }
+    return c;
+}
+
+template <class W>
+auto small_net(W policy)
+{
+    return nn::sequential{nn::dense<W>({.in = 16, .out = 64, .bias = false, .init = nn::init::uniform_unit, .seed = 1}, policy),
+                          nn::batch_norm<2>({.channels = 64}), nn::relu{},
+                          nn::dense<W>({.in = 64, .out = 10, .bias = false, .init = nn::init::uniform_unit, .seed = 2}, policy),
+                          nn::batch_norm<2>({.channels = 10})};
+}
+
+using w1 = quantizer<1, nearest_even_t, clip::fixed_range>;
+using w1s = quantizer<1, stochastic_t, clip::fixed_range>;
+constexpr w1 w1_unit{.clipping = {.bound = 1.0f}};
+constexpr w1s w1s_unit{.clipping = {.bound = 1.0f}};
+
+template <class Model>
+std::vector<float> all_weights(Model& m)
+{
+    std::vector<float> v;
+    m.for_each_weight([&](auto& w) {
+        auto const x = w.values();
+        v.insert(v.end(), x.begin(), x.end());
+    });
+    m.for_each_parameter([&](nn::parameter& p) { v.insert(v.end(), p.value.begin(), p.value.end()); });
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("every method learns the clusters")
+{
+    auto const train = make_clusters(2000, 1), test = make_clusters(500, 2);
+    train::fit_options const opts{.epochs = 4, .batch = 50, .seed = 3};
+    auto check = [&](auto model, auto method, float lr, float min_accuracy = 0.8f) {
+        train::trainer t{model, method, optim::adam({.lr = lr})};
+        auto const r = t.fit(train.x, train.y, opts);
+        CHECK(r.epochs == 4);
+        CHECK(r.steps == 4 * 40);
+        CHECK(r.images_per_second() > 0.0);
+        auto const e = t.evaluate(test.x, test.y);
+        CAPTURE(method.name());
+        CHECK(e.accuracy > min_accuracy);
+    };
+    check(small_net(nn::float_weights), train::full_precision{}, 0.01f);
+    check(small_net(w1_unit), train::binary_connect{}, 0.01f);
+    check(small_net(w1s_unit), train::binary_connect{}, 0.01f);  // stochastic BC (evaluated with float weights)
+    check(small_net(w1s_unit), train::stochastic_rounding{}, 0.01f);
+    // R only moves a weight when a step reaches half the grid spacing (1): it learns, but least well.
+    check(small_net(w1_unit), train::rounded{}, 0.1f, 0.5f);
+}
+
+TEST_CASE("training is bit-reproducible with 1 and 2 threads")
+{
+    auto const data = make_clusters(600, 4);
+    auto run = [&](auto method, auto policy, unsigned threads) {
+        set_num_threads(threads);
+        auto model = small_net(policy);
+        train::trainer t{model, method, optim::adam({.lr = 0.01f})};
+        (void)t.fit(data.x, data.y, {.epochs = 2, .batch = 60, .seed = 11});
+        return all_weights(model);
+    };
+    unsigned const before = num_threads();
+    CHECK(run(train::binary_connect{}, w1_unit, 1) == run(train::binary_connect{}, w1_unit, 2));
+    CHECK(run(train::stochastic_rounding{}, w1s_unit, 1) == run(train::stochastic_rounding{}, w1s_unit, 2));
+    auto const a = run(train::stochastic_rounding{}, w1s_unit, 2);
+    set_num_threads(before);
+    CHECK(a == run(train::stochastic_rounding{}, w1s_unit, num_threads()));
+}
+
+TEST_CASE("SR and R keep only packed weights: bits/32 of float")
+{
+    auto model = small_net(w1s_unit);
+    std::size_t const n = 16 * 64 + 64 * 10;
+    train::trainer fp{model, train::full_precision{}, optim::sgd{}};
+    CHECK(fp.weight_bytes() == n * sizeof(float));
+    auto packed_model = small_net(w1s_unit);
+    train::trainer sr{packed_model, train::stochastic_rounding{}, optim::adam{}};
+    CHECK(sr.weight_bytes() == 16 * 64 / 8 + 64 * 10 / 8 + 2 * sizeof(float));  // codes + one step per layer
+    CHECK(sr.weight_bytes() * 32 <= fp.weight_bytes() + 64 * sizeof(float));
+}
+
+TEST_CASE("hooks see every step and can stop training")
+{
+    auto const data = make_clusters(500, 5);
+    auto model = small_net(w1_unit);
+    train::trainer t{model, train::binary_connect{}, optim::adam{}};
+    struct stop_after {
+        std::size_t limit, seen = 0;
+        float last_lr = 0.0f;
+        bool on_step(train::step_info const& s)
+        {
+            ++seen;
+            last_lr = s.learning_rate;
+            return s.step + 1 == limit;
+        }
+    } hook{.limit = 7};
+    struct count_epochs {
+        std::size_t epochs = 0;
+        bool on_epoch(train::epoch_info const&) { return ++epochs == 100; }
+    } epochs;
+    auto const r = t.fit(data.x, data.y, {.epochs = 3, .batch = 50}, hook, epochs);
+    CHECK(r.stopped_early);
+    CHECK(r.steps == 7);
+    CHECK(hook.seen == 7);
+    CHECK(hook.last_lr == doctest::Approx(0.01f));  // the constant schedule's default
+    CHECK(epochs.epochs == 1);                      // the interrupted epoch is still reported
+}
+
+TEST_CASE("NaN input, non-finite loss and shape mismatches are clear errors that change nothing")
+{
+    auto data = make_clusters(200, 6);
+    auto model = small_net(w1s_unit);
+    train::trainer t{model, train::stochastic_rounding{}, optim::adam{}};
+    auto const before = all_weights(model);
+    data.x(3, 2) = std::nanf("");
+    CHECK_THROWS_WITH_AS(t.fit(data.x, data.y, {.epochs = 1, .batch = 50, .shuffle = false}),
+                         doctest::Contains("input batch 0 of epoch 0 holds a non-finite value"), invalid_input);
+    CHECK(all_weights(model) == before);
+    xt::xtensor<float, 2> const bad = xt::view(data.x, xt::range(0, 50), xt::all());
+    xt::xtensor<std::uint8_t, 1> const labels = xt::view(data.y, xt::range(0, 50));
+    // Stepping on the bad batch directly skips the input check: ReLU turns the NaN activations into zeros, so
+    // the loss stays finite, and the NaN gradient that BatchNorm sends back is what stops the update.
+    CHECK_THROWS_WITH_AS(t.step(bad, labels, 0, 0.01f),
+                         doctest::Contains("the gradient of weight 0 at step 0 holds a non-finite value"), invalid_input);
+    CHECK(all_weights(model) == before);
+    xt::xtensor<std::uint8_t, 1> const short_labels = xt::zeros<std::uint8_t>({10});
+    CHECK_THROWS_WITH_AS(t.fit(data.x, short_labels, {}), doctest::Contains("200 images but 10 labels"), invalid_input);
+}
