@@ -19,6 +19,7 @@
 
 #include <lowbit/kernels/pack.hpp>
 #include <lowbit/kernels/quantize_params.hpp>
+#include <lowbit/kernels/reference/gemm.hpp>
 #include <lowbit/kernels/reference/pack.hpp>
 
 #include <lowbit/tensor/dequantize.hpp>

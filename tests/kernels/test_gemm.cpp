@@ -187,22 +187,31 @@ TEST_CASE("sgemm_fallback overwrites NaN in C when beta is 0 and scales C when a
 
 TEST_CASE("sgemm_fallback splits large problems into blocks and tasks correctly" * doctest::skip(!cpu_ok()))
 {
-    // k = 700 makes row blocks shorter than m; n spans many B panels; odd sizes leave tails everywhere.
+    // k = 700 makes row blocks shorter than m and runs the microkernel in 3 k blocks (gemm_kc = 256); n spans
+    // many B panels; odd sizes leave tails everywhere.
     std::mt19937 rng(3);
     for (transpose ta : both)
         for (transpose tb : both) {
             problem const p(ta, tb, 203, 301, 700, 1.25f, -0.5f, 3, rng);
             INFO(p.name());
             CHECK(mismatches(p, p.run(fallback), p.run(reference_gemm), fallback_exact) == 0);
+            // Several k blocks on tail tiles only, with beta = 0 (C full of NaN) and beta != 0.
+            for (float beta : {0.0f, 2.0f}) {
+                problem const q(ta, tb, 5, 3, 513, -1.0f, beta, 1, rng);
+                INFO(q.name());
+                CHECK(mismatches(q, q.run(fallback), q.run(reference_gemm), fallback_exact) == 0);
+            }
         }
 }
 
 TEST_CASE("sgemm_fallback gives the same bits on 1 and 2 threads" * doctest::skip(!cpu_ok()))
 {
+    static_assert(std::size_t{257} * 190 * 131 >= kernels::detail::gemm_parallel_min_madds);
     unsigned const before = num_threads();
     std::mt19937 rng(11);
     for (transpose ta : both)
         for (transpose tb : both) {
+            // 257 * 190 * 131 multiply-adds is above detail::gemm_parallel_min_madds: 2 threads really split it.
             problem const p(ta, tb, 257, 190, 131, 1.0f, 0.5f, 2, rng);
             set_num_threads(1);
             auto const one = p.run(fallback);

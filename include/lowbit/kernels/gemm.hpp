@@ -11,20 +11,20 @@
 /// multiply-add (builds with `__FMA__`; kernels/arch/fma.hpp says why that is not simply xsimd::fma),
 /// because it vectorises across columns of C, never across k: every C element is one lane of one
 /// accumulator that starts at 0 and takes fma(a(i,p), b(p,j), acc) for p = 0, 1, ..., k-1,
-/// exactly the reference's order. For the same reason k is not split into blocks (BLIS's KC loop): a split
-/// would have to park partial sums somewhere and, with beta != 0, keep the original C too. The accumulators
-/// stay in registers for the whole k instead, and the blocking is chosen for that:
+/// exactly the reference's order. Blocking k (KC) keeps that order: between k blocks a tile's partial sums
+/// wait in a small per-task buffer, stored and reloaded as floats (exact), and the last block applies alpha
+/// and beta. The blocking:
 /// - op(A) and op(B) are packed once per call, A into panels of MR rows and B into panels of NR = 2 batches
 ///   of columns, each panel k deep and zero-padded, so the microkernel reads both with unit stride and
 ///   tails need no special arithmetic (padded lanes are computed and thrown away);
 /// - the work is a list of (MC-row block, B panel) tasks, ordered row block first, split into contiguous
-///   ranges by lowbit::parallel_for: a thread keeps its MC x k block of A in L2 across consecutive tasks and
-///   reuses one k x NR panel of B for every MR-row tile of the block. MC shrinks as k grows so that the A
-///   block stays around 512 KiB; the B panel streams from L2 (48 KiB L1 holds it only for k <= ~96 at
-///   AVX-512 widths, which measured as fast enough: one 64-byte load feeds MR fused multiply-adds).
+///   ranges by lowbit::parallel_for: a thread keeps its MC x k block of A in L2 across consecutive tasks
+///   (MC shrinks as k grows so that it stays near 512 KiB), and inside a task each KC x NR slice of the B
+///   panel stays in L1 while every MR-row tile of the block passes over it.
+/// Packing both operands up front (O((m + n) k) work and memory, against 2mnk flops) avoids the barriers a
+/// shared BLIS-style B block would need; the thread pool has none.
 /// Results do not depend on the thread count: each element is computed by one thread in the same order.
 
-#include <lowbit/detail/xsimd_compat.hpp>
 #include <lowbit/kernels/arch/fma.hpp>
 #include <lowbit/kernels/reference/gemm.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
@@ -64,8 +64,12 @@ struct gemm_tile {
 inline constexpr std::size_t gemm_a_block_floats = std::size_t{128} * 1024;
 /// Row blocks never exceed this many rows, so that small-k problems still split into several tasks.
 inline constexpr std::size_t gemm_mc_max = 240;
-/// Below this many multiply-adds a GEMM runs on the calling thread: waking the pool costs more.
-inline constexpr std::size_t gemm_parallel_min_madds = std::size_t{1} << 18;
+/// Depth of one pass of the microkernel: KC x NR floats of B (32 KiB at AVX-512's NR = 32) stay in L1.
+inline constexpr std::size_t gemm_kc = 256;
+/// Below this many multiply-adds (about 160^3, some 30 us on one AVX-512 core) a GEMM runs on the calling
+/// thread: waking the pool costs more than it saves (measured: 64^3 took 6 us alone, 87 us on 2 threads
+/// of a loaded machine).
+inline constexpr std::size_t gemm_parallel_min_madds = std::size_t{1} << 22;
 
 /// Packing buffer owned by the calling thread and reused across calls, so that repeated GEMMs of a
 /// training loop neither allocate nor page-fault. It grows to the largest (m + n) * k seen on that thread.
@@ -119,25 +123,34 @@ void gemm_pack_b(transpose tb, float const* b, std::size_t ldb, std::size_t j0, 
     }
 }
 
-/// The microkernel: one MR x NR tile of C from an A panel (k x MR) and a B panel (k x NR), then
-/// c = alpha * acc (+ beta * c, fused, as in the reference). `bp` must be aligned to the batch.
+/// The microkernel: one MR x NR tile of C over kc steps of k, from an A panel (kc x MR) and a B panel
+/// (kc x NR). The accumulators start at 0 (`first`) or continue from the tile's partial sums in `ws`
+/// (stored there by the previous kc block, exactly: a float stored and reloaded is the same float). The
+/// last block writes c = alpha * acc (+ beta * c, fused, as in the reference); the others store to `ws`.
+/// `bp` and `ws` must be aligned to the batch.
 template <class Arch, std::size_t MR, std::size_t NB>
-inline void gemm_micro(std::size_t k, float const* ap, float const* bp, float alpha, float beta, float* c,
-                       std::size_t ldc) noexcept
+inline void gemm_micro(std::size_t kc, float const* ap, float const* bp, float* ws, bool first, bool last,
+                       float alpha, float beta, float* c, std::size_t ldc) noexcept
 {
     using batch = xsimd::batch<float, Arch>;
     constexpr std::size_t w = batch::size;
     constexpr std::size_t nr = NB * w;
     batch acc[MR][NB];
     for (std::size_t r = 0; r < MR; ++r)
-        for (std::size_t j = 0; j < NB; ++j) acc[r][j] = batch(0.0f);
-    for (std::size_t p = 0; p < k; ++p, ap += MR, bp += nr) {
+        for (std::size_t j = 0; j < NB; ++j)
+            acc[r][j] = first ? batch(0.0f) : batch::load_aligned(ws + r * nr + j * w);
+    for (std::size_t p = 0; p < kc; ++p, ap += MR, bp += nr) {
         batch bv[NB];
         for (std::size_t j = 0; j < NB; ++j) bv[j] = batch::load_aligned(bp + j * w);
         for (std::size_t r = 0; r < MR; ++r) {
             batch const av(ap[r]);
             for (std::size_t j = 0; j < NB; ++j) acc[r][j] = detail::fused_fma(av, bv[j], acc[r][j]);
         }
+    }
+    if (!last) {
+        for (std::size_t r = 0; r < MR; ++r)
+            for (std::size_t j = 0; j < NB; ++j) acc[r][j].store_aligned(ws + r * nr + j * w);
+        return;
     }
     batch const va(alpha);
     if (beta == 0.0f) {
@@ -220,26 +233,38 @@ void sgemm_fallback(transpose ta, transpose tb, std::size_t m, std::size_t n, st
     });
 
     // 2. Tasks (row block, B panel), row block first so a thread's consecutive tasks share the A block.
+    //    Inside a task, k runs in blocks of KC so the KC x NR slice of the B panel stays in L1 while every
+    //    MR-row tile of the block passes over it; partial sums wait in `ws` between blocks.
     std::size_t const tasks = m_blocks * b_panels;
     parallel_for(tasks, serial ? tasks : 1, [&](std::size_t begin, std::size_t end) {
         alignas(64) float edge[mr * nr];
+        alignas(64) float ws[detail::gemm_mc_max / mr * mr * nr];
         for (std::size_t t = begin; t < end; ++t) {
             std::size_t const ib = t / b_panels, jp = t % b_panels;
             std::size_t const j0 = jp * nr, cols = std::min(nr, n - j0);
-            float const* bpanel = pb + jp * k * nr;
-            std::size_t const ip_end = std::min(a_panels, (ib + 1) * mc_panels);
-            for (std::size_t ip = ib * mc_panels; ip < ip_end; ++ip) {
-                std::size_t const i0 = ip * mr, rows = std::min(mr, m - i0);
-                float const* apanel = pa + ip * k * mr;
-                float* ct = c + i0 * ldc + j0;
-                if (rows == mr && cols == nr) {
-                    detail::gemm_micro<Arch, mr, tile::nb>(k, apanel, bpanel, alpha, beta, ct, ldc);
-                } else {
-                    // Tail tile: run the same kernel on a copy, so tails get the same arithmetic.
-                    if (beta != 0.0f)
-                        for (std::size_t r = 0; r < rows; ++r) std::memcpy(edge + r * nr, ct + r * ldc, cols * sizeof(float));
-                    detail::gemm_micro<Arch, mr, tile::nb>(k, apanel, bpanel, alpha, beta, edge, nr);
-                    for (std::size_t r = 0; r < rows; ++r) std::memcpy(ct + r * ldc, edge + r * nr, cols * sizeof(float));
+            std::size_t const ip_begin = ib * mc_panels, ip_end = std::min(a_panels, (ib + 1) * mc_panels);
+            for (std::size_t pc = 0; pc < k; pc += detail::gemm_kc) {
+                std::size_t const kc = std::min(detail::gemm_kc, k - pc);
+                bool const first = pc == 0, last = pc + kc == k;
+                float const* bpanel = pb + jp * k * nr + pc * nr;
+                for (std::size_t ip = ip_begin; ip < ip_end; ++ip) {
+                    std::size_t const i0 = ip * mr, rows = std::min(mr, m - i0);
+                    float const* apanel = pa + ip * k * mr + pc * mr;
+                    float* const wt = ws + (ip - ip_begin) * mr * nr;
+                    float* const ct = c + i0 * ldc + j0;
+                    if (!last || (rows == mr && cols == nr)) {
+                        detail::gemm_micro<Arch, mr, tile::nb>(kc, apanel, bpanel, wt, first, last, alpha, beta,
+                                                               ct, ldc);
+                    } else {
+                        // Tail tile: run the same kernel on a copy, so tails get the same arithmetic.
+                        if (beta != 0.0f)
+                            for (std::size_t r = 0; r < rows; ++r)
+                                std::memcpy(edge + r * nr, ct + r * ldc, cols * sizeof(float));
+                        detail::gemm_micro<Arch, mr, tile::nb>(kc, apanel, bpanel, wt, first, last, alpha, beta,
+                                                               edge, nr);
+                        for (std::size_t r = 0; r < rows; ++r)
+                            std::memcpy(ct + r * ldc, edge + r * nr, cols * sizeof(float));
+                    }
                 }
             }
         }

@@ -58,40 +58,44 @@ public:
             throw invalid_input("lowbit::nn::batch_norm: shape mismatch: expected " + std::to_string(c) +
                                 " channels, got " + std::to_string(x.shape(1)));
         std::size_t const n = x.shape(0), inner = x.size() / (n * c), count = n * inner;
-        tensor y = tensor::from_shape(x.shape());
         mean_.assign(c, 0.0f);
         inv_std_.assign(c, 0.0f);
-        for (std::size_t ch = 0; ch < c; ++ch) {
-            float mu, var;
-            if (ctx.training) {
-                double s = 0.0, s2 = 0.0;
-                for (std::size_t b = 0; b < n; ++b) {
-                    float const* p = x.data() + (b * c + ch) * inner;
-                    for (std::size_t i = 0; i < inner; ++i) s += p[i];
-                }
-                double const m = s / static_cast<double>(count);
-                for (std::size_t b = 0; b < n; ++b) {
-                    float const* p = x.data() + (b * c + ch) * inner;
-                    for (std::size_t i = 0; i < inner; ++i) s2 += (p[i] - m) * (p[i] - m);
-                }
-                mu = static_cast<float>(m);
-                var = static_cast<float>(s2 / static_cast<double>(count));
-                float const unbiased = count > 1 ? static_cast<float>(s2 / static_cast<double>(count - 1)) : var;
+        if (ctx.training) {
+            // Two passes in memory order (for [N, C] a per-channel loop would stride through the batch), with
+            // double accumulators: the mean first, then the centred sum of squares.
+            std::vector<double> s(c, 0.0), s2(c, 0.0);
+            for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
+                double a = 0.0;
+                for (std::size_t i = 0; i < len; ++i) a += p[i];
+                s[ch] += a;
+            }, x.data());
+            for (std::size_t ch = 0; ch < c; ++ch) s[ch] /= static_cast<double>(count);
+            for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
+                double a = 0.0;
+                for (std::size_t i = 0; i < len; ++i) a += (p[i] - s[ch]) * (p[i] - s[ch]);
+                s2[ch] += a;
+            }, x.data());
+            for (std::size_t ch = 0; ch < c; ++ch) {
+                auto const mu = static_cast<float>(s[ch]);
+                auto const var = static_cast<float>(s2[ch] / static_cast<double>(count));
+                float const unbiased = count > 1 ? static_cast<float>(s2[ch] / static_cast<double>(count - 1)) : var;
                 running_mean_[ch] = (1.0f - opts_.momentum) * running_mean_[ch] + opts_.momentum * mu;
                 running_var_[ch] = (1.0f - opts_.momentum) * running_var_[ch] + opts_.momentum * unbiased;
-            } else {
-                mu = running_mean_[ch];
-                var = running_var_[ch];
+                mean_[ch] = mu;
+                inv_std_[ch] = 1.0f / std::sqrt(var + opts_.eps);
             }
-            float const is = 1.0f / std::sqrt(var + opts_.eps);
-            mean_[ch] = mu;
-            inv_std_[ch] = is;
-            float const g = gamma_[ch], bt = beta_[ch];
-            for (std::size_t b = 0; b < n; ++b) {
-                std::size_t const off = (b * c + ch) * inner;
-                for (std::size_t i = 0; i < inner; ++i) y.data()[off + i] = (x.data()[off + i] - mu) * is * g + bt;
+        } else {
+            for (std::size_t ch = 0; ch < c; ++ch) {
+                mean_[ch] = running_mean_[ch];
+                inv_std_[ch] = 1.0f / std::sqrt(running_var_[ch] + opts_.eps);
             }
         }
+        tensor y = tensor::from_shape(x.shape());
+        for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
+            float const mu = mean_[ch], k = inv_std_[ch] * gamma_[ch], bt = beta_[ch];
+            float* q = y.data() + off;
+            for (std::size_t i = 0; i < len; ++i) q[i] = (p[i] - mu) * k + bt;
+        }, x.data());
         if (ctx.training) x_ = x;
         return y;
     }
@@ -100,30 +104,30 @@ public:
     {
         std::size_t const c = opts_.channels, n = dy.shape(0), inner = dy.size() / (n * c);
         auto const count = static_cast<float>(n * inner);
+        std::vector<double> sdy(c, 0.0), sdyx(c, 0.0);
+        for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
+            float const* g = dy.data() + off;
+            float const mu = mean_[ch], is = inv_std_[ch];
+            double a = 0.0, b = 0.0;
+            for (std::size_t i = 0; i < len; ++i) {
+                a += g[i];
+                b += g[i] * ((p[i] - mu) * is);
+            }
+            sdy[ch] += a;
+            sdyx[ch] += b;
+        }, x_.data());
         tensor dx = tensor::from_shape(dy.shape());
         for (std::size_t ch = 0; ch < c; ++ch) {
-            float const mu = mean_[ch], is = inv_std_[ch];
-            double sdy = 0.0, sdyx = 0.0;
-            for (std::size_t b = 0; b < n; ++b) {
-                std::size_t const off = (b * c + ch) * inner;
-                for (std::size_t i = 0; i < inner; ++i) {
-                    float const xh = (x_.data()[off + i] - mu) * is;
-                    sdy += dy.data()[off + i];
-                    sdyx += dy.data()[off + i] * xh;
-                }
-            }
-            dgamma_[ch] += static_cast<float>(sdyx);
-            dbeta_[ch] += static_cast<float>(sdy);
-            float const mdy = static_cast<float>(sdy) / count, mdyx = static_cast<float>(sdyx) / count;
-            float const k = gamma_[ch] * is;
-            for (std::size_t b = 0; b < n; ++b) {
-                std::size_t const off = (b * c + ch) * inner;
-                for (std::size_t i = 0; i < inner; ++i) {
-                    float const xh = (x_.data()[off + i] - mu) * is;
-                    dx.data()[off + i] = k * (dy.data()[off + i] - mdy - xh * mdyx);
-                }
-            }
+            dgamma_[ch] += static_cast<float>(sdyx[ch]);
+            dbeta_[ch] += static_cast<float>(sdy[ch]);
         }
+        for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
+            float const* g = dy.data() + off;
+            float* q = dx.data() + off;
+            float const mu = mean_[ch], is = inv_std_[ch], k = gamma_[ch] * is;
+            float const mdy = static_cast<float>(sdy[ch]) / count, mdyx = static_cast<float>(sdyx[ch]) / count;
+            for (std::size_t i = 0; i < len; ++i) q[i] = k * (g[i] - mdy - (p[i] - mu) * is * mdyx);
+        }, x_.data());
         return dx;
     }
 
@@ -146,6 +150,27 @@ public:
     }
 
 private:
+    /// Visits the tensor in memory order as runs of one channel: f(channel, data + offset, length, offset).
+    /// For [N, C] every run has length 1, so that case goes row by row with the channel loop innermost
+    /// (f is then called with a length-1 run per element, which the compiler inlines and vectorises across
+    /// channels).
+    template <class F>
+    void for_each_run(std::size_t n, std::size_t inner, F&& f, float const* data) const
+    {
+        std::size_t const c = opts_.channels;
+        for (std::size_t b = 0; b < n; ++b) {
+            if (inner == 1) {
+                std::size_t const row = b * c;
+                for (std::size_t ch = 0; ch < c; ++ch) f(ch, data + row + ch, std::size_t{1}, row + ch);
+            } else {
+                for (std::size_t ch = 0; ch < c; ++ch) {
+                    std::size_t const off = (b * c + ch) * inner;
+                    f(ch, data + off, inner, off);
+                }
+            }
+        }
+    }
+
     batch_norm_options opts_;
     std::vector<float> gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;
     std::vector<float> mean_, inv_std_;

@@ -7,6 +7,8 @@
 #include <lowbit/config.hpp>
 #include <lowbit/optim/optimizer_concepts.hpp>
 
+#include <lowbit/parallel/parallel_for.hpp>
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -112,15 +114,18 @@ public:
         float const l2 = decay ? options_.weight_decay : 0.0f;
         float const shrink = decay ? lr * options_.decoupled_weight_decay : 0.0f;
         float const eps = options_.eps;
-        for (std::size_t i = 0; i < n; ++i) {
-            float const wi = w[i];
-            float const gi = g[i] + l2 * wi;
-            float const m = b1 * st.m[i] + (1.0f - b1) * gi;
-            float const v = b2 * st.v[i] + (1.0f - b2) * gi * gi;
-            st.m[i] = m;
-            st.v[i] = v;
-            out[i] = step_size * m / (std::sqrt(v) / bc2_sqrt + eps) + shrink * wi;
-        }
+        // Element-wise, so any split over threads gives the same bits.
+        parallel_for(n, std::size_t{1} << 15, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t i = begin; i < end; ++i) {
+                float const wi = w[i];
+                float const gi = g[i] + l2 * wi;
+                float const m = b1 * st.m[i] + (1.0f - b1) * gi;
+                float const v = b2 * st.v[i] + (1.0f - b2) * gi * gi;
+                st.m[i] = m;
+                st.v[i] = v;
+                out[i] = step_size * m / (std::sqrt(v) / bc2_sqrt + eps) + shrink * wi;
+            }
+        });
     }
 
     /// @brief Drops every slot's moments and step count: the next step of each slot is step 1 again.

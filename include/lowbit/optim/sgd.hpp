@@ -6,6 +6,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/optim/optimizer_concepts.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -90,12 +91,16 @@ public:
             }
             return;
         }
-        for (std::size_t i = 0; i < n; ++i) {
-            float const gi = g[i] + wd * w[i];
-            float const b = mu * buf[i] + gi;
-            buf[i] = b;
-            out[i] = lr * (options_.nesterov ? gi + mu * b : b);
-        }
+        bool const nesterov = options_.nesterov;
+        // Element-wise, so any split over threads gives the same bits.
+        parallel_for(n, std::size_t{1} << 15, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t i = begin; i < end; ++i) {
+                float const gi = g[i] + wd * w[i];
+                float const b = mu * buf[i] + gi;
+                buf[i] = b;
+                out[i] = lr * (nesterov ? gi + mu * b : b);
+            }
+        });
     }
 
     /// @brief Drops every momentum buffer: the next step of each slot is a first step.
