@@ -61,3 +61,9 @@
 #include <lowbit/train/method_concepts.hpp>
 #include <lowbit/train/rounded.hpp>
 #include <lowbit/train/stochastic_rounding.hpp>
+#include <lowbit/train/trainer.hpp>
+
+#include <lowbit/data/batcher.hpp>
+#include <lowbit/data/gather_rows.hpp>
+#include <lowbit/data/least_squares.hpp>
+#include <lowbit/data/logistic_regression.hpp>
