@@ -25,7 +25,7 @@ for name, (x, y) in runs.items():
     print(f"{name}: mean gap over the last half {sum(tail) / len(tail):.3g}, final {y[-1]:.3g}")
 ax.set_yscale("log")
 ax.set_xlabel("step")
-ax.set_ylabel("f(w) - f*  (forward weights)")
+ax.set_ylabel("f(w) - f*  (kept weights: BC float shadow, SR/R grid values)")
 ax.set_title("Least squares, d = 10: SR floors scale with the grid step, not the learning rate")
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)

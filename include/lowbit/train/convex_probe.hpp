@@ -33,7 +33,7 @@ struct convex_options {
 
 /// @brief What run_convex measured.
 struct convex_trace {
-    std::vector<double> gap;         ///< recorded f(w_t) - f*
+    std::vector<double> gap;         ///< recorded f(w_t) - f*, at the kept weights (BC: the float shadow)
     double final_gap = 0.0;          ///< f(w_T) - f*, w_T the weights the forward pass uses at the end
     double tail_gap = 0.0;           ///< mean of f(w_t) - f* over the last half of the steps
     double tail_distance = 0.0;      ///< mean of |w_t - w*| over the last half of the steps
@@ -60,13 +60,15 @@ convex_trace run_convex(Problem const& p, Q q, convex_options const& o)
     std::size_t tail = 0;
     for (std::size_t t = 0; t < o.steps; ++t) {
         nn::forward_context const ctx{.training = true, .seed = o.seed, .step = static_cast<std::uint32_t>(t)};
-        auto const used = w.forward_values(ctx);
-        auto const x = as_tensor(used);
-        double const gap = p.loss(x) - p.optimum_loss();
+        // The gap is measured at the weights the method keeps (BC's float shadow weights; the grid values for
+        // SR and R); the gradient is taken at the weights the forward pass uses.
+        auto const kept = as_tensor(w.values());
+        double const gap = p.loss(kept) - p.optimum_loss();
+        auto const x = as_tensor(w.forward_values(ctx));
         if (o.record_every != 0 && t % o.record_every == 0) tr.gap.push_back(gap);
         if (2 * t >= o.steps) {
             tr.tail_gap += gap;
-            tr.tail_distance += std::sqrt(xt::sum(xt::square(x - p.minimizer()))());
+            tr.tail_distance += std::sqrt(xt::sum(xt::square(kept - p.minimizer()))());
             ++tail;
         }
         auto const g = p.gradient(x);

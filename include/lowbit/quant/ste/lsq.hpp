@@ -32,8 +32,9 @@ struct lsq_options {
 /// of elements of the slice (the whole tensor, batch included, per tensor; one output channel per channel):
 /// \f[ \frac{\partial L}{\partial v} = \frac{\partial L}{\partial \hat v}\,\mathbb 1\{-Q_N < v/s < Q_P\}, \qquad
 ///     \frac{\partial L}{\partial s} \mathrel{+}= g \sum_i \frac{\partial L}{\partial \hat v_i}
-///     \begin{cases} \operatorname{round}(v_i/s) - v_i/s & -Q_N < v_i/s < Q_P \\ -Q_N & v_i/s \le -Q_N \\
-///     Q_P & v_i/s \ge Q_P \end{cases} \f]
+///     \begin{cases} \operatorname{round}(v_i/s) - v_i/s & -Q_N < v_i/s < Q_P
+///     \\ -Q_N & v_i/s \le -Q_N
+///     \\ Q_P & v_i/s \ge Q_P \end{cases} \f]
 /// (the "grad_scale" trick: the value is s, the gradient is scaled by g).
 /// Initialisation: a step <= 0 is set on the next forward pass (or by initialise()) to
 /// \f$ s_0 = 2\,\overline{|v|}/\sqrt{Q_P} \f$. If that slice is all zeros the step stays unset, the output is 0,
