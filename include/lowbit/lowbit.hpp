@@ -16,6 +16,7 @@
 #include <lowbit/quant/quantizer.hpp>
 #include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/traits.hpp>
+#include <lowbit/quant/ste/ste.hpp>
 
 #include <lowbit/kernels/pack.hpp>
 #include <lowbit/kernels/quantize_params.hpp>
@@ -60,6 +61,7 @@
 #include <lowbit/train/full_precision.hpp>
 #include <lowbit/train/method_concepts.hpp>
 #include <lowbit/train/rounded.hpp>
+#include <lowbit/train/sqwa.hpp>
 #include <lowbit/train/stochastic_rounding.hpp>
 #include <lowbit/train/trainer.hpp>
 

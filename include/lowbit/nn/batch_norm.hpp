@@ -15,6 +15,7 @@
 
 #include <xtensor/xtensor.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -49,6 +50,18 @@ public:
     std::span<float> beta() noexcept { return beta_; }
     std::span<float> running_mean() noexcept { return running_mean_; }
     std::span<float> running_var() noexcept { return running_var_; }
+
+    /// @brief Starts a re-estimation of the running statistics (after weight averaging, as SWA does): the
+    /// statistics are reset and the following training-mode forward passes average the batch statistics
+    /// with equal weights (momentum 1/k for the k-th batch) until end_recalibration().
+    void begin_recalibration() noexcept
+    {
+        std::fill(running_mean_.begin(), running_mean_.end(), 0.0f);
+        std::fill(running_var_.begin(), running_var_.end(), 0.0f);
+        recalibrated_batches_ = 1;
+    }
+    /// @brief Returns to the exponential running average with the configured momentum.
+    void end_recalibration() noexcept { recalibrated_batches_ = 0; }
     batch_norm_options const& options() const noexcept { return opts_; }
 
     tensor forward(tensor const& x, forward_context const& ctx)
@@ -75,12 +88,14 @@ public:
                 for (std::size_t i = 0; i < len; ++i) a += (p[i] - s[ch]) * (p[i] - s[ch]);
                 s2[ch] += a;
             }, x.data());
+            float const momentum =
+                recalibrated_batches_ > 0 ? 1.0f / static_cast<float>(recalibrated_batches_++) : opts_.momentum;
             for (std::size_t ch = 0; ch < c; ++ch) {
                 auto const mu = static_cast<float>(s[ch]);
                 auto const var = static_cast<float>(s2[ch] / static_cast<double>(count));
                 float const unbiased = count > 1 ? static_cast<float>(s2[ch] / static_cast<double>(count - 1)) : var;
-                running_mean_[ch] = (1.0f - opts_.momentum) * running_mean_[ch] + opts_.momentum * mu;
-                running_var_[ch] = (1.0f - opts_.momentum) * running_var_[ch] + opts_.momentum * unbiased;
+                running_mean_[ch] = (1.0f - momentum) * running_mean_[ch] + momentum * mu;
+                running_var_[ch] = (1.0f - momentum) * running_var_[ch] + momentum * unbiased;
                 mean_[ch] = mu;
                 inv_std_[ch] = 1.0f / std::sqrt(var + opts_.eps);
             }
@@ -174,6 +189,7 @@ private:
     batch_norm_options opts_;
     std::vector<float> gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;
     std::vector<float> mean_, inv_std_;
+    std::size_t recalibrated_batches_ = 0;  // > 0 while recalibrating: the index of the next batch
     tensor x_;
 };
 

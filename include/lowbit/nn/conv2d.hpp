@@ -2,10 +2,11 @@
 #pragma once
 /// @file
 /// @brief nn::conv2d<WeightPolicy>: 2-D convolution (cross-correlation, as in every DL framework) on
-/// [N, C, H, W] tensors, computed as im2col + GEMM per sample: the input patches of one sample form a
-/// [C*kh*kw, Ho*Wo] matrix, and Y_n = W [O, C*kh*kw] x cols. The backward pass rebuilds the patches rather
-/// than keeping them (they are kh*kw times the input), accumulates dW += dY_n cols^T, and scatters
-/// W^T dY_n back with col2im. Quantized training uses the straight-through estimator as nn::dense does.
+/// [N, C, H, W] tensors, computed as im2col + one GEMM for the whole batch: the input patches of all samples
+/// form a [C*kh*kw, N*Ho*Wo] matrix, and Y = W [O, C*kh*kw] x cols. One large GEMM instead of N small ones
+/// keeps the GEMM threads busy (per-sample GEMMs of a 28x28 feature map are too small to split). The patches
+/// are kept from the forward pass for dW = dY cols^T; dcols = W^T dY is scattered back with col2im.
+/// Quantized training uses the straight-through estimator as nn::dense does.
 
 #include <lowbit/config.hpp>
 #include <lowbit/kernels/gemm.hpp>
@@ -41,13 +42,14 @@ struct conv_geometry {
     std::size_t pixels() const noexcept { return ho * wo; }
 };
 
-/// cols[(ci*k + ky)*k + kx][oy*wo + ox] = x[ci][oy*s + ky - p][ox*s + kx - p] (0 outside).
-inline void im2col(float const* x, conv_geometry const& g, float* cols) noexcept
+/// cols[(ci*k + ky)*k + kx][oy*wo + ox] = x[ci][oy*s + ky - p][ox*s + kx - p] (0 outside); the rows of
+/// cols are `ld` floats apart.
+inline void im2col(float const* x, conv_geometry const& g, float* cols, std::size_t ld) noexcept
 {
     for (std::size_t ci = 0; ci < g.c; ++ci)
         for (std::size_t ky = 0; ky < g.k; ++ky)
             for (std::size_t kx = 0; kx < g.k; ++kx) {
-                float* row = cols + ((ci * g.k + ky) * g.k + kx) * g.pixels();
+                float* row = cols + ((ci * g.k + ky) * g.k + kx) * ld;
                 for (std::size_t oy = 0; oy < g.ho; ++oy) {
                     auto const iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
                     for (std::size_t ox = 0; ox < g.wo; ++ox) {
@@ -62,12 +64,12 @@ inline void im2col(float const* x, conv_geometry const& g, float* cols) noexcept
 }
 
 /// The adjoint of im2col: adds every patch entry back to the input position it came from.
-inline void col2im(float const* cols, conv_geometry const& g, float* dx) noexcept
+inline void col2im(float const* cols, conv_geometry const& g, float* dx, std::size_t ld) noexcept
 {
     for (std::size_t ci = 0; ci < g.c; ++ci)
         for (std::size_t ky = 0; ky < g.k; ++ky)
             for (std::size_t kx = 0; kx < g.k; ++kx) {
-                float const* row = cols + ((ci * g.k + ky) * g.k + kx) * g.pixels();
+                float const* row = cols + ((ci * g.k + ky) * g.k + kx) * ld;
                 for (std::size_t oy = 0; oy < g.ho; ++oy) {
                     auto const iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad);
                     if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.h)) continue;
@@ -109,41 +111,52 @@ public:
             throw invalid_input("lowbit::nn::conv2d: input " + std::to_string(x.shape(2)) + "x" +
                                 std::to_string(x.shape(3)) + " is smaller than the kernel");
         g_ = geometry(x);
-        std::size_t const n = x.shape(0), in_size = opts_.in * g_.h * g_.w, out_size = opts_.out * g_.pixels();
-        tensor y = tensor::from_shape({n, opts_.out, g_.ho, g_.wo});
+        n_ = x.shape(0);
+        std::size_t const in_size = opts_.in * g_.h * g_.w, pixels = g_.pixels(), ld = n_ * pixels;
+        cols_.resize(g_.patch() * ld);
+        for (std::size_t s = 0; s < n_; ++s) detail::im2col(x.data() + s * in_size, g_, cols_.data() + s * pixels, ld);
+        // ybig [O, N*P] = W [O, patch] x cols [patch, N*P], then reordered to [N, O, P].
+        ybig_.resize(opts_.out * ld);
         auto const wv = w_.forward_values(ctx);
-        cols_.resize(g_.patch() * g_.pixels());
-        for (std::size_t s = 0; s < n; ++s) {
-            detail::im2col(x.data() + s * in_size, g_, cols_.data());
-            float* ys = y.data() + s * out_size;
-            kernels::sgemm(kernels::transpose::no, kernels::transpose::no, opts_.out, g_.pixels(), g_.patch(), 1.0f,
-                           wv.data(), g_.patch(), cols_.data(), g_.pixels(), 0.0f, ys, g_.pixels());
-            if (!b_.empty())
-                for (std::size_t o = 0; o < opts_.out; ++o)
-                    for (std::size_t p = 0; p < g_.pixels(); ++p) ys[o * g_.pixels() + p] += b_[o];
-        }
-        if (ctx.training) x_ = x;
+        kernels::sgemm(kernels::transpose::no, kernels::transpose::no, opts_.out, ld, g_.patch(), 1.0f, wv.data(),
+                       g_.patch(), cols_.data(), ld, 0.0f, ybig_.data(), ld);
+        tensor y = tensor::from_shape({n_, opts_.out, g_.ho, g_.wo});
+        for (std::size_t s = 0; s < n_; ++s)
+            for (std::size_t o = 0; o < opts_.out; ++o) {
+                float const b = b_.empty() ? 0.0f : b_[o];
+                float const* src = ybig_.data() + o * ld + s * pixels;
+                float* dst = y.data() + (s * opts_.out + o) * pixels;
+                for (std::size_t p = 0; p < pixels; ++p) dst[p] = src[p] + b;
+            }
+        if (!ctx.training) cols_.clear();  // the patches are kept only for a backward pass
         return y;
     }
 
     tensor backward(tensor const& dy)
     {
-        std::size_t const n = dy.shape(0), in_size = opts_.in * g_.h * g_.w, out_size = opts_.out * g_.pixels();
-        tensor dx = xt::zeros<float>({n, opts_.in, g_.h, g_.w});
+        std::size_t const in_size = opts_.in * g_.h * g_.w, pixels = g_.pixels(), ld = n_ * pixels;
+        // dY reordered to [O, N*P], matching the columns of cols_.
+        ybig_.resize(opts_.out * ld);
+        for (std::size_t s = 0; s < n_; ++s)
+            for (std::size_t o = 0; o < opts_.out; ++o) {
+                float const* src = dy.data() + (s * opts_.out + o) * pixels;
+                float* dst = ybig_.data() + o * ld + s * pixels;
+                for (std::size_t p = 0; p < pixels; ++p) dst[p] = src[p];
+                if (!db_.empty()) {
+                    float acc = 0.0f;
+                    for (std::size_t p = 0; p < pixels; ++p) acc += src[p];
+                    db_[o] += acc;
+                }
+            }
         auto g = w_.grad();
+        kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, opts_.out, g_.patch(), ld, 1.0f, ybig_.data(),
+                       ld, cols_.data(), ld, 1.0f, g.data(), g_.patch());
         auto const wv = w_.backward_values();
-        dcols_.resize(cols_.size());
-        for (std::size_t s = 0; s < n; ++s) {
-            float const* dys = dy.data() + s * out_size;
-            detail::im2col(x_.data() + s * in_size, g_, cols_.data());
-            kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, opts_.out, g_.patch(), g_.pixels(), 1.0f,
-                           dys, g_.pixels(), cols_.data(), g_.pixels(), 1.0f, g.data(), g_.patch());
-            kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, g_.patch(), g_.pixels(), opts_.out, 1.0f,
-                           wv.data(), g_.patch(), dys, g_.pixels(), 0.0f, dcols_.data(), g_.pixels());
-            detail::col2im(dcols_.data(), g_, dx.data() + s * in_size);
-            for (std::size_t o = 0; o < db_.size(); ++o)
-                for (std::size_t p = 0; p < g_.pixels(); ++p) db_[o] += dys[o * g_.pixels() + p];
-        }
+        dcols_.resize(g_.patch() * ld);
+        kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, g_.patch(), ld, opts_.out, 1.0f, wv.data(),
+                       g_.patch(), ybig_.data(), ld, 0.0f, dcols_.data(), ld);
+        tensor dx = xt::zeros<float>({n_, opts_.in, g_.h, g_.w});
+        for (std::size_t s = 0; s < n_; ++s) detail::col2im(dcols_.data() + s * pixels, g_, dx.data() + s * in_size, ld);
         return dx;
     }
 
@@ -170,9 +183,9 @@ private:
 
     conv2d_options opts_;
     nn::weight<W> w_;
-    std::vector<float> b_, db_, cols_, dcols_;
+    std::vector<float> b_, db_, cols_, dcols_, ybig_;
     detail::conv_geometry g_{};
-    tensor x_;
+    std::size_t n_ = 0;
 };
 
 } // namespace lowbit::nn

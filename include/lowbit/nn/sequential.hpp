@@ -54,6 +54,14 @@ public:
     {
         std::apply([&](auto&... l) { (f(l), ...); }, layers_);
     }
+    /// Calls f(layer) for every layer that is not a sequential, depth first (through nested sequentials and
+    /// residual blocks).
+    template <class F>
+    void for_each_leaf(F&& f)
+    {
+        std::apply([&](auto&... l) { (visit_leaf(l, f), ...); }, layers_);
+    }
+
     template <class F>
     void for_each_weight(F&& f)
     {
@@ -66,6 +74,17 @@ public:
     }
 
 private:
+    template <class L, class F>
+    static void visit_leaf(L& l, F& f)
+    {
+        if constexpr (requires { l.for_each_leaf(f); })
+            l.for_each_leaf(f);
+        else if constexpr (requires { l.inner(); })
+            visit_leaf(l.inner(), f);
+        else
+            f(l);
+    }
+
     template <std::size_t I, class In>
     auto forward_from(In const& x, forward_context const& ctx)
     {

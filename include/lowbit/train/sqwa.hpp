@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief train::sqwa<Base>: stochastic quantized weight averaging (Shin, Boo, Sung, "SQWA: Stochastic
+/// Quantized Weight Averaging for Improving the Generalization Capability of Low-Precision Deep Neural
+/// Networks", ICASSP 2021). Starting from a float-trained model (step 1, done by the caller or loaded from a
+/// checkpoint), it runs
+///  2. direct quantization: the forward weights become Q(w) with the quantizer's bound (clip::l2_optimal
+///     gives the L2-optimal step per layer), the float weights stay as shadow weights;
+///  3. retraining with Base's update under a cyclic learning rate (SWA-style: linear decay from high to low
+///     within each cycle), capturing the *quantized* weights Q(w^{(j)}) at the end of each cycle;
+///  4. averaging: \f$ \bar w = \frac1n \sum_j Q(w^{(j)}) \f$ (a running mean, in float), set as the shadow
+///     weights, then BatchNorm statistics re-estimated on training batches;
+///  5. re-quantization (the forward pass recomputes the step for \f$ \bar w \f$) and fine-tuning with Base at
+///     a low constant rate.
+/// Base must keep float shadow weights (ShadowWeightMethod): averaging captured models needs them.
+///
+/// The paper leaves the hyperparameters open; the defaults here are documented choices, not the paper's
+/// (methods.md section 3.3): 5 captures, 1-epoch cycles, rates 1e-2 -> 1e-4, 2 fine-tuning epochs at 1e-4.
+
+#include <lowbit/config.hpp>
+#include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/layer_concepts.hpp>
+#include <lowbit/nn/weight.hpp>
+#include <lowbit/optim/schedule/constant.hpp>
+#include <lowbit/optim/schedule_concepts.hpp>
+#include <lowbit/train/binary_connect.hpp>
+#include <lowbit/train/method_concepts.hpp>
+#include <lowbit/train/trainer.hpp>
+
+#include <xtensor/xtensor.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace lowbit::train {
+
+/// @brief Options of SQWA (steps 3-5); the cyclic schedule gives the cycle length and the rate range.
+struct sqwa_options {
+    std::size_t captures = 5;          ///< cycles of step 3, one captured quantized model per cycle
+    std::size_t finetune_epochs = 2;   ///< step 5
+    float finetune_lr = 1e-4f;         ///< step 5's constant rate
+    std::size_t bn_batches = 50;       ///< training batches used to re-estimate BatchNorm statistics (step 4)
+};
+
+/// @brief What SQWA did.
+struct sqwa_result {
+    std::size_t captured = 0;          ///< quantized models averaged
+    fit_result retrain;                ///< step 3
+    fit_result finetune;               ///< step 5
+};
+
+namespace detail {
+template <class Base>
+consteval bool check_sqwa_base()
+{
+    static_assert(ShadowWeightMethod<Base>,
+                  "lowbit::train::sqwa<Base> averages quantized models captured from float shadow weights, so Base "
+                  "must be a ShadowWeightMethod such as train::binary_connect; stochastic_rounding and rounded keep "
+                  "no shadow weights");
+    return true;
+}
+
+template <class S>
+consteval bool check_sqwa_schedule()
+{
+    static_assert(optim::CyclicSchedule<S>,
+                  "lowbit::train::sqwa needs a cyclic learning-rate schedule (optim::CyclicSchedule, e.g. "
+                  "optim::schedule::cyclic{.high = 1e-2f, .low = 1e-4f, .epochs_per_cycle = 1}): it captures a "
+                  "quantized model at the end of each cycle");
+    return true;
+}
+} // namespace detail
+
+/// @brief SQWA over a shadow-weight method Base (binary_connect by default).
+template <class Base = binary_connect>
+struct sqwa {
+    static_assert(detail::check_sqwa_base<Base>());
+
+    static constexpr nn::weight_storage storage = Base::storage;
+    static constexpr std::string_view name() noexcept { return "sqwa"; }
+    template <class Policies>
+    static consteval bool check()
+    {
+        return Base::template check<Policies>();
+    }
+
+    sqwa_options options{};
+
+    /// @brief Steps 2-5 on a model trained in float (step 1). Each trains with its own trainer and a fresh
+    /// optimizer state (copied from `optimizer`).
+    template <nn::Layer Model, class Optimizer, class Schedule, std::size_t Rank>
+    sqwa_result run(Model& model, Optimizer const& optimizer, Schedule const& cyclic,
+                    xt::xtensor<float, Rank> const& images, xt::xtensor<std::uint8_t, 1> const& labels,
+                    fit_options fit) const
+    {
+        static_assert(detail::check_sqwa_schedule<Schedule>());
+        if (options.captures == 0) throw invalid_input("lowbit::train::sqwa: captures must be at least 1");
+        sqwa_result r;
+        // Steps 2 and 3: shadow storage (Q(w) in the forward pass), cyclic retraining with captures.
+        std::vector<std::vector<float>> mean;
+        {
+            trainer t{model, Base{}, Optimizer(optimizer), cyclic};
+            struct capture_hook {
+                Model* model;
+                Schedule const* schedule;
+                std::vector<std::vector<float>>* mean;
+                std::size_t* captured;
+                std::size_t wanted;
+                bool on_step(step_info const& s)
+                {
+                    double const after = static_cast<double>(s.epoch) +
+                                         static_cast<double>(s.batch_in_epoch + 1) / static_cast<double>(s.batches_per_epoch);
+                    double const before = after - 1.0 / static_cast<double>(s.batches_per_epoch);
+                    if (!schedule->cycle_end(before, after)) return false;
+                    capture(*model, *mean, ++*captured);
+                    return *captured == wanted;
+                }
+            } hook{&model, &cyclic, &mean, &r.captured, options.captures};
+            fit.epochs = static_cast<std::size_t>(std::ceil(cyclic.cycle_epochs() * static_cast<double>(options.captures)));
+            r.retrain = t.fit(images, labels, fit, hook);
+        }
+        // Step 4: the average of the captured quantized models becomes the shadow weights; BN re-estimated.
+        std::size_t i = 0;
+        model.for_each_weight([&](auto& w) {
+            if constexpr (std::remove_reference_t<decltype(w)>::quantized) {
+                auto m = w.master();
+                std::copy(mean[i].begin(), mean[i].end(), m.begin());
+            }
+            ++i;
+        });
+        recalibrate_batch_norm(model, images, fit);
+        // Step 5: re-quantization happens in the forward pass; fine-tune at a low constant rate.
+        if (options.finetune_epochs > 0) {
+            trainer t{model, Base{}, Optimizer(optimizer), optim::schedule::constant{.lr = options.finetune_lr}};
+            fit.epochs = options.finetune_epochs;
+            fit.seed += 1;
+            r.finetune = t.fit(images, labels, fit);
+        }
+        return r;
+    }
+
+    /// @brief Adds the current quantized weights Q(w) to the running means (the j-th capture).
+    template <class Model>
+    static void capture(Model& model, std::vector<std::vector<float>>& mean, std::size_t j)
+    {
+        std::size_t i = 0;
+        nn::forward_context const deterministic{.training = true, .seed = 0, .step = 0};
+        model.for_each_weight([&](auto& w) {
+            if (mean.size() <= i) mean.emplace_back(w.size(), 0.0f);
+            auto const q = w.forward_values(deterministic);
+            // Running mean: mean <- mean + (q - mean) / j.
+            for (std::size_t k = 0; k < q.size(); ++k) mean[i][k] += (q[k] - mean[i][k]) / static_cast<float>(j);
+            ++i;
+        });
+    }
+
+    /// @brief Re-estimates every BatchNorm's running statistics with equal weights over training batches.
+    template <class Model, std::size_t Rank>
+    void recalibrate_batch_norm(Model& model, xt::xtensor<float, Rank> const& images, fit_options const& fit) const
+    {
+        auto each_bn = [&](auto&& f) {
+            model.for_each_leaf([&](auto& layer) {
+                if constexpr (requires { layer.begin_recalibration(); }) f(layer);
+            });
+        };
+        each_bn([](auto& bn) { bn.begin_recalibration(); });
+        data::batcher batches(images.shape(0), {.batch = fit.batch, .shuffle = true, .seed = fit.seed + 7,
+                                                .drop_last = true});
+        batches.begin_epoch(0);
+        xt::xtensor<float, Rank> x;
+        nn::forward_context const ctx{.training = true, .seed = fit.seed, .step = 0};
+        for (std::size_t b = 0; b < std::min(options.bn_batches, batches.batches()); ++b) {
+            data::gather_rows(images, batches.batch_indices(b), x);
+            (void)model.forward(x, ctx);
+        }
+        each_bn([](auto& bn) { bn.end_recalibration(); });
+    }
+};
+
+} // namespace lowbit::train
