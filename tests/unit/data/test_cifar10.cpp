@@ -9,6 +9,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../../support/temp_dir.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -25,27 +27,9 @@ using lowbit::data::data_error;
 using lowbit::data::split;
 using bytes = std::vector<std::uint8_t>;
 
-/// A fresh directory under the system temporary directory, removed with everything in it.
-class cifar_temp_dir {
-public:
-    cifar_temp_dir() {
-        std::random_device seed;
-        auto const stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path_ = fs::temp_directory_path() /
-                ("lowbit_test_cifar10_" + std::to_string(stamp) + "_" + std::to_string(seed()));
-        fs::create_directories(path_);
-    }
-    cifar_temp_dir(cifar_temp_dir const&) = delete;
-    cifar_temp_dir& operator=(cifar_temp_dir const&) = delete;
-    ~cifar_temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    [[nodiscard]] fs::path operator/(std::string const& name) const { return path_ / name; }
-    [[nodiscard]] fs::path const& path() const { return path_; }
-
-private:
-    fs::path path_;
+/// A fresh temporary directory for this file's cases.
+struct cifar_temp_dir : lowbit::test::temp_dir {
+    cifar_temp_dir() : lowbit::test::temp_dir("cifar10") {}
 };
 
 constexpr std::size_t record_size = 3073;

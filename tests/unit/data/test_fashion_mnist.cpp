@@ -5,6 +5,8 @@
 #include <lowbit/data/fashion_mnist.hpp>
 
 #include <doctest/doctest.h>
+
+#include "../../support/temp_dir.hpp"
 #include <zlib.h>
 
 #include <array>
@@ -30,27 +32,9 @@ bool have_fashion_mnist() {
     return fs::is_directory(fs::path{lowbit::data::default_fashion_mnist_dir}, ec);
 }
 
-/// A fresh directory under the system temporary directory, removed with everything in it.
-class temp_dir {
-public:
-    temp_dir() {
-        std::random_device seed;
-        auto const stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path_ = fs::temp_directory_path() /
-                ("lowbit_test_fashion_mnist_" + std::to_string(stamp) + "_" + std::to_string(seed()));
-        fs::create_directories(path_);
-    }
-    temp_dir(temp_dir const&) = delete;
-    temp_dir& operator=(temp_dir const&) = delete;
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    [[nodiscard]] fs::path operator/(std::string const& name) const { return path_ / name; }
-    [[nodiscard]] fs::path const& path() const { return path_; }
-
-private:
-    fs::path path_;
+/// A fresh temporary directory for this file's cases.
+struct temp_dir : lowbit::test::temp_dir {
+    temp_dir() : lowbit::test::temp_dir("fashion_mnist") {}
 };
 
 bytes make_idx(std::vector<std::uint32_t> const& shape, bytes const& data) {

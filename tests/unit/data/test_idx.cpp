@@ -5,6 +5,8 @@
 #include <lowbit/data/idx.hpp>
 
 #include <doctest/doctest.h>
+
+#include "../../support/temp_dir.hpp"
 #include <zlib.h>
 
 #include <chrono>
@@ -21,27 +23,9 @@ namespace fs = std::filesystem;
 using lowbit::data::data_error;
 using bytes = std::vector<std::uint8_t>;
 
-/// A fresh directory under the system temporary directory, removed with everything in it.
-class temp_dir {
-public:
-    temp_dir() {
-        std::random_device seed;
-        auto const stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-        path_ = fs::temp_directory_path() /
-                ("lowbit_test_idx_" + std::to_string(stamp) + "_" + std::to_string(seed()));
-        fs::create_directories(path_);
-    }
-    temp_dir(temp_dir const&) = delete;
-    temp_dir& operator=(temp_dir const&) = delete;
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    [[nodiscard]] fs::path operator/(std::string const& name) const { return path_ / name; }
-    [[nodiscard]] fs::path const& path() const { return path_; }
-
-private:
-    fs::path path_;
+/// A fresh temporary directory for this file's cases.
+struct temp_dir : lowbit::test::temp_dir {
+    temp_dir() : lowbit::test::temp_dir("idx") {}
 };
 
 /// The bytes of an IDX file: magic 0x0000TTDD, big-endian sizes, then @p data as is.
