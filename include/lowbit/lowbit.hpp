@@ -51,6 +51,7 @@
 #include <lowbit/nn/models.hpp>
 #include <lowbit/nn/parameter.hpp>
 #include <lowbit/nn/relu.hpp>
+#include <lowbit/nn/quantize_activation.hpp>
 #include <lowbit/nn/residual.hpp>
 #include <lowbit/nn/sequential.hpp>
 #include <lowbit/nn/softmax_cross_entropy.hpp>
