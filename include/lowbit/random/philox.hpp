@@ -40,7 +40,10 @@ constexpr philox_block philox4x32_10(philox_block ctr, std::uint32_t k0, std::ui
 }
 
 /// @brief The key of a stream of uniform draws: which run (seed), which training step and which tensor
-/// (stream). Element i of the stream is word i % 4 of philox(counter = {i/4 low, i/4 high, step, stream}).
+/// (stream). Elements come in blocks of 64 that use 16 counters: element i takes word (i % 64) / 16 of the
+/// Philox output for counter {c low, c high, step, stream} with c = (i / 64) * 16 + i % 16. The layout
+/// is fixed (not tied to a SIMD width), and it lets a vector of counters produce 16 consecutive draws
+/// per word, stored without a transpose.
 struct counter_key {
     std::uint64_t seed = 0;    ///< run seed
     std::uint32_t step = 0;    ///< training step (or any epoch-like counter)
@@ -56,12 +59,12 @@ constexpr float to_unit_float(std::uint32_t bits) noexcept
 /// @brief The uniform draw for element `index` of the stream `key`.
 constexpr float uniform_at(counter_key const& key, std::uint64_t index) noexcept
 {
-    std::uint64_t const c = index >> 2;
+    std::uint64_t const c = (index >> 6) * 16 + (index & 15);
     philox_block const r = philox4x32_10({static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(c >> 32),
                                           key.step, key.stream},
                                          static_cast<std::uint32_t>(key.seed),
                                          static_cast<std::uint32_t>(key.seed >> 32));
-    return to_unit_float(r[index & 3]);
+    return to_unit_float(r[(index >> 4) & 3]);
 }
 
 namespace detail {
@@ -95,42 +98,47 @@ xsimd::batch<std::uint64_t, Arch> mul_wide(xsimd::batch<std::uint64_t, Arch> x, 
 
 /// @brief Fills `out[0..n)` with the draws of elements `first .. first + n` of the stream `key`; equal, element
 /// for element, to uniform_at. The ten rounds run on xsimd batches of 64-bit lanes, one Philox counter per
-/// lane, so a batch makes 4 x lanes draws at once.
+/// lane; each block of 64 draws is 16 counters, whose four output words are stored as four runs of 16
+/// draws and converted to floats in one contiguous (vectorised) loop.
 template <class Arch = xsimd::default_arch>
 void uniform_fill(counter_key const& key, std::uint64_t first, float* out, std::size_t n) noexcept
 {
     using batch = xsimd::batch<std::uint64_t, Arch>;
     constexpr std::size_t lanes = batch::size;
+    static_assert(16 % lanes == 0, "a block's 16 counters must fill whole batches");
     auto const k0 = static_cast<std::uint32_t>(key.seed), k1 = static_cast<std::uint32_t>(key.seed >> 32);
     std::size_t i = 0;
-    // Head: elements until `first + i` is a multiple of 4, so blocks cover whole counters.
-    while (i < n && ((first + i) & 3) != 0) { out[i] = uniform_at(key, first + i); ++i; }
+    // Head: single draws until `first + i` starts a block of 64.
+    while (i < n && ((first + i) & 63) != 0) { out[i] = uniform_at(key, first + i); ++i; }
     alignas(64) std::uint64_t lane_index[lanes];
     for (std::size_t l = 0; l < lanes; ++l) lane_index[l] = l;
     batch const offsets = batch::load_aligned(lane_index);
     batch const low32(0xFFFFFFFFull);
-    alignas(64) std::uint64_t w[4][lanes];
-    while (n - i >= 4 * lanes) {
-        batch const c = batch(((first + i) >> 2)) + offsets;
-        batch x0 = c & low32, x1 = c >> 32, x2(static_cast<std::uint64_t>(key.step)), x3(static_cast<std::uint64_t>(key.stream));
-        std::uint32_t a = k0, b = k1;
-        for (int r = 0; r < 10; ++r) {
-            batch const p0 = detail::mul_wide(x0, 0xD2511F53u);
-            batch const p1 = detail::mul_wide(x2, 0xCD9E8D57u);
-            x0 = (p1 >> 32) ^ x1 ^ batch(static_cast<std::uint64_t>(a));
-            x2 = (p0 >> 32) ^ x3 ^ batch(static_cast<std::uint64_t>(b));
-            x1 = p1 & low32;
-            x3 = p0 & low32;
-            a += 0x9E3779B9u;
-            b += 0xBB67AE85u;
+    alignas(64) std::uint64_t words[64];
+    while (n - i >= 64) {
+        std::uint64_t const c0 = ((first + i) >> 6) * 16;
+        for (std::size_t g = 0; g < 16; g += lanes) {
+            batch const c = batch(c0 + g) + offsets;
+            batch x0 = c & low32, x1 = c >> 32, x2(static_cast<std::uint64_t>(key.step)),
+                  x3(static_cast<std::uint64_t>(key.stream));
+            std::uint32_t a = k0, b = k1;
+            for (int r = 0; r < 10; ++r) {
+                batch const p0 = detail::mul_wide(x0, 0xD2511F53u);
+                batch const p1 = detail::mul_wide(x2, 0xCD9E8D57u);
+                x0 = (p1 >> 32) ^ x1 ^ batch(static_cast<std::uint64_t>(a));
+                x2 = (p0 >> 32) ^ x3 ^ batch(static_cast<std::uint64_t>(b));
+                x1 = p1 & low32;
+                x3 = p0 & low32;
+                a += 0x9E3779B9u;
+                b += 0xBB67AE85u;
+            }
+            x0.store_aligned(words + g);
+            x1.store_aligned(words + 16 + g);
+            x2.store_aligned(words + 32 + g);
+            x3.store_aligned(words + 48 + g);
         }
-        x0.store_aligned(w[0]);
-        x1.store_aligned(w[1]);
-        x2.store_aligned(w[2]);
-        x3.store_aligned(w[3]);
-        for (std::size_t l = 0; l < lanes; ++l)
-            for (std::size_t j = 0; j < 4; ++j) out[i + 4 * l + j] = to_unit_float(static_cast<std::uint32_t>(w[j][l]));
-        i += 4 * lanes;
+        for (std::size_t k = 0; k < 64; ++k) out[i + k] = to_unit_float(static_cast<std::uint32_t>(words[k]));
+        i += 64;
     }
     for (; i < n; ++i) out[i] = uniform_at(key, first + i);
 }
