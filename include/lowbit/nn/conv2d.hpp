@@ -168,6 +168,7 @@ public:
     template <class F>
     void for_each_parameter(F&& f)
     {
+        w_.for_each_parameter(f);
         if (!b_.empty()) {
             parameter p{"conv2d.bias", b_, db_, parameter_kind::bias};
             f(p);

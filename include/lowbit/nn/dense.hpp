@@ -122,6 +122,7 @@ public:
     template <class F>
     void for_each_parameter(F&& f)
     {
+        w_.for_each_parameter(f);
         if (!b_.empty()) {
             parameter p{"dense.bias", b_, db_, parameter_kind::bias};
             f(p);

@@ -18,7 +18,9 @@
 #include <lowbit/kernels/quantize_params.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/quant/clipping.hpp>
+#include <lowbit/nn/parameter.hpp>
 #include <lowbit/quant/quantizer.hpp>
+#include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 #include <lowbit/random/philox.hpp>
 
 #include <algorithm>
@@ -38,9 +40,11 @@ namespace lowbit::nn {
 struct float_weights_t {};
 inline constexpr float_weights_t float_weights{};
 
-/// @brief What a layer's weight may be templated on: a Quantizer, or float_weights_t.
+/// @brief What a layer's weight may be templated on: a Quantizer (quantized by the library's kernels, with the
+/// plain straight-through estimator), a lowbit::ste fake quantizer (DoReFa, XNOR, TWN, LSQ, ...: its own
+/// backward turns the gradient with respect to Q(w) into one with respect to w), or float_weights_t.
 template <class P>
-concept WeightPolicy = Quantizer<P> || std::same_as<P, float_weights_t>;
+concept WeightPolicy = Quantizer<P> || ste::FakeQuantizer<P> || std::same_as<P, float_weights_t>;
 
 /// @brief How a weight is held; set by the training method when it binds a model.
 enum class weight_storage : std::uint8_t { full_precision, shadow, packed };
@@ -62,11 +66,13 @@ class weight {
 public:
     using policy_type = P;
     static constexpr bool quantized = Quantizer<P>;
+    static constexpr bool fake_quantized = ste::FakeQuantizer<P>;
 
     weight() = default;
     explicit weight(std::vector<std::size_t> shape, P policy = {})
         : shape_(std::move(shape)), w_(count(shape_), 0.0f), grad_(w_.size(), 0.0f), policy_(policy)
     {
+        if constexpr (fake_quantized) policy_.bind(shape_);
     }
 
     std::span<std::size_t const> shape() const noexcept { return shape_; }
@@ -104,6 +110,13 @@ public:
     /// The values the layer multiplies with in this forward pass.
     std::span<float const> forward_values(forward_context const& ctx)
     {
+        if constexpr (fake_quantized) {
+            if (storage_ == weight_storage::shadow) {
+                wq_.resize(size());
+                policy_.forward(w_, wq_);
+                return wq_;
+            }
+        }
         if constexpr (quantized) {
             if (storage_ == weight_storage::shadow) {
                 // Stochastic BinaryConnect evaluates with the real-valued weights (Courbariaux et al. 2015).
@@ -124,6 +137,9 @@ public:
     /// kept, so that only their codes stay resident).
     std::span<float const> backward_values()
     {
+        if constexpr (fake_quantized) {
+            if (storage_ == weight_storage::shadow && !wq_.empty()) return wq_;
+        }
         if constexpr (quantized) {
             if (storage_ == weight_storage::shadow && !wq_.empty()) return wq_;
             if (storage_ == weight_storage::packed) {
@@ -140,7 +156,15 @@ public:
     void store_as(weight_storage s, std::uint32_t stream, std::uint64_t seed = 0)
     {
         stream_ = stream;
-        if constexpr (!quantized) {
+        if constexpr (fake_quantized) {
+            (void)seed;
+            if (s == weight_storage::packed)
+                throw invalid_input("lowbit::nn::weight: a lowbit::ste fake quantizer has no packed storage; train it "
+                                    "with a shadow-weight method (binary_connect, sqwa)");
+            storage_ = s;
+            wq_.clear();
+            return;
+        } else if constexpr (!quantized) {
             (void)s;
             (void)seed;
             return;  // float weights stay float
@@ -179,6 +203,30 @@ public:
         for (std::size_t i = 0; i < w_.size(); ++i) w_[i] -= s[i];
         if constexpr (quantized) {
             if (storage_ == weight_storage::shadow) clip_shadow();
+        }
+    }
+
+    /// @brief Completes the backward pass: grad() held the gradient with respect to the forward values Q(w);
+    /// for a lowbit::ste policy it becomes the gradient with respect to w through the policy's own backward
+    /// (and the policy's learned parameters get theirs). For a Quantizer policy the straight-through
+    /// estimator makes the two equal, so nothing changes. The trainer calls it after the model's backward.
+    void finish_backward()
+    {
+        if constexpr (fake_quantized) {
+            if (storage_ == weight_storage::shadow) {
+                dq_.assign(grad_.begin(), grad_.end());
+                policy_.backward(dq_, grad_);
+            }
+        }
+    }
+
+    /// @brief Visits the learned parameters of the weight's policy (LSQ's step), as kind `clipping`.
+    template <class F>
+    void for_each_parameter(F&& f)
+    {
+        if constexpr (ste::LearnedFakeQuantizer<P>) {
+            parameter p{P::parameter_name, policy_.parameters(), policy_.gradients(), parameter_kind::clipping};
+            f(p);
         }
     }
 
@@ -323,6 +371,7 @@ private:
     std::vector<float> w_;              // float values (full_precision / shadow)
     std::vector<float> wq_;             // Q(w) of the last training forward pass (shadow)
     std::vector<float> grad_;           // gradient w.r.t. the forward values
+    std::vector<float> dq_;             // scratch for finish_backward
     std::vector<std::uint8_t> codes_;   // packed codes (packed)
     std::vector<float> steps_;          // fixed grid steps (packed)
     P policy_{};

@@ -129,7 +129,7 @@ struct sqwa {
         // Step 4: the average of the captured quantized models becomes the shadow weights; BN re-estimated.
         std::size_t i = 0;
         model.for_each_weight([&](auto& w) {
-            if constexpr (std::remove_reference_t<decltype(w)>::quantized) {
+            if constexpr (std::remove_reference_t<decltype(w)>::quantized || std::remove_reference_t<decltype(w)>::fake_quantized) {
                 auto m = w.master();
                 std::copy(mean[i].begin(), mean[i].end(), m.begin());
             }

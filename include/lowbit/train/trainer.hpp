@@ -246,6 +246,7 @@ public:
             throw invalid_input("lowbit::train: the loss is not finite at step " + std::to_string(step_) +
                                 "; nothing was updated (lower the learning rate?)");
         model_->backward(l.grad);
+        model_->for_each_weight([](auto& w) { w.finish_backward(); });
         check_gradients();
         update(seed, lr);
         ++step_;

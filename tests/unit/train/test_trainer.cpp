@@ -8,6 +8,7 @@
 #include <lowbit/optim/adam.hpp>
 #include <lowbit/optim/sgd.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/quant/ste/ste.hpp>
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/full_precision.hpp>
 #include <lowbit/train/rounded.hpp>
@@ -173,4 +174,43 @@ TEST_CASE("NaN input, non-finite loss and shape mismatches are clear errors that
     CHECK(all_weights(model) == before);
     xt::xtensor<std::uint8_t, 1> const short_labels = xt::zeros<std::uint8_t>({10});
     CHECK_THROWS_WITH_AS(t.fit(data.x, short_labels, {}), doctest::Contains("200 images but 10 labels"), invalid_input);
+}
+
+TEST_CASE("weights with lowbit::ste fake quantizers train through their own backward")
+{
+    auto const train = make_clusters(1000, 7), test = make_clusters(300, 8);
+    auto run = [&](auto policy) {
+        auto model = small_net(policy);
+        train::trainer t{model, train::binary_connect{}, optim::adam({.lr = 0.01f})};
+        (void)t.fit(train.x, train.y, {.epochs = 4, .batch = 50, .seed = 3});
+        return std::pair{t.evaluate(test.x, test.y).accuracy, all_weights(model)};
+    };
+    CHECK(run(ste::dorefa_weight<2>{}).first > 0.8f);
+    CHECK(run(ste::xnor_weight<>{}).first > 0.8f);
+    auto const [acc, params] = run(ste::lsq<3>{});
+    CHECK(acc > 0.8f);
+    // The LSQ steps (one per layer, after BN's parameters in visiting order) were initialised and trained.
+    auto model = small_net(ste::lsq<3>{});
+    std::size_t steps = 0;
+    model.for_each_parameter([&](nn::parameter& p) { steps += p.name == "lsq.step"; });
+    CHECK(steps == 2);
+}
+
+TEST_CASE("finish_backward maps the gradient through the fake quantizer")
+{
+    nn::weight<ste::dorefa_weight<2>> w({2, 3});
+    auto m = w.master();
+    for (std::size_t i = 0; i < m.size(); ++i) m[i] = 0.3f * static_cast<float>(i) - 0.7f;
+    w.store_as(nn::weight_storage::shadow, 1);
+    (void)w.forward_values({.training = true});
+    std::fill(w.grad().begin(), w.grad().end(), 1.0f);
+    w.finish_backward();
+    // DoReFa: dQ/dw = (1 - tanh^2 w) / max|tanh w| (the max held constant).
+    float mx = 0.0f;
+    for (float v : m) mx = std::max(mx, std::abs(std::tanh(v)));
+    for (std::size_t i = 0; i < m.size(); ++i)
+        CHECK(w.grad()[i] == doctest::Approx((1.0f - std::tanh(m[i]) * std::tanh(m[i])) / mx).epsilon(1e-4));
+    nn::weight<ste::dorefa_weight<2>> packed({4});
+    CHECK_THROWS_WITH_AS(packed.store_as(nn::weight_storage::packed, 1), doctest::Contains("no packed storage"),
+                         invalid_input);
 }
