@@ -507,3 +507,33 @@ TEST_CASE("uniform_weight keeps its first step when asked, and works per channel
     REQUIRE(c.steps().size() == 2);
     CHECK(c.steps()[1] == doctest::Approx(4.0f));
 }
+
+TEST_CASE("sat_rescale: Q* = Q / sqrt(n_out Var[Q]) with the variance detached")
+{
+    lowbit::ste::sat_rescale<lowbit::ste::dorefa_weight<2>> q;
+    std::vector<std::size_t> const shape = {4, 3};  // dense [out = 4, in = 3]: n_out = 4
+    q.bind(shape);
+    CHECK(q.fan_out() == 4);
+    std::vector<float> w = {0.9f, -0.2f, 0.4f, -1.3f, 0.05f, 0.7f, -0.6f, 1.1f, -0.01f, 0.3f, -0.8f, 0.2f};
+    std::vector<float> plain(w.size()), scaled(w.size());
+    lowbit::ste::dorefa_weight<2> ref;
+    ref.bind(shape);
+    ref.forward(w, plain);
+    q.forward(w, scaled);
+    double mean = 0.0, var = 0.0;
+    for (float v : scaled) mean += v;
+    mean /= static_cast<double>(scaled.size());
+    for (float v : scaled) var += (v - mean) * (v - mean);
+    var /= static_cast<double>(scaled.size() - 1);
+    CHECK(var * 4.0 == doctest::Approx(1.0));  // Var[Q*] = 1 / n_out
+    for (std::size_t i = 0; i < w.size(); ++i) CHECK(scaled[i] == doctest::Approx(plain[i] * q.scale()));
+    // Backward: the inner quantizer's gradient, times the (constant) scale.
+    std::vector<float> dy(w.size(), 1.0f), dx(w.size()), dref(w.size());
+    q.backward(dy, dx);
+    ref.backward(dy, dref);
+    for (std::size_t i = 0; i < w.size(); ++i) CHECK(dx[i] == doctest::Approx(dref[i] * q.scale()));
+    lowbit::ste::sat_rescale<lowbit::ste::dorefa_weight<2>> conv;
+    std::vector<std::size_t> const conv_shape = {8, 4, 3, 3};
+    conv.bind(conv_shape);
+    CHECK(conv.fan_out() == 72);  // out_channels * kh * kw
+}

@@ -10,6 +10,7 @@
 #include <lowbit/quant/ste/lsq.hpp>                // IWYU pragma: export
 #include <lowbit/quant/ste/pact.hpp>               // IWYU pragma: export
 #include <lowbit/quant/ste/pact_concepts.hpp>      // IWYU pragma: export
+#include <lowbit/quant/ste/sat_rescale.hpp>        // IWYU pragma: export
 #include <lowbit/quant/ste/twn_weight.hpp>         // IWYU pragma: export
 #include <lowbit/quant/ste/uniform_weight.hpp>     // IWYU pragma: export
 #include <lowbit/quant/ste/xnor_weight.hpp>        // IWYU pragma: export
