@@ -91,7 +91,7 @@ public:
     }
     std::span<float const> master() const
     {
-        const_cast<weight*>(this)->require_float("master()");
+        require_float("master()");
         return w_;
     }
     /// Gradient of the loss with respect to the values used in the forward pass.

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Writes docs/benchmarks.md from the results of scripts/bench (build/bench/results/*), so that every number in
+it comes from that command. Usage: /usr/bin/python3 bench/report.py"""
+import json, os, re, statistics, subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RES = os.path.join(ROOT, "build", "bench", "results")
+
+
+def load(name):
+    with open(os.path.join(RES, name)) as f:
+        return json.load(f)
+
+
+def medians(data):
+    """name -> median bytes_per_second / items_per_second / FLOPS over repetitions."""
+    runs = {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") != "median":
+                continue
+            name = b["run_name"]
+        else:
+            name = b.get("run_name", b["name"])
+            if any(x.get("run_name") == name and x.get("run_type") == "aggregate" for x in data["benchmarks"]):
+                continue
+        runs[name] = b
+    return runs
+
+
+def lscpu():
+    text = open(os.path.join(RES, "lscpu.txt")).read()
+    model = re.search(r"Model name:\s*(.*)", text).group(1).strip()
+    flags = re.search(r"Flags:\s*(.*)", text).group(1).split()
+    want = ["avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512_vpopcntdq", "avx512_vnni", "avx_vnni"]
+    return model, ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in want)
+
+
+def pack_section(lines):
+    data = load("pack.json")
+    m = medians(data)
+    gb = lambda name: m[name]["bytes_per_second"] / 1e9 if name in m else None
+    sizes = [4096, 65536, 1048576, 16777216]
+    label = {4096: "16 KiB", 65536: "256 KiB", 1048576: "4 MiB", 16777216: "64 MiB"}
+    lines += ["## Quantize+pack and unpack+dequantize (issue 2)", "",
+              "`bench/pack.cpp`: the fused kernels of `kernels/pack.hpp` against a `memcpy` of the same float bytes, in "
+              "the same binary. bytes/s count **float bytes** (n x 4): the input of quantize+pack, the output of "
+              "unpack+dequantize. Grid symmetric_even with bound 1, inputs uniform on [-1.25, 1.25]. With 2 threads "
+              "memcpy is split in the same two halves as the kernels. Median of 3 repetitions; GB/s = 1e9 B/s.", "",
+              "| kernel | bits | threads | " + " | ".join(f"{label[s]}" for s in sizes) + " |",
+              "|---|---|---|" + "---|" * len(sizes)]
+    for t in (1, 2):
+        row = [f"{gb(f'memcpy/n:{s}/nthreads:{t}/real_time'):.2f}" for s in sizes]
+        lines.append(f"| memcpy | - | {t} | " + " | ".join(row) + " |")
+    for kern in ("quantize_pack<nearest_even,{b}>", "quantize_pack<stochastic,{b}>", "unpack_dequantize<{b}>"):
+        for b in (1, 2, 4, 8):
+            for t in (1, 2):
+                cells = []
+                for s in sizes:
+                    v = gb(kern.format(b=b) + f"/n:{s}/nthreads:{t}/real_time")
+                    base = gb(f"memcpy/n:{s}/nthreads:{t}/real_time")
+                    cells.append(f"{v:.2f} ({100 * v / base:.0f}%)" if v else "-")
+                label = kern.split("<")[0] + (" nearest" if "nearest" in kern else " stochastic" if "stochastic" in kern else "")
+                lines.append(f"| {label} | {b} | {t} | " + " | ".join(cells) + " |")
+    lines += ["", "Targets on large arrays (64 MiB), ratio to memcpy at the same thread count:", ""]
+    for name, kern, target in (("nearest quantize+pack", "quantize_pack<nearest_even,{b}>", 50),
+                               ("stochastic quantize+pack", "quantize_pack<stochastic,{b}>", 25),
+                               ("unpack+dequantize", "unpack_dequantize<{b}>", 50)):
+        for t in (1, 2):
+            ratios = [100 * gb(kern.format(b=b) + f"/n:16777216/nthreads:{t}/real_time") /
+                      gb(f"memcpy/n:16777216/nthreads:{t}/real_time") for b in (1, 2, 4, 8)]
+            ok = all(r >= target for r in ratios)
+            lines.append(f"- {name}, {t} thread(s): {min(ratios):.0f}%..{max(ratios):.0f}% of memcpy "
+                         f"(target >= {target}%): **{'met' if ok else 'missed'}**")
+    refs = [(k, v) for k, v in m.items() if k.startswith("ref_")]
+    if refs:
+        lines += ["", "Scalar references (1 thread, 64 MiB), for the speed-up of the SIMD kernels:", ""]
+        for k, v in sorted(refs):
+            lines.append(f"- `{k.split('/')[0]}`: {v['bytes_per_second'] / 1e9:.2f} GB/s")
+    lines.append("")
+
+
+def gemm_section(lines):
+    data = load("gemm.json")
+    lines += ["## Float GEMM", "", "`bench/gemm.cpp`: `cblas_sgemm` (OpenBLAS) against lowbit's xsimd GEMM "
+              "(`kernels::sgemm_fallback`), square sizes, GFLOP/s (2 m n k per call). The environment of the run "
+              f"had OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} and "
+              f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', 'unset')}.", "",
+              "| benchmark | GFLOP/s |", "|---|---|"]
+    for b in data["benchmarks"]:
+        if "FLOPS" in b and b.get("run_type", "iteration") == "iteration":
+            lines.append(f"| `{b['name']}` | {b['FLOPS'] / 1e9:.1f} |")
+    lines.append("")
+
+
+def train_section(lines):
+    ours = [json.loads(l) for l in open(os.path.join(RES, "train_lowbit.jsonl")) if l.strip().startswith("{")]
+    peer = [json.loads(l) for l in open(os.path.join(RES, "train_torch.jsonl")) if l.strip().startswith("{")]
+    lines += ["## Training throughput against PyTorch (issue 3)", "",
+              "The MLP 784-1024-1024-10 with BatchNorm, binary weights, Adam (lr 0.01), batch 100, 2 threads, one "
+              "epoch of Fashion-MNIST (60000 images), in the same session: `lowbit-train` (bench build, OpenBLAS "
+              "GEMM) and `../shared/peers/torch_fmnist.py` (Debian's python3-torch). Images/s over the epoch's "
+              "training steps; test accuracy after the epoch.", "",
+              "| method | lowbit images/s | PyTorch images/s | lowbit / PyTorch | lowbit test acc | PyTorch test acc |",
+              "|---|---|---|---|---|---|"]
+    for o in ours:
+        p = next((x for x in peer if x["method"] == o["method"]), None)
+        if p:
+            lines.append(f"| {o['method']} | {o['train_images_per_s']:.0f} | {p['train_images_per_s']:.0f} | "
+                         f"{o['train_images_per_s'] / p['train_images_per_s']:.2f} | {o['test_acc']:.4f} | {p['test_acc']:.4f} |")
+    lines += ["", f"PyTorch version: {peer[0]['peer'] if peer else '?'}.", ""]
+
+
+def main():
+    model, flags = lscpu()
+    lines = ["# Benchmarks", "",
+             "Every number here was produced by `scripts/bench` (which builds the `bench` preset: Release, "
+             "`-march=native`) and formatted by `/usr/bin/python3 bench/report.py`; the raw JSON is in "
+             "`build/bench/results/`.", "",
+             f"- Machine: `{model}` (lscpu), 2 vCPUs (KVM guest). Flags: {flags}.",
+             "- Compiler: GCC 12.2 (Debian 12), `-O3 -march=native`. xsimd 8.1.0, Google Benchmark 1.7.1, OpenBLAS "
+             "0.3.21 (Debian packages).",
+             "- Debian's libbenchmark was built without NDEBUG and prints `Library was built as DEBUG`: that is the "
+             "library, not lowbit's code.",
+             "- A 2-vCPU VM: run-to-run spread is up to about 10 %.", ""]
+    for section in (pack_section, gemm_section, train_section):
+        try:
+            section(lines)
+        except FileNotFoundError as e:
+            lines += [f"({section.__name__}: no results: {e.filename})", ""]
+    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
