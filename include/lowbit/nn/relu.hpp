@@ -3,6 +3,7 @@
 /// @file
 /// @brief nn::relu: y = max(x, 0), on tensors of any rank; dy passes where x > 0.
 
+#include <lowbit/nn/detail/masked_gradient.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
 
@@ -34,9 +35,7 @@ public:
     template <std::size_t Rank>
     xt::xtensor<float, Rank> backward(xt::xtensor<float, Rank> const& dy)
     {
-        xt::xtensor<float, Rank> dx = xt::xtensor<float, Rank>::from_shape(dy.shape());
-        for (std::size_t i = 0; i < dy.size(); ++i) dx.data()[i] = mask_[i] ? dy.data()[i] : 0.0f;
-        return dx;
+        return detail::masked_gradient(dy, mask_);
     }
 
     template <class F> void for_each_weight(F&&) {}
