@@ -10,7 +10,7 @@ namespace lowbit_train {
 
 struct config {
     std::string model = "mlp";        // mlp | cnn
-    std::string method = "bc";        // fp | bc | sr | r
+    std::string method = "bc";        // fp | bc | sr | r | sqwa
     int bits = 1;                     // 1 | 2 | 4 | 8
     std::string rounding;             // nearest | stochastic (default: stochastic for sr, nearest otherwise)
     std::string optimizer = "adam";   // sgd | adam
@@ -25,6 +25,14 @@ struct config {
     std::string log;                  // CSV path, one row per epoch
     std::size_t hidden = 1024;        // MLP width
     std::size_t train_limit = 0;      // use only the first N training images (0: all)
+    // SQWA (--method sqwa): float pre-training, then cyclic retraining with captures, averaging, fine-tuning.
+    std::size_t fp_epochs = 2;
+    std::size_t captures = 3;
+    double cycle_epochs = 1.0;
+    float cycle_high = 1e-2f;
+    float cycle_low = 1e-4f;
+    std::size_t finetune_epochs = 1;
+    float finetune_lr = 1e-4f;
 };
 
 /// Trains and evaluates; prints progress and the final JSON line. Returns the process exit code.

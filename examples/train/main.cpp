@@ -18,8 +18,9 @@ int main(int argc, char** argv)
     CLI::App app{"lowbit-train: train quantized networks on Fashion-MNIST (Li et al. 2017 methods)"};
     app.add_option("--model", c.model, "mlp (784-1024-1024-10, BN) or cnn (small VGG)")
         ->check(CLI::IsMember({"mlp", "cnn"}))->capture_default_str();
-    app.add_option("--method", c.method, "fp (float), bc (BinaryConnect), sr (stochastic rounding), r (rounding)")
-        ->check(CLI::IsMember({"fp", "bc", "sr", "r"}))->capture_default_str();
+    app.add_option("--method", c.method,
+                   "fp (float), bc (BinaryConnect), sr (stochastic rounding), r (rounding), sqwa (SQWA over bc)")
+        ->check(CLI::IsMember({"fp", "bc", "sr", "r", "sqwa"}))->capture_default_str();
     app.add_option("--bits", c.bits, "weight bits: 1, 2, 4 or 8")->check(CLI::IsMember({1, 2, 4, 8}))->capture_default_str();
     app.add_option("--rounding", c.rounding, "nearest or stochastic (default: stochastic for sr, nearest otherwise)")
         ->check(CLI::IsMember({"nearest", "stochastic"}));
@@ -35,6 +36,16 @@ int main(int argc, char** argv)
     app.add_option("--log", c.log, "CSV file, one row per epoch");
     app.add_option("--hidden", c.hidden, "MLP hidden width")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16))->capture_default_str();
     app.add_option("--train-limit", c.train_limit, "use only the first N training images (0: all)")->capture_default_str();
+    auto* sqwa = app.add_option_group("SQWA", "--method sqwa: float pre-training, cyclic retraining with captures of "
+                                              "the quantized model, averaging, BN re-estimation, fine-tuning");
+    sqwa->add_option("--fp-epochs", c.fp_epochs, "float pre-training epochs (step 1)")->capture_default_str();
+    sqwa->add_option("--captures", c.captures, "captured quantized models (cycles of step 3)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1000}))->capture_default_str();
+    sqwa->add_option("--cycle-epochs", c.cycle_epochs, "cycle length in epochs")->check(CLI::PositiveNumber)->capture_default_str();
+    sqwa->add_option("--cycle-high", c.cycle_high, "rate at the start of each cycle")->check(CLI::PositiveNumber)->capture_default_str();
+    sqwa->add_option("--cycle-low", c.cycle_low, "rate at the end of each cycle")->check(CLI::PositiveNumber)->capture_default_str();
+    sqwa->add_option("--finetune-epochs", c.finetune_epochs, "fine-tuning epochs (step 5)")->capture_default_str();
+    sqwa->add_option("--finetune-lr", c.finetune_lr, "fine-tuning rate")->check(CLI::PositiveNumber)->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (CLI::CallForHelp const& e) {

@@ -12,6 +12,7 @@
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/full_precision.hpp>
 #include <lowbit/train/rounded.hpp>
+#include <lowbit/train/sqwa.hpp>
 #include <lowbit/train/stochastic_rounding.hpp>
 #include <lowbit/train/trainer.hpp>
 
@@ -140,7 +141,28 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     }
     progress bar;
     epoch_report<decltype(t), Images> report{&t, &test_x, &test_y, &sched, c.log.empty() ? nullptr : &csv, bar.tty()};
-    auto const r = t.fit(train_x, train_y, {.epochs = c.epochs, .batch = c.batch, .seed = c.seed}, bar, report);
+    lowbit::train::fit_result r;
+    if constexpr (std::is_same_v<Method, lowbit::train::sqwa<lowbit::train::binary_connect>>) {
+        // Step 1 with the float method, then SQWA's steps 2-5; the report shows the final model.
+        {
+            lowbit::train::trainer fp{model, lowbit::train::full_precision{}, any_optimizer(c), sched};
+            r = fp.fit(train_x, train_y, {.epochs = c.fp_epochs, .batch = c.batch, .seed = c.seed}, bar);
+        }
+        method.options = {.captures = c.captures, .finetune_epochs = c.finetune_epochs, .finetune_lr = c.finetune_lr};
+        auto const s = method.run(model, any_optimizer(c),
+                                  lowbit::optim::schedule::cyclic{.high = c.cycle_high, .low = c.cycle_low,
+                                                                  .epochs_per_cycle = c.cycle_epochs},
+                                  train_x, train_y, {.batch = c.batch, .seed = c.seed});
+        r.epochs += s.retrain.epochs + s.finetune.epochs;
+        r.images += s.retrain.images + s.finetune.images;
+        r.seconds += s.retrain.seconds + s.finetune.seconds;
+        any_schedule const finetune{.kind = "constant", .lr = c.finetune_lr};
+        report.schedule = &finetune;
+        (void)report.on_epoch({.epoch = r.epochs - 1, .train_loss = s.finetune.last_loss,
+                               .train_accuracy = s.finetune.last_accuracy, .seconds = r.seconds, .images = r.images});
+    } else {
+        r = t.fit(train_x, train_y, {.epochs = c.epochs, .batch = c.batch, .seed = c.seed}, bar, report);
+    }
     std::printf("{\"model\": \"%s\", \"method\": \"%s\", \"bits\": %d, \"rounding\": \"%s\", \"optimizer\": \"%s\", "
                 "\"lr\": %g, \"batch\": %zu, \"epochs\": %zu, \"seed\": %llu, \"threads\": %u, \"test_acc\": %.4f, "
                 "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu}\n",
@@ -170,6 +192,15 @@ int dispatch(config const& c, F&& f)
         default: return f(cli_quantizer<8, Rounding>{.clipping = {.bound = 1.0f}}, method, rname);
         }
     };
+    if (c.method == "sqwa") {  // SQWA's quantizer: the L2-optimal step on the symmetric grid (ternary at 2 bits)
+        auto const m = train::sqwa<train::binary_connect>{};
+        switch (c.bits) {
+        case 1: return f(quantizer<1, nearest_even_t, clip::l2_optimal>{}, m, "nearest");
+        case 2: return f(quantizer<2, nearest_even_t, clip::l2_optimal>{}, m, "nearest");
+        case 4: return f(quantizer<4, nearest_even_t, clip::l2_optimal>{}, m, "nearest");
+        default: return f(quantizer<8, nearest_even_t, clip::l2_optimal>{}, m, "nearest");
+        }
+    }
     if (c.method == "sr") return with_bits(stochastic_t{}, train::stochastic_rounding{});
     if (c.method == "r") return with_bits(nearest_even_t{}, train::rounded{});
     return stochastic ? with_bits(stochastic_t{}, train::binary_connect{})

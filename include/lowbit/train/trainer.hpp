@@ -72,12 +72,13 @@ struct epoch_info {
 
 /// @brief Result of fit().
 struct fit_result {
-    std::size_t epochs = 0;     ///< epochs completed
+    std::size_t epochs = 0;     ///< epochs completed (all their batches ran)
     std::size_t steps = 0;
     bool stopped_early = false; ///< a hook asked to stop
     double seconds = 0.0;       ///< wall time of all training steps
     std::size_t images = 0;
     float last_loss = 0.0f;
+    float last_accuracy = 0.0f;  ///< training accuracy over the last epoch
     double images_per_second() const noexcept { return seconds > 0 ? static_cast<double>(images) / seconds : 0.0; }
 };
 
@@ -171,6 +172,7 @@ public:
             epoch_info ei{.epoch = epoch};
             double loss_sum = 0.0;
             std::size_t correct = 0;
+            bool complete = true;
             auto const t0 = std::chrono::steady_clock::now();
             for (std::size_t b = 0; b < nb; ++b) {
                 auto const idx = batches.batch_indices(b);
@@ -190,6 +192,7 @@ public:
                 ++r.steps;
                 if ((detail::call_step(hooks, si) | ... | false)) {
                     r.stopped_early = true;
+                    complete = b + 1 == nb;  // a stop on the last batch still completes the epoch
                     break;
                 }
             }
@@ -198,7 +201,8 @@ public:
             ei.train_accuracy = ei.images ? static_cast<float>(correct) / static_cast<float>(ei.images) : 0.0f;
             r.seconds += ei.seconds;
             r.images += ei.images;
-            if (!r.stopped_early) ++r.epochs;
+            r.last_accuracy = ei.train_accuracy;
+            if (complete) ++r.epochs;
             if ((detail::call_epoch(hooks, ei) | ... | false)) r.stopped_early = true;
         }
         return r;
