@@ -129,6 +129,29 @@ def train_section(lines):
         pass
 
 
+def qat_section(lines):
+    m = medians(load("train_qat.json"))
+    ips = lambda name, t: m[f"qat_step/{name}/{t}/real_time"]["items_per_second"]
+    lines += ["## Quantization-aware training steps: SAT, SQWA, PACT, LSQ against BinaryConnect (issue 4)", "",
+              "`bench/train_qat.cpp`: training steps (forward, loss, backward, SGD update) of the MLP "
+              "784-1024-1024-10 with BatchNorm and a classifier with bias, one batch of 100 test images; hidden "
+              "weights and activations at 4 bits (SQWA: ternary weights, 2-bit activations), first and last "
+              "layers at 8 bits. bc is BinaryConnect with Li et al.'s 16-level weight grid and float activations, "
+              "the baseline; sqwa is a step of SQWA's retraining (its captures and averaging run once per "
+              "cycle). Median of 3 repetitions. Overhead = bc images/s / method images/s - 1.", "",
+              "| method | 1 thread images/s | overhead vs bc | 2 threads images/s | overhead vs bc |",
+              "|---|---|---|---|---|"]
+    worst = []
+    for name in ("fp", "bc", "dorefa", "pact", "lsq", "sat", "sqwa"):
+        o1, o2 = ips("bc", 1) / ips(name, 1) - 1, ips("bc", 2) / ips(name, 2) - 1
+        if name in ("pact", "lsq", "sat", "sqwa"):
+            worst.append((max(o1, o2), name))
+        lines.append(f"| {name} | {ips(name, 1):.0f} | {100 * o1:+.1f} % | {ips(name, 2):.0f} | {100 * o2:+.1f} % |")
+    w, name = max(worst)
+    lines += ["", f"Target: the PACT / LSQ / SAT (and SQWA) overhead over bc stays under 25 %. Largest measured: "
+              f"{name}, {100 * w:+.1f} % -- {'met' if w < 0.25 else 'NOT met'}.", ""]
+
+
 def main():
     model, flags = lscpu()
     lines = ["# Benchmarks", "",
@@ -141,7 +164,7 @@ def main():
              "- Debian's libbenchmark was built without NDEBUG and prints `Library was built as DEBUG`: that is the "
              "library, not lowbit's code.",
              "- A 2-vCPU VM: run-to-run spread is up to about 10 %.", ""]
-    for section in (pack_section, gemm_section, train_section):
+    for section in (pack_section, gemm_section, train_section, qat_section):
         try:
             section(lines)
         except FileNotFoundError as e:

@@ -12,11 +12,11 @@ Usage (from the repository root, after `cmake --workflow --preset release`):
 Nothing here is tuned towards a result: every method gets the same epochs, optimizer and schedule, and the
 learning rates are the ones listed in METHODS below, fixed before any run.
 """
-import argparse, csv, json, os, statistics, subprocess, sys, time
+import argparse, json, os, statistics, sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN = os.path.join(ROOT, "build", "release", "examples", "lowbit-train")
-OUT = os.path.join(ROOT, "docs", "results")
+import common
+from common import OUT, ROOT, TRAIN, err_stats
+
 RAW = os.path.join(ROOT, "build", "experiments", "li2017")
 
 # name, lowbit-train arguments. Big SR: batch x10 and lr x sqrt(10) (Adam's usual square-root scaling;
@@ -43,19 +43,9 @@ LIMIT = {"mlp": 0, "cnn": 0}
 
 
 def run(model, name, args, seed, epochs):
-    os.makedirs(RAW, exist_ok=True)
     tag = f"{model}_{name.replace(' ', '_')}_s{seed}"
-    log = os.path.join(RAW, tag + ".csv")
-    cmd = [TRAIN, "--model", model, "--epochs", str(epochs), "--seed", str(seed), "--threads", "2",
-           "--optimizer", "adam", "--schedule", "step", "--log", log,
-           "--train-limit", str(LIMIT[model])] + args
-    t0 = time.time()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    result = json.loads(out.strip().splitlines()[-1])
-    with open(log) as f:
-        curve = [1.0 - float(r["test_acc"]) for r in csv.DictReader(f)]
-    print(f"{tag}: test error {100 * (1 - result['test_acc']):.2f} % ({time.time() - t0:.0f} s)", flush=True)
-    return {"cmd": " ".join(os.path.relpath(c, ROOT) if c == TRAIN else c for c in cmd), "result": result, "curve": curve}
+    return common.run(RAW, tag, ["--model", model, "--epochs", str(epochs), "--seed", str(seed), "--threads", "2",
+                                 "--optimizer", "adam", "--schedule", "step", "--train-limit", str(LIMIT[model])] + args)
 
 
 def main():
@@ -77,11 +67,6 @@ def main():
         json.dump(runs, f, indent=1)
     write_report(runs, models, epochs, a.seeds)
     plot(runs, models)
-
-
-def err_stats(rs):
-    errs = [100.0 * (1.0 - r["result"]["test_acc"]) for r in rs]
-    return statistics.mean(errs), (statistics.stdev(errs) if len(errs) > 1 else 0.0)
 
 
 def write_report(runs, models, epochs, seeds):

@@ -9,8 +9,8 @@ int run_cnn(config const& c)
     auto const d = load(c);
     auto const train_x = lowbit::nn::as_images(d.train.images, 1, 28, 28);
     auto const test_x = lowbit::nn::as_images(d.test.images, 1, 28, 28);
-    return dispatch(c, [&](auto policy, auto method, char const* rounding) {
-        auto model = lowbit::nn::cnn({.seed = c.seed}, policy, policy, policy);
+    return dispatch(c, [&](auto p, auto method, char const* rounding) {
+        auto model = lowbit::nn::cnn({.seed = c.seed}, p.w, p.first, p.last, p.act, p.head);
         return train_and_report(c, model, method, train_x, d.train.labels, test_x, d.test.labels, rounding);
     });
 }

@@ -10,8 +10,8 @@ namespace lowbit_train {
 
 struct config {
     std::string model = "mlp";        // mlp | cnn
-    std::string method = "bc";        // fp | bc | sr | r | sqwa
-    int bits = 1;                     // 1 | 2 | 4 | 8
+    std::string method = "bc";        // fp | bc | sr | r | sqwa | sat
+    int bits = 1;                     // 1 | 2 | 4 | 8 (32: float, for sat and fp)
     std::string rounding;             // nearest | stochastic (default: stochastic for sr, nearest otherwise)
     std::string optimizer = "adam";   // sgd | adam
     float lr = 0.01f;
@@ -33,6 +33,18 @@ struct config {
     float cycle_low = 1e-4f;
     std::size_t finetune_epochs = 1;
     float finetune_lr = 1e-4f;
+    std::string save_fp;              // write the float model of step 1 here
+    std::string load_fp;              // start from this float model instead of step 1
+    std::string save_model;           // write the trained model's state (a checkpoint) here
+    std::string surface;              // CSV: the loss on the plane through the first three captures
+    std::size_t surface_grid = 9;     // points per side of that plane
+    // Fake-quantizer recipes (recipe.hpp): --quantizer, --act-bits, --first-last-bits; SAT options.
+    std::string head;                 // bn (dense + BatchNorm) | bias (dense with bias); "": bias with --quantizer / sat, else bn
+    std::string quantizer;            // uniform | dorefa | pact | cg-pact | lsq | xnor | twn ("": Li et al.'s grid)
+    int act_bits = 32;                // 1 (sign, bc only) | 2 | 4 | 8 | 32 (float)
+    int first_last_bits = 8;          // 8 | 32 | 0 (same as --bits)
+    bool rescale_hidden = false;      // sat: rescale the hidden layers too (the paper's optional conv rescaling)
+    float pact_alpha = 10.0f;         // initial PACT clipping level
 };
 
 /// Trains and evaluates; prints progress and the final JSON line. Returns the process exit code.

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // lowbit-train: trains a binary or low-bit network on Fashion-MNIST with one of Li et al.'s methods
-// (fp, bc, sr, r), printing progress, an optional CSV log, and a final JSON line.
+// (fp, bc, sr, r), SQWA or SAT, printing progress, an optional CSV log, and a final JSON line.
 //
 //   lowbit-train --model mlp --method bc --bits 1 --epochs 3
 //
 // Bad options print the usage and exit with code 2.
 #include "config.hpp"
+#include "recipe.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -19,9 +20,24 @@ int main(int argc, char** argv)
     app.add_option("--model", c.model, "mlp (784-1024-1024-10, BN) or cnn (small VGG)")
         ->check(CLI::IsMember({"mlp", "cnn"}))->capture_default_str();
     app.add_option("--method", c.method,
-                   "fp (float), bc (BinaryConnect), sr (stochastic rounding), r (rounding), sqwa (SQWA over bc)")
-        ->check(CLI::IsMember({"fp", "bc", "sr", "r", "sqwa"}))->capture_default_str();
-    app.add_option("--bits", c.bits, "weight bits: 1, 2, 4 or 8")->check(CLI::IsMember({1, 2, 4, 8}))->capture_default_str();
+                   "fp (float), bc (BinaryConnect), sr (stochastic rounding), r (rounding), sqwa (SQWA over bc), "
+                   "sat (scale-adjusted training)")
+        ->check(CLI::IsMember({"fp", "bc", "sr", "r", "sqwa", "sat"}))->capture_default_str();
+    app.add_option("--bits", c.bits, "weight bits: 1, 2, 4 or 8 (32: float, with --method sat)")
+        ->check(CLI::IsMember({1, 2, 4, 8, 32}))->capture_default_str();
+    app.add_option("--quantizer", c.quantizer,
+                   "fake quantizer (bc, sat, sqwa): uniform (L2-optimal odd grid), dorefa, pact (DoReFa weights, PACT "
+                   "activations), cg-pact, lsq, xnor (1 bit), twn (2 bits); default: Li et al.'s grid, cg-pact for sat")
+        ->check(CLI::IsMember({"uniform", "dorefa", "pact", "cg-pact", "lsq", "xnor", "twn"}));
+    app.add_option("--head", c.head, "classifier head: bn (dense + BatchNorm, Li et al.) or bias (dense with bias, as "
+                                     "PACT and SAT; the default with --quantizer and --method sat, where it is the only choice)")
+        ->check(CLI::IsMember({"bn", "bias"}));
+    app.add_option("--act-bits", c.act_bits, "activation bits: 1 (sign, replacing the ReLU; with --method bc), 2, 4, "
+                                             "8, or 32 (float)")
+        ->check(CLI::IsMember({1, 2, 4, 8, 32}))->capture_default_str();
+    app.add_option("--first-last-bits", c.first_last_bits,
+                   "weight bits of the first and last layers with --quantizer: 8, 32 (float) or 0 (same as --bits)")
+        ->check(CLI::IsMember({0, 8, 32}))->capture_default_str();
     app.add_option("--rounding", c.rounding, "nearest or stochastic (default: stochastic for sr, nearest otherwise)")
         ->check(CLI::IsMember({"nearest", "stochastic"}));
     app.add_option("--optimizer", c.optimizer, "sgd (momentum 0.9) or adam")->check(CLI::IsMember({"sgd", "adam"}))->capture_default_str();
@@ -46,12 +62,31 @@ int main(int argc, char** argv)
     sqwa->add_option("--cycle-low", c.cycle_low, "rate at the end of each cycle")->check(CLI::PositiveNumber)->capture_default_str();
     sqwa->add_option("--finetune-epochs", c.finetune_epochs, "fine-tuning epochs (step 5)")->capture_default_str();
     sqwa->add_option("--finetune-lr", c.finetune_lr, "fine-tuning rate")->check(CLI::PositiveNumber)->capture_default_str();
+    auto* sat = app.add_option_group("SAT", "--method sat: DoReFa weights, CG-PACT activations, last layer rescaled to "
+                                            "variance 1/n_out; use with --optimizer sgd --schedule cosine as the paper");
+    sat->add_flag("--rescale-hidden", c.rescale_hidden, "rescale the hidden layers' weights too (the paper's optional "
+                                                         "conv rescaling)");
+    sat->add_option("--pact-alpha", c.pact_alpha, "initial PACT alpha")->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_option("--save-fp", c.save_fp, "save the float model to this checkpoint file (--method fp: after "
+                                           "training; --method sqwa: after step 1)");
+    sqwa->add_option("--surface", c.surface, "write the test loss on the plane through the first three captured "
+                                             "models to this CSV (the paper's loss-surface picture)");
+    sqwa->add_option("--surface-grid", c.surface_grid, "points per side of that plane")
+        ->check(CLI::Range(std::size_t{2}, std::size_t{101}))->capture_default_str();
+    app.add_option("--save-model", c.save_model, "save the trained model's state to this checkpoint file (weights as "
+                                                 "their real values, biases, BatchNorm statistics, learned bounds)");
+    app.add_option("--load-fp", c.load_fp, "start from this checkpoint, saved by --save-fp from a model of the same "
+                                           "architecture (--method sqwa: instead of step 1)");
     try {
         app.parse(argc, argv);
     } catch (CLI::CallForHelp const& e) {
         return app.exit(e);
     } catch (CLI::ParseError const& e) {
         app.exit(e);
+        return 2;
+    }
+    if (auto const problem = lowbit_train::check_recipe(c); !problem.empty()) {
+        std::fprintf(stderr, "lowbit-train: %s\nRun with --help for more information.\n", problem.c_str());
         return 2;
     }
     try {

@@ -7,10 +7,10 @@ namespace lowbit_train {
 int run_mlp(config const& c)
 {
     auto const d = load(c);
-    return dispatch(c, [&](auto policy, auto method, char const* rounding) {
+    return dispatch(c, [&](auto p, auto method, char const* rounding) {
         auto model = lowbit::nn::mlp(
             {.inputs = 784, .hidden = c.hidden, .classes = 10, .init = lowbit::nn::init::uniform_unit, .seed = c.seed},
-            policy, policy, policy);
+            p.w, p.first, p.last, p.act, p.head);
         return train_and_report(c, model, method, d.train.images, d.train.labels, d.test.images, d.test.labels, rounding);
     });
 }

@@ -4,21 +4,26 @@
 // translation unit, so the two compile in parallel.
 
 #include "config.hpp"
+#include "recipe.hpp"
 
 #include <lowbit/data/fashion_mnist.hpp>
 #include <xtensor/xview.hpp>
 #include <lowbit/lowbit.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/train/binary_connect.hpp>
+#include <lowbit/train/checkpoint.hpp>
 #include <lowbit/train/full_precision.hpp>
 #include <lowbit/train/rounded.hpp>
+#include <lowbit/train/sat.hpp>
 #include <lowbit/train/sqwa.hpp>
 #include <lowbit/train/stochastic_rounding.hpp>
 #include <lowbit/train/trainer.hpp>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -125,12 +130,124 @@ struct epoch_report {
     }
 };
 
+/// Standard deviation of a range of floats (population).
+template <class Range>
+double stddev_of(Range const& r)
+{
+    double n = 0.0, mean = 0.0, m2 = 0.0;
+    for (float v : r) {  // Welford
+        n += 1.0;
+        double const d = v - mean;
+        mean += d / n;
+        m2 += d * (v - mean);
+    }
+    return n > 0 ? std::sqrt(m2 / n) : 0.0;
+}
+
+/// SAT's diagnosis (Jin et al.): the spread of the classifier's forward weights and of the logits, in
+/// evaluation mode, on the first 1000 test images.
+struct scale_diagnostics {
+    double last_weight_std = 0.0;
+    double logit_std = 0.0;
+};
+
+template <class Model, class Images>
+scale_diagnostics diagnose(Model& model, Images const& test_x)
+{
+    scale_diagnostics d;
+    lowbit::nn::forward_context const eval{.training = false};
+    model.for_each_weight([&](auto& w) { d.last_weight_std = stddev_of(w.forward_values(eval)); });  // the last wins
+    std::size_t const n = std::min<std::size_t>(1000, test_x.shape(0));
+    Images const x = xt::view(test_x, xt::range(0, n));
+    auto const logits = model.forward(x, eval);
+    d.logit_std = stddev_of(logits);
+    return d;
+}
+
+/// The loss surface of SQWA in the quantized weight domain (the paper's picture): the test loss on the plane
+/// through the first three captured models, at a grid of points, written as CSV rows "a,b,loss" followed by
+/// rows "#name,a,b" for the captures, their average (SQWA's step 4) and the final model. Each point's loss
+/// uses the forward pass Q(w) and BatchNorm in training mode (statistics of each 500-image test batch), so
+/// no point needs its own BatchNorm re-estimation; the classifier is evaluated on the first 2000 test images.
+/// Runs last: it leaves the model's weights and BatchNorm statistics changed.
+template <class Model, class Images>
+void write_surface(std::string const& path, std::size_t grid, Model& model,
+                   std::vector<std::vector<std::vector<float>>> const& captures, Images const& test_x,
+                   xt::xtensor<std::uint8_t, 1> const& test_y)
+{
+    if (captures.size() < 3) throw std::runtime_error("--surface needs at least 3 captures (--captures 3)");
+    auto flat = [](std::vector<std::vector<float>> const& layers) {
+        std::vector<double> v;
+        for (auto const& l : layers) v.insert(v.end(), l.begin(), l.end());
+        return v;
+    };
+    std::vector<double> const c1 = flat(captures[0]);
+    std::size_t const n = c1.size();
+    auto sub = [&](std::vector<double> const& a) { std::vector<double> d(n); for (std::size_t i = 0; i < n; ++i) d[i] = a[i] - c1[i]; return d; };
+    auto dot = [&](std::vector<double> const& a, std::vector<double> const& b) { double s = 0; for (std::size_t i = 0; i < n; ++i) s += a[i] * b[i]; return s; };
+    std::vector<double> e1 = sub(flat(captures[1])), e2 = sub(flat(captures[2]));
+    double const n1 = std::sqrt(dot(e1, e1));
+    for (double& v : e1) v /= n1;
+    double const p = dot(e2, e1);
+    for (std::size_t i = 0; i < n; ++i) e2[i] -= p * e1[i];
+    double const n2 = std::sqrt(dot(e2, e2));
+    for (double& v : e2) v /= n2;
+    auto coords = [&](std::vector<double> const& w) { auto const d = sub(w); return std::pair{dot(d, e1), dot(d, e2)}; };
+    // Marked points: the captures, their average, the final (fine-tuned, re-quantized) model.
+    std::vector<std::pair<std::string, std::pair<double, double>>> marks;
+    std::vector<double> mean(n, 0.0);
+    for (std::size_t j = 0; j < captures.size(); ++j) {
+        auto const w = flat(captures[j]);
+        for (std::size_t i = 0; i < n; ++i) mean[i] += w[i] / static_cast<double>(captures.size());
+        marks.push_back({"capture" + std::to_string(j + 1), coords(w)});
+    }
+    marks.push_back({"average", coords(mean)});
+    std::vector<std::vector<float>> final_q;
+    model.for_each_weight([&](auto& w) { auto const q = w.forward_values({.training = false}); final_q.emplace_back(q.begin(), q.end()); });
+    marks.push_back({"sqwa_final", coords(flat(final_q))});
+    double lo_a = 0, hi_a = 0, lo_b = 0, hi_b = 0;
+    for (auto const& [name, ab] : marks) {
+        lo_a = std::min(lo_a, ab.first), hi_a = std::max(hi_a, ab.first);
+        lo_b = std::min(lo_b, ab.second), hi_b = std::max(hi_b, ab.second);
+    }
+    double const ma = 0.3 * (hi_a - lo_a), mb = 0.3 * (hi_b - lo_b);
+    lo_a -= ma, hi_a += ma, lo_b -= mb, hi_b += mb;
+    std::size_t const m = std::min<std::size_t>(2000, test_x.shape(0));
+    std::ofstream out(path);
+    if (!out) throw std::runtime_error("cannot write the surface file " + path);
+    out << "a,b,loss\n";
+    for (std::size_t ia = 0; ia < grid; ++ia) {
+        for (std::size_t ib = 0; ib < grid; ++ib) {
+            double const a = lo_a + (hi_a - lo_a) * static_cast<double>(ia) / static_cast<double>(grid - 1);
+            double const b = lo_b + (hi_b - lo_b) * static_cast<double>(ib) / static_cast<double>(grid - 1);
+            std::size_t off = 0;
+            model.for_each_weight([&](auto& w) {
+                auto dst = w.master();
+                for (std::size_t i = 0; i < dst.size(); ++i, ++off)
+                    dst[i] = static_cast<float>(c1[off] + a * e1[off] + b * e2[off]);
+            });
+            double loss = 0.0;
+            for (std::size_t s0 = 0; s0 < m; s0 += 500) {
+                std::size_t const s1 = std::min(m, s0 + 500);
+                Images const x = xt::view(test_x, xt::range(s0, s1));
+                auto const logits = model.forward(x, {.training = true});
+                loss += lowbit::nn::softmax_cross_entropy(logits, std::span(test_y.data() + s0, s1 - s0)).loss *
+                        static_cast<double>(s1 - s0);
+            }
+            out << a << ',' << b << ',' << loss / static_cast<double>(m) << '\n';
+        }
+    }
+    for (auto const& [name, ab] : marks) out << '#' << name << ',' << ab.first << ',' << ab.second << '\n';
+}
+
 template <class Model, class Method, class Images>
 int train_and_report(config const& c, Model& model, Method method, Images const& train_x,
                      xt::xtensor<std::uint8_t, 1> const& train_y, Images const& test_x,
                      xt::xtensor<std::uint8_t, 1> const& test_y, std::string const& rounding)
 {
     lowbit::set_num_threads(c.threads);
+    lowbit::train::checkpoint_meta const meta{{"model", c.model}, {"hidden", std::to_string(c.hidden)}};
+    if (!c.load_fp.empty()) (void)lowbit::train::load_checkpoint(c.load_fp, model, meta);  // before the trainer converts
     any_schedule const sched{.kind = c.schedule, .lr = c.lr, .epochs = static_cast<double>(c.epochs)};
     lowbit::train::trainer t{model, method, any_optimizer(c), sched};
     std::ofstream csv;
@@ -142,17 +259,22 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     progress bar;
     epoch_report<decltype(t), Images> report{&t, &test_x, &test_y, &sched, c.log.empty() ? nullptr : &csv, bar.tty()};
     lowbit::train::fit_result r;
+    std::vector<std::vector<std::vector<float>>> captures;  // SQWA with --surface
     if constexpr (std::is_same_v<Method, lowbit::train::sqwa<lowbit::train::binary_connect>>) {
         // Step 1 with the float method, then SQWA's steps 2-5; the report shows the final model.
-        {
-            lowbit::train::trainer fp{model, lowbit::train::full_precision{}, any_optimizer(c), sched};
+        if (c.load_fp.empty()) {  // step 1, unless its result was loaded
+            any_schedule const fp_sched{.kind = c.schedule, .lr = c.lr, .epochs = static_cast<double>(c.fp_epochs)};
+            lowbit::train::trainer fp{model, lowbit::train::full_precision{}, any_optimizer(c), fp_sched};
             r = fp.fit(train_x, train_y, {.epochs = c.fp_epochs, .batch = c.batch, .seed = c.seed}, bar);
+            if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, meta);
         }
-        method.options = {.captures = c.captures, .finetune_epochs = c.finetune_epochs, .finetune_lr = c.finetune_lr};
-        auto const s = method.run(model, any_optimizer(c),
+        method.options = {.captures = c.captures, .finetune_epochs = c.finetune_epochs, .finetune_lr = c.finetune_lr,
+                          .keep_captures = !c.surface.empty()};
+        auto s = method.run(model, any_optimizer(c),
                                   lowbit::optim::schedule::cyclic{.high = c.cycle_high, .low = c.cycle_low,
                                                                   .epochs_per_cycle = c.cycle_epochs},
                                   train_x, train_y, {.batch = c.batch, .seed = c.seed});
+        captures = std::move(s.captures);
         r.epochs += s.retrain.epochs + s.finetune.epochs;
         r.images += s.retrain.images + s.finetune.images;
         r.seconds += s.retrain.seconds + s.finetune.seconds;
@@ -162,13 +284,28 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                                .train_accuracy = s.finetune.last_accuracy, .seconds = r.seconds, .images = r.images});
     } else {
         r = t.fit(train_x, train_y, {.epochs = c.epochs, .batch = c.batch, .seed = c.seed}, bar, report);
+        if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, meta);  // --method fp
     }
-    std::printf("{\"model\": \"%s\", \"method\": \"%s\", \"bits\": %d, \"rounding\": \"%s\", \"optimizer\": \"%s\", "
+    if (!c.save_model.empty()) lowbit::train::save_checkpoint(c.save_model, model, meta);
+    auto const diag = diagnose(model, test_x);
+    if constexpr (std::is_same_v<Method, lowbit::train::sqwa<lowbit::train::binary_connect>>) {
+        if (!c.surface.empty()) write_surface(c.surface, c.surface_grid, model, captures, test_x, test_y);
+    }
+    bool const ste_recipe = uses_recipe(c) && c.method != "fp";
+    std::printf("{\"model\": \"%s\", \"method\": \"%s\", \"bits\": %d, \"act_bits\": %d, \"quantizer\": \"%s\", "
+                "\"first_last_bits\": %d, \"rounding\": \"%s\", \"optimizer\": \"%s\", "
                 "\"lr\": %g, \"batch\": %zu, \"epochs\": %zu, \"seed\": %llu, \"threads\": %u, \"test_acc\": %.4f, "
+                "\"last_weight_std\": %.5g, \"logit_std\": %.5g, "
                 "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu}\n",
-                c.model.c_str(), c.method.c_str(), c.method == "fp" ? 32 : c.bits, rounding.c_str(), c.optimizer.c_str(),
+                c.model.c_str(), c.method.c_str(), c.method == "fp" ? 32 : c.bits, ste_recipe ? c.act_bits : 32,
+                (ste_recipe ? quantizer_family(c)
+                            : std::string(c.method == "sqwa" ? "l2_optimal" : (c.method == "fp" ? "none" : "fixed_range")))
+                    .c_str(),
+                ste_recipe ? (c.first_last_bits == 0 ? c.bits : c.first_last_bits) : (c.method == "fp" ? 32 : c.bits),
+                rounding.c_str(), c.optimizer.c_str(),
                 static_cast<double>(c.lr), c.batch, r.epochs, static_cast<unsigned long long>(c.seed), c.threads,
-                static_cast<double>(report.last_test_acc), r.images_per_second(), t.weight_bytes());
+                static_cast<double>(report.last_test_acc), diag.last_weight_std, diag.logit_std,
+                r.images_per_second(), t.weight_bytes());
     return 0;
 }
 
@@ -176,29 +313,63 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
 template <int Bits, class Rounding>
 using cli_quantizer = lowbit::quantizer<Bits, Rounding, lowbit::clip::fixed_range, lowbit::grid::symmetric_even>;
 
-/// Calls f(policy, method) with the types the configuration names.
+/// The policies of a model: weights (hidden, first, last layer), activations and the classifier head.
+template <class W, class First, class Last, class Act = lowbit::nn::float_activations_t,
+          class Head = lowbit::nn::batch_norm_head_t>
+struct model_policies {
+    W w;
+    First first;
+    Last last;
+    Act act{};
+    Head head{};
+};
+
+template <class W>
+model_policies<W, W, W> uniform_policies(W w)
+{
+    return {w, w, w};
+}
+
+/// Calls f(policies, method, rounding name) with the types the configuration names.
 template <class F>
 int dispatch(config const& c, F&& f)
 {
     using namespace lowbit;
-    if (c.method == "fp") return f(nn::float_weights, train::full_precision{}, "none");
+    if (uses_recipe(c)) {  // lowbit::ste fake quantizers, type-erased (recipe.hpp); bias head, as PACT and SAT
+        recipe r = make_recipe(c);
+        if (c.method == "sat")
+            return f(model_policies<ste::any_quantizer, ste::any_quantizer, ste::sat_rescale<ste::any_quantizer>,
+                                    ste::any_quantizer, nn::bias_head_t>{
+                         r.weights, r.first, ste::sat_rescale<ste::any_quantizer>(r.last), r.acts},
+                     train::sat<>{}, "nearest");
+        if (c.act_bits == 1)  // signed binary activations replace the ReLU, so the type must say so (bc only)
+            return f(model_policies<ste::any_quantizer, ste::any_quantizer, ste::any_quantizer, ste::sign_activation,
+                                    nn::bias_head_t>{r.weights, r.first, r.last},
+                     train::binary_connect{}, "nearest");
+        model_policies<ste::any_quantizer, ste::any_quantizer, ste::any_quantizer, ste::any_quantizer, nn::bias_head_t> p{
+            r.weights, r.first, r.last, r.acts};
+        if (c.method == "sqwa") return f(p, train::sqwa<train::binary_connect>{}, "nearest");
+        // fp with the bias head: identity quantizers, so binary_connect trains the float weights exactly.
+        return f(p, train::binary_connect{}, c.method == "fp" ? "none" : "nearest");
+    }
+    if (c.method == "fp") return f(uniform_policies(nn::float_weights), train::full_precision{}, "none");
     bool const stochastic = c.rounding.empty() ? c.method == "sr" : c.rounding == "stochastic";
     auto with_bits = [&]<class Rounding>(Rounding, auto method) {
         char const* rname = std::is_same_v<Rounding, stochastic_t> ? "stochastic" : "nearest";
         switch (c.bits) {
-        case 1: return f(cli_quantizer<1, Rounding>{.clipping = {.bound = 1.0f}}, method, rname);
-        case 2: return f(cli_quantizer<2, Rounding>{.clipping = {.bound = 1.0f}}, method, rname);
-        case 4: return f(cli_quantizer<4, Rounding>{.clipping = {.bound = 1.0f}}, method, rname);
-        default: return f(cli_quantizer<8, Rounding>{.clipping = {.bound = 1.0f}}, method, rname);
+        case 1: return f(uniform_policies(cli_quantizer<1, Rounding>{.clipping = {.bound = 1.0f}}), method, rname);
+        case 2: return f(uniform_policies(cli_quantizer<2, Rounding>{.clipping = {.bound = 1.0f}}), method, rname);
+        case 4: return f(uniform_policies(cli_quantizer<4, Rounding>{.clipping = {.bound = 1.0f}}), method, rname);
+        default: return f(uniform_policies(cli_quantizer<8, Rounding>{.clipping = {.bound = 1.0f}}), method, rname);
         }
     };
     if (c.method == "sqwa") {  // SQWA's quantizer: the L2-optimal step on the symmetric grid (ternary at 2 bits)
         auto const m = train::sqwa<train::binary_connect>{};
         switch (c.bits) {
-        case 1: return f(quantizer<1, nearest_even_t, clip::l2_optimal>{}, m, "nearest");
-        case 2: return f(quantizer<2, nearest_even_t, clip::l2_optimal>{}, m, "nearest");
-        case 4: return f(quantizer<4, nearest_even_t, clip::l2_optimal>{}, m, "nearest");
-        default: return f(quantizer<8, nearest_even_t, clip::l2_optimal>{}, m, "nearest");
+        case 1: return f(uniform_policies(quantizer<1, nearest_even_t, clip::l2_optimal>{}), m, "nearest");
+        case 2: return f(uniform_policies(quantizer<2, nearest_even_t, clip::l2_optimal>{}), m, "nearest");
+        case 4: return f(uniform_policies(quantizer<4, nearest_even_t, clip::l2_optimal>{}), m, "nearest");
+        default: return f(uniform_policies(quantizer<8, nearest_even_t, clip::l2_optimal>{}), m, "nearest");
         }
     }
     if (c.method == "sr") return with_bits(stochastic_t{}, train::stochastic_rounding{});

@@ -28,6 +28,10 @@
 #include <lowbit/tensor/qtensor_concepts.hpp>
 #include <lowbit/tensor/quantize.hpp>
 
+#include <lowbit/io/archive.hpp>
+#include <lowbit/io/crc32.hpp>
+#include <lowbit/io/io_error.hpp>
+
 #include <lowbit/optim/adam.hpp>
 #include <lowbit/optim/optimizer_concepts.hpp>
 #include <lowbit/optim/schedule/constant.hpp>
@@ -42,6 +46,7 @@
 
 #include <lowbit/nn/avg_pool2d.hpp>
 #include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/buffer.hpp>
 #include <lowbit/nn/conv2d.hpp>
 #include <lowbit/nn/dense.hpp>
 #include <lowbit/nn/flatten.hpp>
@@ -58,10 +63,12 @@
 #include <lowbit/nn/weight.hpp>
 
 #include <lowbit/train/binary_connect.hpp>
+#include <lowbit/train/checkpoint.hpp>
 #include <lowbit/train/convex_probe.hpp>
 #include <lowbit/train/full_precision.hpp>
 #include <lowbit/train/method_concepts.hpp>
 #include <lowbit/train/rounded.hpp>
+#include <lowbit/train/sat.hpp>
 #include <lowbit/train/sqwa.hpp>
 #include <lowbit/train/stochastic_rounding.hpp>
 #include <lowbit/train/trainer.hpp>

@@ -10,6 +10,7 @@
 /// Backward: dx = gamma / sqrt(var_B + eps) * (dy - mean(dy) - xhat * mean(dy xhat)), per channel.
 
 #include <lowbit/config.hpp>
+#include <lowbit/nn/buffer.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
 
@@ -161,6 +162,19 @@ public:
         {
             parameter p{"batch_norm.beta", beta_, dbeta_, parameter_kind::norm};
             f(p);
+        }
+    }
+    /// Visits the running statistics (state that checkpoints keep and the optimizer never touches).
+    template <class F>
+    void for_each_buffer(F&& f)
+    {
+        {
+            buffer b{"batch_norm.running_mean", running_mean_};
+            f(b);
+        }
+        {
+            buffer b{"batch_norm.running_var", running_var_};
+            f(b);
         }
     }
 

@@ -5,6 +5,7 @@
 /// block must keep the shape.
 
 #include <lowbit/config.hpp>
+#include <lowbit/nn/buffer.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 
 #include <algorithm>
@@ -41,6 +42,12 @@ public:
 
     template <class F> void for_each_weight(F&& f) { inner_.for_each_weight(f); }
     template <class F> void for_each_parameter(F&& f) { inner_.for_each_parameter(f); }
+    /// Forwards to the inner block's state tensors (buffer), if it has any.
+    template <class F>
+    void for_each_buffer(F&& f)
+    {
+        if constexpr (requires { inner_.for_each_buffer(f); }) inner_.for_each_buffer(f);
+    }
 
 private:
     Inner inner_;

@@ -12,6 +12,7 @@
 ///                              lowbit::nn::dense<>({.in = 256, .out = 10})};
 /// @endcode
 
+#include <lowbit/nn/buffer.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
 
@@ -72,8 +73,21 @@ public:
     {
         std::apply([&](auto&... l) { (l.for_each_parameter(f), ...); }, layers_);
     }
+    /// Calls f(buffer&) for the state tensors of every layer that has some (BatchNorm's running
+    /// statistics); layers without a for_each_buffer are skipped, so they need not declare one.
+    template <class F>
+    void for_each_buffer(F&& f)
+    {
+        std::apply([&](auto&... l) { (visit_buffers(l, f), ...); }, layers_);
+    }
 
 private:
+    template <class L, class F>
+    static void visit_buffers(L& l, F& f)
+    {
+        if constexpr (requires { l.for_each_buffer(f); }) l.for_each_buffer(f);
+    }
+
     template <class L, class F>
     static void visit_leaf(L& l, F& f)
     {

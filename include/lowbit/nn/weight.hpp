@@ -107,6 +107,33 @@ public:
         return out;
     }
 
+    /// @brief Sets the real values, whatever the storage (for checkpoints: the counterpart of values()).
+    /// Float storage (full_precision, shadow) takes them exactly, and a shadow weight's cached Q(w) is dropped;
+    /// the storage's rule (shadow clipping) applies from the next step on, as for values set through master().
+    /// Packed storage re-quantizes them: the grid steps are fixed again from the policy's clipping of the new
+    /// values, and every value is rounded to the nearest level (ties to even) whatever the policy's rounding,
+    /// so that assigning is deterministic and values already on that grid are kept exactly.
+    /// @throws invalid_input when the count differs from size(), or for NaN values into packed storage; the
+    /// weight is unchanged then.
+    void assign(std::span<float const> v)
+    {
+        if (v.size() != size())
+            throw invalid_input("lowbit::nn::weight::assign: expected " + std::to_string(size()) + " values, got " +
+                                std::to_string(v.size()));
+        if constexpr (quantized) {
+            if (storage_ == weight_storage::packed) {
+                std::vector<float> steps = slice_steps(v);
+                std::vector<std::uint8_t> codes(codes_.size());
+                encode<nearest_even_t>(v, steps, random::counter_key{.seed = 0, .step = 0, .stream = stream_}, codes);
+                steps_ = std::move(steps);
+                codes_ = std::move(codes);
+                return;
+            }
+        }
+        std::copy(v.begin(), v.end(), w_.begin());
+        wq_.clear();
+    }
+
     /// The values the layer multiplies with in this forward pass.
     std::span<float const> forward_values(forward_context const& ctx)
     {
@@ -321,15 +348,18 @@ private:
         }
     }
 
+    /// Quantizes and packs with the policy's rounding, or with Rounding when one is given (assign()).
+    template <class Rounding = void>
     void encode(std::span<float const> in, std::vector<float> const& steps, random::counter_key key,
                 std::span<std::uint8_t> codes) const
     {
         if constexpr (quantized) {
+            using rounding = std::conditional_t<std::is_void_v<Rounding>, typename P::rounding_type, Rounding>;
             constexpr bool wraps = std::is_same_v<typename P::overflow_type, wrap_t>;
             std::vector<kernels::quantize_params> params(steps.size());
             for (std::size_t c = 0; c < steps.size(); ++c)
                 params[c] = kernels::make_quantize_params(levels(), P::bits, steps[c], wraps, key);
-            std::size_t const nans = kernels::quantize_pack<typename P::rounding_type>(
+            std::size_t const nans = kernels::quantize_pack<rounding>(
                 in.data(), size(), size() / steps.size(), params.data(), P::bits, codes.data());
             if (nans != 0)
                 throw invalid_input("lowbit::nn::weight: " + std::to_string(nans) +

@@ -6,12 +6,14 @@
 /// the data saturates instead of blowing up the step; NaN is rejected by the checked quantize() API.
 
 #include <lowbit/quant/clipping_concepts.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
 #include <lowbit/quant/grid.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <span>
+#include <vector>
 
 namespace lowbit::clip {
 
@@ -65,30 +67,65 @@ struct l2_optimal {
         return s * (static_cast<float>(l.qmax) + l.offset);
     }
 
+    /// The bound after at most `passes` Lloyd iterations from a given step (one start). For data that moved
+    /// little since `step` was fitted -- a weight between two optimizer steps -- the step then tracks the
+    /// optimum at the cost of a pass or two instead of range()'s two full starts (each iteration cannot
+    /// increase the error). Falls back to range() for a step <= 0.
+    float refine(std::span<float const> x, level_range l, float step, int passes) const noexcept
+    {
+        if (!(step > 0.0f)) return range(x, l);
+        return l2_optimal{.iterations = passes}.lloyd(x, l, step).step * (static_cast<float>(l.qmax) + l.offset);
+    }
+
 private:
     struct fit { float step; double error; };
+    struct sums { double num = 0.0, den = 0.0, err = 0.0; };
 
-    static double level_of(float v, float s, level_range l) noexcept
+    static double level_of(float v, double inv_s, level_range l) noexcept
     {
-        double const k = std::nearbyint(static_cast<double>(v) / s - l.offset);
+        double const k = std::nearbyint(static_cast<double>(v) * inv_s - l.offset);
         return std::clamp(k, static_cast<double>(l.qmin), static_cast<double>(l.qmax)) + l.offset;
+    }
+
+    /// The sums of one Lloyd pass, over fixed blocks added in block order: threaded for large x, and the same
+    /// bits for any thread count.
+    static sums pass(std::span<float const> x, level_range l, float s)
+    {
+        constexpr std::size_t block = std::size_t{1} << 14;
+        std::size_t const blocks = (x.size() + block - 1) / block;
+        std::vector<sums> part(blocks);
+        double const inv_s = 1.0 / static_cast<double>(s);
+        parallel_for(blocks, 8, [&](std::size_t b0, std::size_t b1) {
+            for (std::size_t b = b0; b < b1; ++b) {
+                // Four interleaved partial sums (fixed order) break the add-latency chain of one accumulator.
+                sums p[4];
+                auto const xs = x.subspan(b * block, std::min(block, x.size() - b * block));
+                for (std::size_t i = 0; i < xs.size(); ++i) {
+                    float const v = xs[i];
+                    if (!std::isfinite(v)) continue;
+                    double const c = level_of(v, inv_s, l);
+                    sums& q = p[i % 4];
+                    q.num += v * c;
+                    q.den += c * c;
+                    q.err += (v - c * s) * (v - c * s);
+                }
+                part[b] = {(p[0].num + p[1].num) + (p[2].num + p[3].num), (p[0].den + p[1].den) + (p[2].den + p[3].den),
+                           (p[0].err + p[1].err) + (p[2].err + p[3].err)};
+            }
+        });
+        sums total;
+        for (sums const& p : part) total.num += p.num, total.den += p.den, total.err += p.err;
+        return total;
     }
 
     fit lloyd(std::span<float const> x, level_range l, float s) const noexcept
     {
         double err = 0.0;
         for (int it = 0; it < iterations; ++it) {
-            double num = 0.0, den = 0.0;
-            err = 0.0;
-            for (float v : x) {
-                if (!std::isfinite(v)) continue;
-                double const c = level_of(v, s, l);
-                num += v * c;
-                den += c * c;
-                err += (v - c * s) * (v - c * s);
-            }
-            if (den == 0.0 || num <= 0.0) break;
-            auto const next = static_cast<float>(num / den);
+            sums const t = pass(x, l, s);
+            err = t.err;
+            if (t.den == 0.0 || t.num <= 0.0) break;
+            auto const next = static_cast<float>(t.num / t.den);
             if (next == s) break;
             s = next;
         }

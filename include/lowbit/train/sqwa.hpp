@@ -47,6 +47,7 @@ struct sqwa_options {
     std::size_t finetune_epochs = 2;   ///< step 5
     float finetune_lr = 1e-4f;         ///< step 5's constant rate
     std::size_t bn_batches = 50;       ///< training batches used to re-estimate BatchNorm statistics (step 4)
+    bool keep_captures = false;        ///< keep every captured model in the result (loss-surface plots)
 };
 
 /// @brief What SQWA did.
@@ -54,6 +55,9 @@ struct sqwa_result {
     std::size_t captured = 0;          ///< quantized models averaged
     fit_result retrain;                ///< step 3
     fit_result finetune;               ///< step 5
+    /// With keep_captures: the captured quantized weights, captures[j][i] for capture j and weight i (in
+    /// for_each_weight order).
+    std::vector<std::vector<std::vector<float>>> captures;
 };
 
 namespace detail {
@@ -113,16 +117,17 @@ struct sqwa {
                 std::vector<std::vector<float>>* mean;
                 std::size_t* captured;
                 std::size_t wanted;
+                std::vector<std::vector<std::vector<float>>>* kept;  // null unless keep_captures
                 bool on_step(step_info const& s)
                 {
                     double const after = static_cast<double>(s.epoch) +
                                          static_cast<double>(s.batch_in_epoch + 1) / static_cast<double>(s.batches_per_epoch);
                     double const before = after - 1.0 / static_cast<double>(s.batches_per_epoch);
                     if (!schedule->cycle_end(before, after)) return false;
-                    capture(*model, *mean, ++*captured);
+                    capture(*model, *mean, ++*captured, kept);
                     return *captured == wanted;
                 }
-            } hook{&model, &cyclic, &mean, &r.captured, options.captures};
+            } hook{&model, &cyclic, &mean, &r.captured, options.captures, options.keep_captures ? &r.captures : nullptr};
             fit.epochs = static_cast<std::size_t>(std::ceil(cyclic.cycle_epochs() * static_cast<double>(options.captures)));
             r.retrain = t.fit(images, labels, fit, hook);
         }
@@ -148,13 +153,16 @@ struct sqwa {
 
     /// @brief Adds the current quantized weights Q(w) to the running means (the j-th capture).
     template <class Model>
-    static void capture(Model& model, std::vector<std::vector<float>>& mean, std::size_t j)
+    static void capture(Model& model, std::vector<std::vector<float>>& mean, std::size_t j,
+                        std::vector<std::vector<std::vector<float>>>* kept = nullptr)
     {
         std::size_t i = 0;
         nn::forward_context const deterministic{.training = true, .seed = 0, .step = 0};
+        if (kept) kept->emplace_back();
         model.for_each_weight([&](auto& w) {
             if (mean.size() <= i) mean.emplace_back(w.size(), 0.0f);
             auto const q = w.forward_values(deterministic);
+            if (kept) kept->back().emplace_back(q.begin(), q.end());
             // Running mean: mean <- mean + (q - mean) / j.
             for (std::size_t k = 0; k < q.size(); ++k) mean[i][k] += (q[k] - mean[i][k]) / static_cast<float>(j);
             ++i;

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -536,4 +537,72 @@ TEST_CASE("sat_rescale: Q* = Q / sqrt(n_out Var[Q]) with the variance detached")
     std::vector<std::size_t> const conv_shape = {8, 4, 3, 3};
     conv.bind(conv_shape);
     CHECK(conv.fan_out() == 72);  // out_channels * kh * kw
+}
+
+TEST_CASE("tanh_clamp: tanh(w) / max|tanh w| in [-1, 1], gradient by finite differences with the max held")
+{
+    ste::tanh_clamp<> q;
+    vec const w = random_vec(9, -2.0f, 2.0f, 5);
+    vec const y = run_forward(q, w);
+    float m = 0.0f;
+    for (float v : w) m = std::max(m, std::abs(std::tanh(v)));
+    for (std::size_t i = 0; i < w.size(); ++i) CHECK(y[i] == doctest::Approx(std::tanh(w[i]) / m));
+    float peak = 0.0f;
+    for (float v : y) peak = std::max(peak, std::abs(v));
+    CHECK(peak == doctest::Approx(1.0f));  // the largest |w| maps to +-1
+    vec const dy = random_vec(9, -1.0f, 1.0f, 6);
+    vec const dx = run_backward(q, dy);
+    double const md = m;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        auto f = [&](std::vector<double> const& v) { return dy[i] * std::tanh(v[0]) / md; };
+        CHECK(dx[i] == doctest::Approx(central(f, {static_cast<double>(w[i])}, 0)).epsilon(1e-4));
+    }
+    ste::tanh_clamp<> zero;
+    vec const z = run_forward(zero, vec(3, 0.0f));
+    CHECK(z == vec(3, 0.0f));
+    CHECK(run_backward(zero, vec{1.0f, 2.0f, 3.0f}) == vec{1.0f, 2.0f, 3.0f});
+    check_nan_rejected(ste::tanh_clamp<>{}, "tanh_clamp");
+}
+
+static_assert(ste::LearnedFakeQuantizer<ste::any_quantizer>);
+static_assert(ste::FakeQuantizer<ste::sat_rescale<ste::any_quantizer>>);
+
+TEST_CASE("any_quantizer forwards to the quantizer it holds, copies deeply, and is the identity when empty")
+{
+    vec const x = random_vec(16, -1.0f, 12.0f, 9);
+    vec const dy = random_vec(16, -1.0f, 1.0f, 10);
+    ste::pact<3, ste::alpha_gradient::calibrated> ref({.alpha = 6.0f});
+    ste::any_quantizer q = ref;
+    CHECK(q.has_value());
+    CHECK(run_forward(q, x) == run_forward(ref, x));
+    CHECK(run_backward(q, dy) == run_backward(ref, dy));
+    REQUIRE(q.parameters().size() == 1);
+    CHECK(q.parameters()[0] == 6.0f);
+    CHECK(q.gradients()[0] == ref.gradients()[0]);
+    ste::any_quantizer copy = q;  // its own alpha and gradient
+    copy.parameters()[0] = 2.0f;
+    CHECK(q.parameters()[0] == 6.0f);
+    CHECK(copy.target<ste::pact<3, ste::alpha_gradient::calibrated>>()->alpha() == 2.0f);
+    CHECK(copy.target<ste::pact<3>>() == nullptr);
+
+    ste::any_quantizer w = ste::dorefa_weight<2>{};  // learns nothing: no parameters
+    CHECK(w.parameters().empty());
+    CHECK(run_forward(w, x) == run_forward(*w.target<ste::dorefa_weight<2>>(), x));
+
+    ste::any_quantizer identity;
+    CHECK(!identity.has_value());
+    CHECK(run_forward(identity, x) == x);
+    CHECK(run_backward(identity, dy) == dy);
+    CHECK(identity.parameters().empty());
+    check_nan_rejected(ste::any_quantizer{ste::dorefa_activation<2>{}}, "dorefa_activation");
+}
+
+TEST_CASE("sign_activation: sign with sign(0) = +1, gradient gated at |x| <= 1")
+{
+    ste::sign_activation q;
+    static_assert(ste::FakeQuantizer<ste::sign_activation> && ste::sign_activation::signed_domain);
+    vec const x{-2.0f, -1.0f, -0.25f, 0.0f, 0.5f, 1.0f, 3.0f};
+    CHECK(run_forward(q, x) == vec{-1.0f, -1.0f, -1.0f, 1.0f, 1.0f, 1.0f, 1.0f});
+    CHECK(run_backward(q, vec(7, 2.0f)) == vec{0.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 0.0f});
+    check_nan_rejected(ste::sign_activation{}, "sign_activation");
 }

@@ -114,3 +114,23 @@ TEST_CASE("SQWA from a float-trained model: captures once per cycle, then fine-t
         CHECK(levels.size() <= 3);  // re-quantized to the ternary grid
     });
 }
+
+TEST_CASE("SQWA keeps its captures on request; without fine-tuning the shadow weights are their mean")
+{
+    auto const train_set = make(400, 3);
+    auto model = net();
+    train::sqwa<train::binary_connect> method{{.captures = 2, .finetune_epochs = 0, .bn_batches = 5, .keep_captures = true}};
+    auto const r = method.run(model, optim::adam({.lr = 0.01f}),
+                              optim::schedule::cyclic{.high = 1e-2f, .low = 1e-4f, .epochs_per_cycle = 1},
+                              train_set.x, train_set.y, {.batch = 40, .seed = 4});
+    REQUIRE(r.captures.size() == 2);
+    std::size_t i = 0;
+    model.for_each_weight([&](auto& w) {
+        auto const m = w.master();
+        REQUIRE(r.captures[0][i].size() == m.size());
+        for (std::size_t k = 0; k < m.size(); ++k)
+            CHECK(m[k] == doctest::Approx(0.5f * (r.captures[0][i][k] + r.captures[1][i][k])));
+        ++i;
+    });
+    CHECK(i == 2);
+}

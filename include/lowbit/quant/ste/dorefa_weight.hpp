@@ -65,17 +65,20 @@ public:
         } else {
             constexpr float n = detail::steps_v<Bits>;
             deriv_.resize(x.size());
-            for (std::size_t b = 0; b < x.size(); b += len) {
-                float m = 0.0f;
-                for (std::size_t i = b; i < b + len; ++i) m = std::max(m, std::abs(std::tanh(x[i])));
-                float const inv = m > 0.0f ? 1.0f / m : 0.0f;
-                for (std::size_t i = b; i < b + len; ++i) {
-                    float const t = std::tanh(x[i]);
-                    float const wt = 0.5f * t * inv + 0.5f;
-                    y[i] = 2.0f * detail::q_k(wt, n) - 1.0f;
-                    deriv_[i] = (1.0f - t * t) * (m > 0.0f ? inv : 1.0f);
-                }
+            detail::tanh_into(x, deriv_);  // tanh once; deriv_ becomes the derivative below
+            inv_.resize(x.size() / len);
+            for (std::size_t c = 0; c < inv_.size(); ++c) {
+                float const m = detail::max_abs(std::span<float const>(deriv_).subspan(c * len, len));
+                inv_[c] = m > 0.0f ? 1.0f / m : 0.0f;
             }
+            detail::for_each_slice_run(x.size(), len, [&](std::size_t b, std::size_t e, std::size_t c) {
+                float const inv = inv_[c], dinv = inv > 0.0f ? inv : 1.0f;
+                for (std::size_t i = b; i < e; ++i) {
+                    float const t = deriv_[i];
+                    y[i] = 2.0f * detail::q_k(0.5f * t * inv + 0.5f, n) - 1.0f;
+                    deriv_[i] = (1.0f - t * t) * dinv;
+                }
+            });
         }
     }
 
@@ -94,6 +97,7 @@ public:
 private:
     detail::slicing<GranularityT> slices_{};
     std::vector<float> deriv_;
+    std::vector<float> inv_;  // 1 / max|tanh| per slice (0 for an all-zero slice)
     std::size_t n_ = 0;
 };
 

@@ -115,10 +115,12 @@ public:
         x_.assign(x.begin(), x.end());
         used_.assign(step_.begin(), step_.end());
         len_ = len;
-        for (std::size_t i = 0; i < x.size(); ++i) {
-            float const s = used_[i / len];
-            y[i] = s > 0.0f ? detail::round_even(std::clamp(x[i] / s, -qn, qp)) * s : 0.0f;
-        }
+        if (len == 0) return;
+        detail::for_each_slice_run(x.size(), len, [&](std::size_t b, std::size_t e, std::size_t c) {
+            float const s = used_[c];
+            for (std::size_t i = b; i < e; ++i)
+                y[i] = s > 0.0f ? detail::round_even(std::clamp(x[i] / s, -qn, qp)) * s : 0.0f;
+        });
     }
 
     /// dx = dy 1{-Qn < x/s < Qp}; ds += g sum dy (round(x/s) - x/s | -Qn | Qp).
@@ -129,24 +131,23 @@ public:
         float const g = 1.0f / std::sqrt(static_cast<float>(len_) * qp);
         for (std::size_t c = 0; c < used_.size(); ++c) {
             float const s = used_[c];
-            double acc = 0.0;
-            for (std::size_t i = c * len_; i < (c + 1) * len_; ++i) {
+            double const acc = detail::block_sum(c * len_, (c + 1) * len_, [&](std::size_t i) -> double {
                 if (!(s > 0.0f)) {  // step not initialised yet (all-zero data): pass through, no step gradient
                     dx[i] = dy[i];
-                    continue;
+                    return 0.0;
                 }
                 float const t = x_[i] / s;
                 if (t <= -qn) {
                     dx[i] = 0.0f;
-                    acc += static_cast<double>(dy[i]) * -qn;
-                } else if (t >= qp) {
-                    dx[i] = 0.0f;
-                    acc += static_cast<double>(dy[i]) * qp;
-                } else {
-                    dx[i] = dy[i];
-                    acc += static_cast<double>(dy[i]) * (detail::round_even(t) - t);
+                    return static_cast<double>(dy[i]) * -qn;
                 }
-            }
+                if (t >= qp) {
+                    dx[i] = 0.0f;
+                    return static_cast<double>(dy[i]) * qp;
+                }
+                dx[i] = dy[i];
+                return static_cast<double>(dy[i]) * (detail::round_even(t) - t);
+            });
             grad_[c] += g * static_cast<float>(acc);
         }
     }

@@ -11,6 +11,9 @@
 #include <lowbit/quant/ste/pact.hpp>               // IWYU pragma: export
 #include <lowbit/quant/ste/pact_concepts.hpp>      // IWYU pragma: export
 #include <lowbit/quant/ste/sat_rescale.hpp>        // IWYU pragma: export
+#include <lowbit/quant/ste/sign_activation.hpp>    // IWYU pragma: export
+#include <lowbit/quant/ste/tanh_clamp.hpp>         // IWYU pragma: export
+#include <lowbit/quant/ste/any_quantizer.hpp>      // IWYU pragma: export
 #include <lowbit/quant/ste/twn_weight.hpp>         // IWYU pragma: export
 #include <lowbit/quant/ste/uniform_weight.hpp>     // IWYU pragma: export
 #include <lowbit/quant/ste/xnor_weight.hpp>        // IWYU pragma: export

@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief io::archive: named float tensors plus key/value metadata, and save_archive / load_archive, which
+/// write and read them as a lowbit checkpoint file: versioned, little-endian, ending with a CRC-32. The byte
+/// layout, the versioning policy and every error message are in docs/formats.md.
+///
+/// Saving writes a temporary file next to the target and renames it over the target, so a failed save
+/// leaves an existing checkpoint as it was. Loading checks everything before it returns: a missing file, a
+/// file that is not a checkpoint, an unsupported version, truncation, corruption (checksum) are each an
+/// io_error naming the file and the problem; so are a missing entry and a shape mismatch when the caller
+/// asks for a tensor with values(name, shape).
+///
+/// @code
+/// lowbit::io::archive a;
+/// a.meta()["model"] = "mlp";
+/// a.add("layer0.weight", {2, 3}, {1, 2, 3, 4, 5, 6});
+/// lowbit::io::save_archive("run/fp.lbck", a);
+/// lowbit::io::archive const b = lowbit::io::load_archive("run/fp.lbck");
+/// std::span<float const> w = b.values("layer0.weight", std::vector<std::size_t>{2, 3});
+/// @endcode
+
+#include <lowbit/config.hpp>
+#include <lowbit/io/crc32.hpp>
+#include <lowbit/io/io_error.hpp>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace lowbit::io {
+
+/// @brief The first 8 bytes of every lowbit checkpoint.
+inline constexpr std::array<char, 8> archive_magic = {'L', 'O', 'W', 'B', 'I', 'T', 'C', 'K'};
+/// @brief The format version save_archive writes.
+inline constexpr std::uint32_t archive_version = 1;
+/// @brief The oldest format version load_archive reads (it reads every version from this one to
+/// archive_version).
+inline constexpr std::uint32_t archive_oldest_version = 1;
+/// @brief The largest rank an entry may have.
+inline constexpr std::size_t archive_max_rank = 32;
+
+/// @brief Element type codes of the entry table. Version 1 stores float32 only; a new type is a new version.
+enum class archive_dtype : std::uint32_t { float32 = 1 };
+
+/// @brief One named tensor: a row-major shape and its values.
+struct archive_entry {
+    std::string name;
+    std::vector<std::size_t> shape;
+    std::vector<float> values;
+};
+
+/// @brief Named float tensors, in insertion order, plus string metadata (model kind, method, bits, ...).
+class archive {
+public:
+    /// Metadata, sorted by key (so the same archive always gives the same bytes).
+    using meta_map = std::map<std::string, std::string, std::less<>>;
+
+    archive() = default;
+    /// An archive that reports its errors as coming from @p source (load_archive sets the file it read).
+    explicit archive(std::filesystem::path source) : source_(std::move(source)) {}
+
+    /// @brief Adds a tensor. @throws invalid_input for an empty or duplicate name, a rank above
+    /// archive_max_rank, or a value count that is not the product of the shape.
+    void add(std::string name, std::vector<std::size_t> shape, std::vector<float> values)
+    {
+        if (name.empty()) throw invalid_input("lowbit::io::archive::add: the entry name is empty");
+        if (index_.contains(name)) throw invalid_input("lowbit::io::archive::add: duplicate entry '" + name + "'");
+        if (shape.size() > archive_max_rank)
+            throw invalid_input("lowbit::io::archive::add: entry '" + name + "' has rank " +
+                                std::to_string(shape.size()) + ", above the maximum " +
+                                std::to_string(archive_max_rank));
+        std::optional<std::size_t> const n = element_count(shape);
+        if (!n || *n != values.size())
+            throw invalid_input("lowbit::io::archive::add: entry '" + name + "' has shape " + shape_string(shape) +
+                                " but " + std::to_string(values.size()) + " values");
+        index_.emplace(name, entries_.size());
+        entries_.push_back({std::move(name), std::move(shape), std::move(values)});
+    }
+
+    meta_map& meta() noexcept { return meta_; }
+    meta_map const& meta() const noexcept { return meta_; }
+    std::vector<archive_entry> const& entries() const noexcept { return entries_; }
+    /// The file this archive was read from (empty when it was built in memory).
+    std::filesystem::path const& source() const noexcept { return source_; }
+
+    /// @brief The entry called @p name, or nullptr.
+    archive_entry const* find(std::string_view name) const noexcept
+    {
+        auto const it = index_.find(name);
+        return it == index_.end() ? nullptr : &entries_[it->second];
+    }
+
+    /// @brief The values of entry @p name, which must have shape @p expected.
+    /// @throws io_error naming source(): "missing entry '<name>' ..." or "shape mismatch for entry '<name>':
+    /// the file has [a, b], expected [c, d]".
+    std::span<float const> values(std::string_view name, std::span<std::size_t const> expected) const
+    {
+        archive_entry const* e = find(name);
+        if (e == nullptr) {
+            std::string problem = "missing entry '" + std::string(name) + "' (the file has " +
+                                  std::to_string(entries_.size()) + " entries";
+            for (std::size_t i = 0; i < std::min<std::size_t>(entries_.size(), 4); ++i)
+                problem += (i == 0 ? ": '" : ", '") + entries_[i].name + "'";
+            problem += entries_.size() > 4 ? ", ...)" : ")";
+            throw io_error{source_, problem};
+        }
+        if (!std::ranges::equal(e->shape, expected))
+            throw io_error{source_, "shape mismatch for entry '" + e->name + "': the file has " + shape_string(e->shape) +
+                                        ", expected " + shape_string(expected)};
+        return e->values;
+    }
+
+    /// "[2, 3]"; "[]" for a scalar.
+    static std::string shape_string(std::span<std::size_t const> shape)
+    {
+        std::string s = "[";
+        for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+        return s + "]";
+    }
+
+    /// The product of @p shape, or nothing when it overflows size_t.
+    static std::optional<std::size_t> element_count(std::span<std::size_t const> shape) noexcept
+    {
+        std::size_t n = 1;
+        for (std::size_t const d : shape) {
+            if (d != 0 && n > std::numeric_limits<std::size_t>::max() / d) return std::nullopt;
+            n *= d;
+        }
+        return n;
+    }
+
+private:
+    std::filesystem::path source_;
+    std::vector<archive_entry> entries_;
+    std::map<std::string, std::size_t, std::less<>> index_;
+    meta_map meta_;
+};
+
+namespace detail {
+
+inline constexpr std::size_t archive_header_bytes = 28;  // magic, version, meta count, entry count, file size
+inline constexpr std::size_t archive_checksum_bytes = 4;
+
+/// Appends little-endian integers and float32 values, whatever the host's byte order.
+struct byte_writer {
+    std::vector<std::byte> out;
+
+    template <std::unsigned_integral T>
+    void put(T v)
+    {
+        for (std::size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFFu));
+    }
+    void put_string(std::string_view s)
+    {
+        put(static_cast<std::uint32_t>(s.size()));
+        auto const* p = reinterpret_cast<std::byte const*>(s.data());
+        out.insert(out.end(), p, p + s.size());
+    }
+    void put_floats(std::span<float const> v)
+    {
+        if constexpr (std::endian::native == std::endian::little) {
+            auto const* p = reinterpret_cast<std::byte const*>(v.data());
+            out.insert(out.end(), p, p + v.size_bytes());
+        } else {
+            for (float const f : v) put(std::bit_cast<std::uint32_t>(f));
+        }
+    }
+};
+
+/// Reads what byte_writer wrote, within bounds; a read past the end sets `short_` and returns zeros, so
+/// that the parser can tell a truncated file from a corrupt one.
+struct byte_reader {
+    std::span<std::byte const> in;
+    std::size_t pos = 0;
+    bool short_ = false;
+
+    bool has(std::size_t n) noexcept
+    {
+        if (in.size() - pos < n) short_ = true;
+        return !short_;
+    }
+    template <std::unsigned_integral T>
+    T get() noexcept
+    {
+        if (!has(sizeof(T))) return 0;
+        T v = 0;
+        for (std::size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(in[pos + i]) << (8 * i));
+        pos += sizeof(T);
+        return v;
+    }
+    std::string get_string()
+    {
+        std::uint32_t const n = get<std::uint32_t>();
+        if (!has(n)) return {};
+        std::string s(reinterpret_cast<char const*>(in.data() + pos), n);
+        pos += n;
+        return s;
+    }
+    void get_floats(std::span<float> v) noexcept
+    {
+        if (v.empty() || !has(v.size() * sizeof(float))) return;
+        if constexpr (std::endian::native == std::endian::little) {
+            std::memcpy(v.data(), in.data() + pos, v.size_bytes());
+            pos += v.size_bytes();
+        } else {
+            for (float& f : v) f = std::bit_cast<float>(get<std::uint32_t>());
+        }
+    }
+};
+
+/// The meta section and entry table of a version-1 file, as far as the bytes go.
+struct archive_layout {
+    std::vector<std::pair<std::string, std::string>> meta;
+    std::vector<std::pair<std::string, std::vector<std::size_t>>> entries;
+    std::size_t table_end = 0;      ///< first payload byte
+    std::uint64_t payload_bytes = 0;
+    bool complete = false;          ///< the table was read to its end
+    char const* ends_in = "";       ///< where the bytes ran out when !complete
+    std::string problem;            ///< a structural problem (bad dtype, rank, sizes), or empty
+};
+
+inline archive_layout parse_archive_layout(std::span<std::byte const> bytes)
+{
+    archive_layout l;
+    byte_reader r{bytes, archive_header_bytes};  // the caller checked that the header is there
+    byte_reader h{bytes, 12};
+    std::uint32_t const meta_count = h.get<std::uint32_t>();
+    std::uint32_t const entry_count = h.get<std::uint32_t>();
+    for (std::uint32_t i = 0; i < meta_count; ++i) {
+        std::string key = r.get_string();
+        std::string value = r.get_string();
+        if (r.short_) {
+            l.ends_in = "the metadata";
+            return l;
+        }
+        l.meta.emplace_back(std::move(key), std::move(value));
+    }
+    for (std::uint32_t i = 0; i < entry_count; ++i) {
+        std::string name = r.get_string();
+        auto const dtype = r.get<std::uint32_t>();
+        auto const rank = r.get<std::uint32_t>();
+        if (!r.short_ && dtype != static_cast<std::uint32_t>(archive_dtype::float32)) {
+            l.problem = "entry '" + name + "' has unknown element type code " + std::to_string(dtype);
+            return l;
+        }
+        if (!r.short_ && rank > archive_max_rank) {
+            l.problem = "entry '" + name + "' has rank " + std::to_string(rank) + ", above the maximum " +
+                        std::to_string(archive_max_rank);
+            return l;
+        }
+        std::vector<std::size_t> shape;
+        for (std::uint32_t d = 0; d < rank && !r.short_; ++d) {
+            auto const dim = r.get<std::uint64_t>();
+            if (dim > std::numeric_limits<std::size_t>::max()) {
+                l.problem = "entry '" + name + "' has an impossible dimension " + std::to_string(dim);
+                return l;
+            }
+            shape.push_back(static_cast<std::size_t>(dim));
+        }
+        if (r.short_) {
+            l.ends_in = "the entry table";
+            return l;
+        }
+        // 2^62 bytes bounds the payload far beyond any real file and keeps the size sums below from overflowing.
+        constexpr std::uint64_t payload_limit = std::uint64_t{1} << 62;
+        std::optional<std::size_t> const n = archive::element_count(shape);
+        if (!n || *n > (payload_limit - l.payload_bytes) / sizeof(float)) {
+            l.problem = "entry '" + name + "' has an impossible shape " + archive::shape_string(shape);
+            return l;
+        }
+        l.payload_bytes += *n * sizeof(float);
+        l.entries.emplace_back(std::move(name), std::move(shape));
+    }
+    l.table_end = r.pos;
+    l.complete = true;
+    return l;
+}
+
+inline std::string hex(std::uint64_t v, int digits)
+{
+    static constexpr char const* d = "0123456789abcdef";
+    std::string s = "0x";
+    for (int i = digits - 1; i >= 0; --i) s += d[(v >> (4 * i)) & 0xFu];
+    return s;
+}
+
+inline std::string supported_versions()
+{
+    return archive_oldest_version == archive_version
+               ? "format version " + std::to_string(archive_version)
+               : "format versions " + std::to_string(archive_oldest_version) + " to " + std::to_string(archive_version);
+}
+
+inline std::string errno_text(int e, char const* fallback)
+{
+    return e != 0 ? std::generic_category().message(e) : std::string(fallback);
+}
+
+} // namespace detail
+
+/// @brief The bytes of @p a in the checkpoint format (what save_archive writes).
+inline std::vector<std::byte> archive_bytes(archive const& a)
+{
+    detail::byte_writer w;
+    w.out.insert(w.out.end(), reinterpret_cast<std::byte const*>(archive_magic.data()),
+                 reinterpret_cast<std::byte const*>(archive_magic.data()) + archive_magic.size());
+    w.put(archive_version);
+    w.put(static_cast<std::uint32_t>(a.meta().size()));
+    w.put(static_cast<std::uint32_t>(a.entries().size()));
+    w.put(std::uint64_t{0});  // the file size, filled in below
+    for (auto const& [key, value] : a.meta()) {
+        w.put_string(key);
+        w.put_string(value);
+    }
+    for (archive_entry const& e : a.entries()) {
+        w.put_string(e.name);
+        w.put(static_cast<std::uint32_t>(archive_dtype::float32));
+        w.put(static_cast<std::uint32_t>(e.shape.size()));
+        for (std::size_t const d : e.shape) w.put(static_cast<std::uint64_t>(d));
+    }
+    for (archive_entry const& e : a.entries()) w.put_floats(e.values);
+    auto const total = static_cast<std::uint64_t>(w.out.size() + detail::archive_checksum_bytes);
+    for (std::size_t i = 0; i < 8; ++i) w.out[20 + i] = static_cast<std::byte>((total >> (8 * i)) & 0xFFu);
+    w.put(crc32(w.out));
+    return w.out;
+}
+
+/// @brief Writes @p a to @p file: to a temporary file in the same directory first, then renamed over
+/// @p file, so that a failed save never destroys an existing checkpoint. (The rename is atomic on POSIX
+/// file systems; the data is not fsync'ed, so a power cut right after a save may still lose it.)
+/// @throws io_error naming @p file when the directory is missing, the file cannot be created or written, or
+/// the rename fails; the temporary file is removed then.
+inline void save_archive(std::filesystem::path const& file, archive const& a)
+{
+    std::vector<std::byte> const bytes = archive_bytes(a);
+    std::filesystem::path const dir = file.parent_path();
+    std::error_code ec;
+    if (file.filename().empty() || file.filename() == "." || file.filename() == "..")
+        throw io_error{file, "cannot save: the path names a directory, not a file"};
+    if (!dir.empty() && !std::filesystem::is_directory(dir, ec))
+        throw io_error{file, "cannot save: the directory " + dir.string() +
+                                 (std::filesystem::exists(dir, ec) ? " is not a directory" : " does not exist")};
+    // The temporary file is "<name>.tmp-<16 random hex digits>" in the same directory (a rename across file
+    // systems would copy); a name too long to take the suffix within the usual 255-byte limit is replaced.
+    std::random_device rd;
+    std::string const name = file.filename().string();
+    std::filesystem::path const tmp =
+        dir / ((name.size() <= 200 ? name : std::string("checkpoint")) + ".tmp-" +
+               detail::hex((std::uint64_t{rd()} << 32) | rd(), 16).substr(2));
+    std::string problem;
+    {
+        errno = 0;
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        if (!out)
+            throw io_error{file, "cannot create the temporary file " + tmp.filename().string() + " next to it: " +
+                                     detail::errno_text(errno, "open failed")};
+        out.write(reinterpret_cast<char const*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        out.flush();
+        if (!out)
+            problem = "cannot write " + std::to_string(bytes.size()) + " bytes to the temporary file " +
+                      tmp.filename().string() + ": " + detail::errno_text(errno, "write failed");
+        errno = 0;
+        out.close();  // before removing it, which some systems refuse for an open file
+        if (problem.empty() && !out)
+            problem = "cannot close the temporary file " + tmp.filename().string() + ": " +
+                      detail::errno_text(errno, "close failed");
+    }
+    if (problem.empty()) {
+        std::filesystem::rename(tmp, file, ec);
+        if (ec) problem = "cannot replace the file with the temporary file " + tmp.filename().string() + ": " + ec.message();
+    }
+    if (!problem.empty()) {
+        std::filesystem::remove(tmp, ec);
+        throw io_error{file, problem};
+    }
+}
+
+/// @brief Reads a checkpoint written by save_archive (any format version from archive_oldest_version to
+/// archive_version).
+/// @throws io_error naming @p file: "file not found", "not a regular file", "cannot open: ...", "not a lowbit
+/// checkpoint: ...", "unsupported format version V, and this lowbit (x.y.z) reads format version 1",
+/// "truncated: expected N bytes, got M (the file ends in ...)", "checksum mismatch: the file is corrupt (...)",
+/// or "corrupt: ..." (docs/formats.md lists them all).
+inline archive load_archive(std::filesystem::path const& file)
+{
+    std::error_code ec;
+    auto const status = std::filesystem::status(file, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) throw io_error{file, "cannot access: " + ec.message()};
+    if (!std::filesystem::exists(status)) throw io_error{file, "file not found"};
+    if (!std::filesystem::is_regular_file(status)) throw io_error{file, "not a regular file"};
+    std::vector<std::byte> bytes;
+    {
+        errno = 0;
+        std::ifstream in(file, std::ios::binary);
+        if (!in) throw io_error{file, "cannot open: " + detail::errno_text(errno, "open failed")};
+        auto const size = std::filesystem::file_size(file, ec);
+        if (ec) throw io_error{file, "cannot determine the size: " + ec.message()};
+        bytes.resize(static_cast<std::size_t>(size));
+        in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        if (static_cast<std::size_t>(in.gcount()) != bytes.size())
+            throw io_error{file, "read error: got " + std::to_string(in.gcount()) + " of " +
+                                     std::to_string(bytes.size()) + " bytes"};
+    }
+    std::size_t const m = bytes.size();
+    std::span<std::byte const> const all(bytes);
+
+    // 1. The magic: a file that does not start with it is something else, whatever follows.
+    if (m == 0)
+        throw io_error{file, "truncated: the file is empty (a checkpoint has at least " +
+                                 std::to_string(detail::archive_header_bytes) + " bytes)"};
+    std::size_t const magic_seen = std::min(m, archive_magic.size());
+    if (std::memcmp(bytes.data(), archive_magic.data(), magic_seen) != 0) {
+        std::string start;
+        for (std::size_t i = 0; i < magic_seen; ++i) {
+            auto const c = static_cast<unsigned char>(bytes[i]);
+            start += c >= 0x20 && c < 0x7F && c != '"' && c != '\\' ? std::string(1, static_cast<char>(c))
+                                                                   : "\\x" + detail::hex(c, 2).substr(2);
+        }
+        throw io_error{file, "not a lowbit checkpoint: it starts with \"" + start +
+                                 "\", a checkpoint with \"LOWBITCK\""};
+    }
+    if (m < detail::archive_header_bytes)
+        throw io_error{file, "truncated: expected at least " + std::to_string(detail::archive_header_bytes) +
+                                 " bytes (the header), got " + std::to_string(m)};
+
+    // 2. The checksum. Every format version ends with the CRC-32 of all the bytes before it, so a file
+    // whose checksum matches is intact, and the other checks below can name the problem exactly.
+    detail::byte_reader header{all, archive_magic.size()};
+    std::uint32_t const version = header.get<std::uint32_t>();
+    (void)header.get<std::uint32_t>();
+    (void)header.get<std::uint32_t>();
+    std::uint64_t const declared = header.get<std::uint64_t>();
+    detail::byte_reader trailer{all, m - detail::archive_checksum_bytes};
+    std::uint32_t const stored = trailer.get<std::uint32_t>();
+    std::uint32_t const computed = crc32(all.first(m - detail::archive_checksum_bytes));
+    bool const intact = stored == computed;
+    bool const supported = version >= archive_oldest_version && version <= archive_version;
+    std::string const mismatch = "checksum mismatch: the file is corrupt (stored CRC-32 " + detail::hex(stored, 8) +
+                                 ", computed " + detail::hex(computed, 8) + ")";
+    if (!supported) {
+        std::string const claim = "format version " + std::to_string(version) + ", and this lowbit (" +
+                                  std::to_string(LOWBIT_VERSION_MAJOR) + "." + std::to_string(LOWBIT_VERSION_MINOR) +
+                                  "." + std::to_string(LOWBIT_VERSION_PATCH) + ") reads " +
+                                  detail::supported_versions();
+        // An intact file of another version; or a damaged one, whose version field may itself be the damage.
+        if (intact)
+            throw io_error{file, "unsupported " + claim +
+                                     (version > archive_version ? " (the file was written by a newer lowbit)" : "")};
+        throw io_error{file, mismatch + "; its header also claims " + claim};
+    }
+
+    detail::archive_layout const layout = detail::parse_archive_layout(all);
+    std::optional<std::uint64_t> implied;  // the file size the table implies, when the table is complete
+    if (layout.complete)
+        implied = static_cast<std::uint64_t>(layout.table_end) + layout.payload_bytes + detail::archive_checksum_bytes;
+    if (!intact) {
+        // Truncated or corrupt? A single damaged byte changes either the declared size or the table, not
+        // both: the file is truncated only when both say it should be longer than it is.
+        if (declared > m && layout.problem.empty() && (!layout.complete || *implied > m)) {
+            char const* where = !layout.complete                                           ? layout.ends_in
+                                : m < layout.table_end + layout.payload_bytes              ? "the payloads"
+                                                                                           : "the checksum";
+            throw io_error{file, "truncated: expected " + std::to_string(declared) + " bytes, got " + std::to_string(m) +
+                                     " (the file ends in " + where + ")"};
+        }
+        if (declared < m && implied && *implied == declared)
+            throw io_error{file, "corrupt: expected " + std::to_string(declared) + " bytes, got " + std::to_string(m) +
+                                     " (" + std::to_string(m - declared) + " unexpected bytes at the end)"};
+        throw io_error{file, mismatch};
+    }
+    // Intact: any remaining inconsistency was written that way (by a broken writer).
+    if (!layout.problem.empty()) throw io_error{file, "corrupt: " + layout.problem};
+    if (!layout.complete || *implied != m || declared != m)
+        throw io_error{file, "corrupt: the header declares " + std::to_string(declared) + " bytes and the entry table " +
+                                 (layout.complete ? std::to_string(*implied) : std::string("more")) + ", the file has " +
+                                 std::to_string(m)};
+
+    archive a(file);
+    for (auto const& [key, value] : layout.meta) {
+        if (a.meta().contains(key)) throw io_error{file, "corrupt: duplicate metadata key '" + key + "'"};
+        a.meta().emplace(key, value);
+    }
+    detail::byte_reader payload{all, layout.table_end};
+    for (auto const& [name, shape] : layout.entries) {
+        if (name.empty() || a.find(name) != nullptr)
+            throw io_error{file, "corrupt: " + (name.empty() ? std::string("an empty entry name")
+                                                             : "duplicate entry name '" + name + "'")};
+        std::vector<float> values(*archive::element_count(shape));
+        payload.get_floats(values);
+        a.add(name, shape, std::move(values));
+    }
+    return a;
+}
+
+} // namespace lowbit::io
