@@ -144,8 +144,8 @@ double stddev_of(Range const& r)
     return n > 0 ? std::sqrt(m2 / n) : 0.0;
 }
 
-/// SAT's diagnosis (Jin et al.): the spread of the classifier's forward weights and of the logits, in
-/// evaluation mode, on the first 1000 test images.
+/// SAT's diagnosis (Jin et al.): the spread of the classifier's forward weights (Q* for SAT) and of the logits
+/// (in their training form), in evaluation mode, on the first 1000 test images.
 struct scale_diagnostics {
     double last_weight_std = 0.0;
     double logit_std = 0.0;
@@ -159,7 +159,11 @@ scale_diagnostics diagnose(Model& model, Images const& test_x)
     model.for_each_weight([&](auto& w) { d.last_weight_std = stddev_of(w.forward_values(eval)); });  // the last wins
     std::size_t const n = std::min<std::size_t>(1000, test_x.shape(0));
     Images const x = xt::view(test_x, xt::range(0, n));
-    auto const logits = model.forward(x, eval);
+    auto logits = model.forward(x, eval);
+    // SAT's classifier folds its scale into the bias in evaluation (logits / s); report the training form.
+    float s = 1.0f;
+    model.for_each_weight([&](auto& w) { s = w.eval_output_scale(); });  // the last wins
+    logits *= s;
     d.logit_std = stddev_of(logits);
     return d;
 }

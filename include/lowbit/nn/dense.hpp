@@ -88,12 +88,15 @@ public:
         detail::check_shape("dense", x.shape(1), opts_.in);
         std::size_t const batch = x.shape(0);
         output_type y = output_type::from_shape({batch, opts_.out});
-        auto const wv = w_.forward_values(ctx);
+        auto const wv = w_.forward_values(ctx, !b_.empty());
         kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, batch, opts_.out, opts_.in, 1.0f, x.data(),
                        opts_.in, wv.data(), opts_.in, 0.0f, y.data(), opts_.out);
-        if (!b_.empty())
+        if (!b_.empty()) {
+            // SAT in evaluation: unscaled weights and bias / scale (weight::folds_scale_into_bias).
+            float const s = w_.eval_output_scale();
             for (std::size_t i = 0; i < batch; ++i)
-                for (std::size_t j = 0; j < opts_.out; ++j) y(i, j) += b_[j];
+                for (std::size_t j = 0; j < opts_.out; ++j) y(i, j) += s == 1.0f ? b_[j] : b_[j] / s;
+        }
         if (ctx.training) x_ = x;
         return y;
     }

@@ -67,6 +67,19 @@ public:
     using policy_type = P;
     static constexpr bool quantized = Quantizer<P>;
     static constexpr bool fake_quantized = ste::FakeQuantizer<P>;
+    /// The policy rescales its output in training and folds the scale into the layer's bias in evaluation
+    /// (ste::sat_rescale): forward_values() in evaluation returns the unscaled values, and eval_output_scale()
+    /// the factor the layer must divide its bias by.
+    static constexpr bool folds_scale_into_bias = requires { requires P::folds_scale_into_bias; };
+
+    /// See folds_scale_into_bias: the scale folded out of the last forward_values(), 1 if none was.
+    float eval_output_scale() const noexcept
+    {
+        if constexpr (folds_scale_into_bias) {
+            if (folded_) return policy_.scale();
+        }
+        return 1.0f;
+    }
 
     weight() = default;
     explicit weight(std::vector<std::size_t> shape, P policy = {})
@@ -134,12 +147,23 @@ public:
         wq_.clear();
     }
 
-    /// The values the layer multiplies with in this forward pass.
-    std::span<float const> forward_values(forward_context const& ctx)
+    /// The values the layer multiplies with in this forward pass. A layer with a bias may ask for the
+    /// evaluation form of a policy that folds its scale into the bias (`fold_into_bias`, see
+    /// folds_scale_into_bias); the layer then divides its bias by eval_output_scale().
+    std::span<float const> forward_values(forward_context const& ctx, bool fold_into_bias = false)
     {
+        folded_ = false;
         if constexpr (fake_quantized) {
             if (storage_ == weight_storage::shadow) {
                 wq_.resize(size());
+                if constexpr (folds_scale_into_bias) {
+                    // SAT's evaluation form: unscaled weights; the layer divides its bias by scale().
+                    if (!ctx.training && fold_into_bias) {
+                        policy_.forward_unscaled(w_, wq_);
+                        folded_ = true;
+                        return wq_;
+                    }
+                }
                 policy_.forward(w_, wq_);
                 return wq_;
             }
@@ -407,6 +431,7 @@ private:
     P policy_{};
     weight_storage storage_ = weight_storage::full_precision;
     std::uint32_t stream_ = 0;
+    bool folded_ = false;               // the last forward_values() folded the policy's scale out
 };
 
 } // namespace lowbit::nn

@@ -123,3 +123,22 @@ TEST_CASE("sat on a full-precision model: clamp and rescale the last layer")
     (void)t.fit(train_set.x, train_set.y, {.epochs = 2, .batch = 50, .seed = 6});
     CHECK(t.evaluate(test_set.x, test_set.y).accuracy > 0.8f);
 }
+
+TEST_CASE("sat in evaluation folds the scale into the bias: logits are the training form divided by the scale")
+{
+    nn::dense<ste::sat_rescale<ste::dorefa_weight<4>>> layer({.in = 6, .out = 3, .bias = true, .seed = 5});
+    layer.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 1); });
+    layer.for_each_parameter([](nn::parameter const& p) {
+        for (std::size_t i = 0; i < p.value.size(); ++i) p.value[i] = 0.5f + static_cast<float>(i);  // a real bias
+    });
+    xt::xtensor<float, 2> x = xt::xtensor<float, 2>::from_shape({4, 6});
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = std::sin(static_cast<float>(i));
+    auto const train_form = layer.forward(x, {.training = true});
+    auto const eval_form = layer.forward(x, {.training = false});
+    float scale = 0.0f;
+    layer.for_each_weight([&](auto& w) { scale = w.policy().scale(); });
+    REQUIRE(scale > 0.0f);
+    CHECK(scale != doctest::Approx(1.0f));
+    for (std::size_t i = 0; i < train_form.size(); ++i)
+        CHECK(eval_form.data()[i] * scale == doctest::Approx(train_form.data()[i]).epsilon(1e-5));
+}

@@ -11,9 +11,11 @@
 /// for a conv weight [out, in, kh, kw] (the authors' code and N2D2). SAT applies it to the last dense layer
 /// always and to conv layers optionally; used on a float clamp quantizer it is SAT for full-precision models.
 ///
-/// lowbit applies Q* in evaluation too. The paper's deployment trick -- divide the bias by the scale instead
-/// of scaling the weights, so integer weights are used as they are -- gives logits that are a positive
-/// multiple of these (same argmax) and belongs to the packed inference path.
+/// In evaluation the layer folds the scale into its bias instead, as the authors' code does: the weights are
+/// used unscaled (forward_unscaled(), integer levels times the inner quantizer's step) and the bias is divided
+/// by the scale, y = x Q^T + b / s = (x Q*^T + b) / s. The logits are a positive multiple of the training-mode
+/// ones (the same argmax, a softmax temperature of 1/s). nn::weight and nn::dense do this for any policy with
+/// `folds_scale_into_bias`.
 
 #include <lowbit/config.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
@@ -51,7 +53,16 @@ public:
         for (std::size_t i = 2; i < shape.size(); ++i) fan_out_ *= shape[i];
     }
 
+    static constexpr bool folds_scale_into_bias = true;
+
     void forward(std::span<float const> x, std::span<float> y)
+    {
+        forward_unscaled(x, y);
+        for (float& v : y) v *= scale_;
+    }
+
+    /// y = Q (not Q*), and scale() = 1 / sqrt(n_out Var[Q]) as forward() computes it: the evaluation form.
+    void forward_unscaled(std::span<float const> x, std::span<float> y)
     {
         inner_.forward(x, y);
         std::size_t const n = y.size();
@@ -64,7 +75,6 @@ public:
         double const denom = std::sqrt(static_cast<double>(fan_out_ == 0 ? n : fan_out_) * var);
         // A constant Q (variance 0) cannot be normalised: it is left as it is.
         scale_ = denom > 0.0 ? static_cast<float>(1.0 / denom) : 1.0f;
-        for (float& v : y) v *= scale_;
     }
 
     /// dL/dQ = scale * dL/dQ*, then Inner's backward; the scale is a constant (detached).
