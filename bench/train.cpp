@@ -3,11 +3,11 @@
 // batch 100, 2 threads): images per second of full training steps (forward, loss, backward, update) for
 // full precision, BinaryConnect and stochastic rounding. The PyTorch peer runs the same model in the same
 // session from scripts/bench; `bench_train --benchmark_filter=...` runs one method.
-#include <lowbit/data/fashion_mnist.hpp>
+#include "support/fashion_mnist_batch.hpp"
+
 #include <lowbit/lowbit.hpp>
 
 #include <benchmark/benchmark.h>
-#include <xtensor/xview.hpp>
 
 #include <cstdint>
 
@@ -16,25 +16,11 @@ namespace {
 using w1 = lowbit::quantizer<1, lowbit::nearest_even_t, lowbit::clip::fixed_range>;
 using w1s = lowbit::quantizer<1, lowbit::stochastic_t, lowbit::clip::fixed_range>;
 
-struct batch_data {
-    xt::xtensor<float, 2> x;
-    xt::xtensor<std::uint8_t, 1> y;
-};
-
-batch_data const& data()
-{
-    static batch_data const d = [] {
-        auto const t = lowbit::data::load_fashion_mnist(lowbit::data::split::test);
-        return batch_data{xt::view(t.images, xt::range(0, 100), xt::all()), xt::view(t.labels, xt::range(0, 100))};
-    }();
-    return d;
-}
-
 template <class Method, class Policy>
 void BM_train_step(benchmark::State& state)
 {
     lowbit::set_num_threads(static_cast<unsigned>(state.range(0)));
-    auto const& d = data();
+    auto const& d = lowbit_bench::fashion_mnist_batch();
     auto model = lowbit::nn::mlp({.init = lowbit::nn::init::uniform_unit}, Policy{.clipping = {.bound = 1.0f}},
                                  Policy{.clipping = {.bound = 1.0f}}, Policy{.clipping = {.bound = 1.0f}});
     lowbit::train::trainer t{model, Method{}, lowbit::optim::adam({.lr = 0.01f})};

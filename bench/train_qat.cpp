@@ -12,11 +12,11 @@
 //   sqwa     a retraining step of SQWA (ternary L2-optimal weights + 2-bit PACT activations); the captures
 //            and averaging happen once per cycle (hundreds of steps) and are not in a step's cost
 // Items/s are images/s; `docs/benchmarks.md` gives each method's overhead over bc.
-#include <lowbit/data/fashion_mnist.hpp>
+#include "support/fashion_mnist_batch.hpp"
+
 #include <lowbit/lowbit.hpp>
 
 #include <benchmark/benchmark.h>
-#include <xtensor/xview.hpp>
 
 #include <cstdint>
 
@@ -26,25 +26,11 @@ namespace ste = lowbit::ste;
 using lowbit::nn::bias_head;
 using lowbit::nn::float_activations;
 
-struct batch_data {
-    xt::xtensor<float, 2> x;
-    xt::xtensor<std::uint8_t, 1> y;
-};
-
-batch_data const& data()
-{
-    static batch_data const d = [] {
-        auto const t = lowbit::data::load_fashion_mnist(lowbit::data::split::test);
-        return batch_data{xt::view(t.images, xt::range(0, 100), xt::all()), xt::view(t.labels, xt::range(0, 100))};
-    }();
-    return d;
-}
-
 template <class Method, class Model>
 void run_steps(benchmark::State& state, Model& model)
 {
     lowbit::set_num_threads(static_cast<unsigned>(state.range(0)));
-    auto const& d = data();
+    auto const& d = lowbit_bench::fashion_mnist_batch();
     lowbit::train::trainer t{model, Method{}, lowbit::optim::sgd({.lr = 0.01f, .momentum = 0.9f})};
     for (auto _ : state) {
         auto r = t.step(d.x, d.y, 1, 0.01f);

@@ -137,6 +137,20 @@ inline float max_abs(std::span<float const> v) noexcept
     return m;
 }
 
+/// DoReFa's clamp, first half: t = tanh(x), and per slice of `len` elements 1 / max|t| (0 for an all-zero
+/// slice). Shared by dorefa_weight and tanh_clamp.
+inline void tanh_and_inverse_max(std::span<float const> x, std::size_t len, std::vector<float>& t,
+                                 std::vector<float>& inv)
+{
+    t.resize(x.size());
+    tanh_into(x, t);
+    inv.resize(x.size() / len);
+    for (std::size_t c = 0; c < inv.size(); ++c) {
+        float const m = max_abs(std::span<float const>(t).subspan(c * len, len));
+        inv[c] = m > 0.0f ? 1.0f / m : 0.0f;
+    }
+}
+
 /// Slices along axis 0: one for per_tensor_t, shape[0] for per_channel_t (0 until bind()).
 template <Granularity G>
 class slicing {

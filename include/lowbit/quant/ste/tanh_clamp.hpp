@@ -39,12 +39,7 @@ public:
         n_ = x.size();
         deriv_.resize(x.size());
         if (len == 0) return;
-        detail::tanh_into(x, deriv_);  // tanh once; deriv_ becomes the derivative below
-        inv_.resize(x.size() / len);
-        for (std::size_t c = 0; c < inv_.size(); ++c) {
-            float const m = detail::max_abs(std::span<float const>(deriv_).subspan(c * len, len));
-            inv_[c] = m > 0.0f ? 1.0f / m : 0.0f;
-        }
+        detail::tanh_and_inverse_max(x, len, deriv_, inv_);  // deriv_ = tanh(x) for now
         detail::for_each_slice_run(x.size(), len, [&](std::size_t b, std::size_t e, std::size_t c) {
             float const inv = inv_[c];
             for (std::size_t i = b; i < e; ++i) {
