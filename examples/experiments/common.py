@@ -2,7 +2,8 @@
 import csv, json, os, statistics, subprocess, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN = os.path.join(ROOT, "build", "release", "examples", "lowbit-train")
+# LOWBIT_TRAIN overrides the binary (e.g. a second build while another study runs on the default one).
+TRAIN = os.environ.get("LOWBIT_TRAIN", os.path.join(ROOT, "build", "release", "examples", "lowbit-train"))
 OUT = os.path.join(ROOT, "docs", "results")
 
 
