@@ -18,6 +18,14 @@
 #include <lowbit/quant/traits.hpp>
 #include <lowbit/quant/ste/ste.hpp>
 
+#include <lowbit/kernels/binary_conv2d.hpp>
+#include <lowbit/kernels/binary_gemm.hpp>
+#include <lowbit/kernels/bit_matrix.hpp>
+#include <lowbit/kernels/bitserial_gemm.hpp>
+#include <lowbit/kernels/cpu_features.hpp>
+#include <lowbit/kernels/int8_gemm.hpp>
+#include <lowbit/kernels/int_gemm_output.hpp>
+#include <lowbit/kernels/matrix_view.hpp>
 #include <lowbit/kernels/pack.hpp>
 #include <lowbit/kernels/quantize_params.hpp>
 #include <lowbit/kernels/reference/gemm.hpp>

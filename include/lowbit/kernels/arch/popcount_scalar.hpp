@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief The scalar path of the popcount GEMMs: std::popcount on the 32-bit words of the packed panels,
+/// one output row by 16 columns at a time. It is compiled twice, plainly and with `target("popcnt")`, so
+/// that it uses the popcnt instruction wherever the CPU has it while a baseline build stays baseline.
+// IWYU pragma: private
+
+#include <lowbit/kernels/arch/int_epilogue.hpp>
+#include <lowbit/kernels/arch/popcount_job.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+namespace lowbit::kernels::detail::scalar {
+
+/// The tasks [t0, t1) of a popcount job (body shared by the two compiled versions below).
+[[gnu::always_inline]] inline void popcount_tasks_body(popcount_job const& job, std::size_t t0, std::size_t t1)
+{
+    constexpr std::size_t nr = popcount_nr;
+    std::size_t const per = job.code_rows_per_panel();
+    auto const ba = static_cast<std::size_t>(job.ba), bw = static_cast<std::size_t>(job.bw);
+    for (std::size_t t = t0; t < t1; ++t) {
+        std::size_t const rb = t / job.col_blocks, cb = t % job.col_blocks;
+        std::size_t const i_begin = rb * job.row_block, i_end = std::min(job.m, i_begin + job.row_block);
+        std::size_t const j_begin = cb * popcount_col_block, j_end = std::min(job.n, j_begin + popcount_col_block);
+        for (std::size_t j0 = j_begin; j0 < j_end; j0 += nr) {
+            std::size_t const cols = std::min(nr, job.n - j0);
+            std::uint32_t const* bg = job.b + (j0 / nr) * bw * job.b_panel_words();
+            for (std::size_t i = i_begin; i < i_end; ++i) {
+                std::uint32_t const* ap = job.a + (i / per) * job.a_panel_words() + (i % per) * ba;
+                std::int64_t raw[nr] = {};
+                for (std::size_t p = 0; p < ba; ++p)
+                    for (std::size_t q = 0; q < bw; ++q) {
+                        std::uint32_t const* bp = bg + q * job.b_panel_words();
+                        for (std::size_t c = 0; c < cols; ++c) {
+                            std::int64_t s = 0;
+                            for (std::size_t w = 0; w < job.kw; ++w) {
+                                std::uint32_t const x = job.xor_op ? ap[w * job.mr + p] ^ bp[w * nr + c]
+                                                                   : ap[w * job.mr + p] & bp[w * nr + c];
+                                s += std::popcount(x);
+                            }
+                            raw[c] += s << (p + q);
+                        }
+                    }
+                if (job.xor_op)
+                    for (auto& v : raw) v = static_cast<std::int64_t>(job.k) - 2 * v;
+                store_scalar(job.out, i, j0, raw, cols);
+            }
+        }
+    }
+}
+
+/// Portable version.
+inline void popcount_tasks(popcount_job const& job, std::size_t t0, std::size_t t1)
+{
+    popcount_tasks_body(job, t0, t1);
+}
+
+#if LOWBIT_X86_DISPATCH
+/// The same code compiled for CPUs with the popcnt instruction (std::popcount becomes one instruction).
+[[gnu::target("popcnt")]] inline void popcount_tasks_popcnt(popcount_job const& job, std::size_t t0, std::size_t t1)
+{
+    popcount_tasks_body(job, t0, t1);
+}
+#endif
+
+} // namespace lowbit::kernels::detail::scalar
