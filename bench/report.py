@@ -80,24 +80,124 @@ def pack_section(lines):
     lines.append("")
 
 
+def openblas_env():
+    """How the environment sets OpenBLAS (scripts/bench records it), as text for the tables."""
+    try:
+        text = open(os.path.join(RES, "openblas_env.txt")).read().split()
+    except FileNotFoundError:
+        return "unknown"
+    return ", ".join(text) if text else "nothing set"
+
+
 def gemm_section(lines):
     data = load("gemm.json")
     try:
-        haswell = {b["name"]: b["FLOPS"] for b in load("gemm_haswell.json")["benchmarks"] if "FLOPS" in b}
+        env = {b["name"]: b["FLOPS"] for b in load("gemm_env.json")["benchmarks"] if "FLOPS" in b}
     except FileNotFoundError:
-        haswell = {}
+        env = {}
     lines += ["## Float GEMM", "", "`bench/gemm.cpp`: `cblas_sgemm` (OpenBLAS) against lowbit's xsimd GEMM "
-              "(`kernels::sgemm_fallback`), square sizes, GFLOP/s (2 m n k per call). The main run had "
-              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} and "
-              f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', 'unset')} (OpenBLAS picks its SkylakeX AVX-512 "
-              "kernels); the last column repeats the OpenBLAS rows with OPENBLAS_CORETYPE=Haswell (AVX2 kernels only).", "",
-              "| benchmark | GFLOP/s | GFLOP/s, OPENBLAS_CORETYPE=Haswell |", "|---|---|---|"]
+              "(`kernels::sgemm_fallback`), square sizes, GFLOP/s (2 m n k per call). The main run has "
+              "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (OpenBLAS picks its native kernels); the last column "
+              f"repeats the OpenBLAS rows with the environment as this machine sets it ({openblas_env()}).", "",
+              "| benchmark | GFLOP/s (native OpenBLAS) | GFLOP/s, environment as set |", "|---|---|---|"]
     for b in data["benchmarks"]:
         if "FLOPS" in b and b.get("run_type", "iteration") == "iteration":
-            h = haswell.get(b["name"])
+            h = env.get(b["name"])
             lines.append(f"| `{b['name']}` | {b['FLOPS'] / 1e9:.1f} | {h / 1e9:.1f} |" if h else
                          f"| `{b['name']}` | {b['FLOPS'] / 1e9:.1f} | - |")
     lines.append("")
+
+
+def int_section(lines):
+    m = medians(load("int_gemm.json"))
+    mac = lambda name: m[name]["MACs"] / 1e9 if name in m else float("nan")
+    try:
+        env = medians(load("int_gemm_env.json"))
+    except FileNotFoundError:
+        env = {}
+    bound = mac("bound/xor_popcnt_add/avx512/real_time")
+    bound2 = mac("bound/xor_popcnt_add/avx2/real_time")
+    vnni = mac("bound/vpdpbusd/avx512/real_time")
+    g = lambda kind, n, t: mac(f"{kind}/n:{n}/threads:{t}/real_time")
+    lines += ["## Integer kernels (issue 5)", "",
+              "`bench/int_gemm.cpp`, one binary: the instruction bounds (register-only loops of xor + popcount + add, "
+              "and of vpdpbusd), the binary microkernel on cache-resident tiles, the whole GEMMs, and OpenBLAS sgemm "
+              "on the same shapes and threads. Rates are GMAC/s: one MAC is one multiply-accumulate of a value pair "
+              "(a 512-bit xor+popcount+add is 512 binary MACs). Median of 3 repetitions, wall time. OpenBLAS native "
+              f"(OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset); the environment as set ({openblas_env()}) in the last "
+              "column.", "",
+              f"Instruction bounds, 1 thread: xor+popcount+add AVX-512 {bound:.0f} GMAC/s, AVX2 {bound2:.0f}; "
+              f"vpdpbusd {vnni:.0f} GMAC/s.", "",
+              "| kernel | threads | 256^3 | 1024^3 | 4096^3 | sgemm 1024^3 (native) | x sgemm at 1024^3 | sgemm 1024^3 (env as set) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for kind in ("binary_gemm/avx512", "binary_gemm/avx2", "binary_gemm/scalar"):
+        for t in (1, 2):
+            s1024 = g("sgemm", 1024, t)
+            e = env.get(f"sgemm/n:1024/threads:{t}/real_time")
+            lines.append(f"| `{kind}` | {t} | {g(kind, 256, t):.0f} | {g(kind, 1024, t):.0f} | {g(kind, 4096, t):.0f} | "
+                         f"{s1024:.1f} | {g(kind, 1024, t) / s1024:.1f} | {e['MACs'] / 1e9 if e else float('nan'):.1f} |")
+    for kind in ("bitserial/2x2/avx512", "bitserial/4x4/avx512", "int8/avx512", "int8/avx2"):
+        for t in (1, 2):
+            s1024 = g("sgemm", 1024, t)
+            lines.append(f"| `{kind}` | {t} | - | {g(kind, 1024, t):.0f} | - | {s1024:.1f} | {g(kind, 1024, t) / s1024:.1f} | - |")
+    micro = mac("micro/binary/avx512/kw:32/real_time"), mac("micro/binary/avx512/kw:128/real_time")
+    gemm1 = g("binary_gemm/avx512", 1024, 1)
+    scaling = g("binary_gemm/avx512", 1024, 2) / gemm1
+    lines += ["", "Targets (AVX-512 VPOPCNTDQ path):", "",
+              "| target | measured | status |", "|---|---|---|",
+              f"| microkernel >= 80 % of the xor+popcount+add bound | {100 * micro[0] / bound:.0f} % (1024-bit rows), "
+              f"{100 * micro[1] / bound:.0f} % (4096-bit rows) | {'met' if min(micro) >= 0.8 * bound else 'NOT met'} |",
+              f"| binary GEMM 1024^3 >= 60 % of the bound | {100 * gemm1 / bound:.0f} % | {'met' if gemm1 >= 0.6 * bound else 'NOT met'} |"]
+    for t in (1, 2):
+        r = g("binary_gemm/avx512", 1024, t) / g("sgemm", 1024, t)
+        lines.append(f"| binary GEMM >= 15x sgemm at 1024^3, {t} thread(s) | {r:.1f}x | {'met' if r >= 15 else 'NOT met'} |")
+    lines.append(f"| 2-thread scaling >= 1.8x (binary GEMM 1024^3) | {scaling:.2f}x | {'met' if scaling >= 1.8 else 'NOT met'} |")
+    for kind, want in (("bitserial/2x2/avx512", 4.0), ("int8/avx512", 2.5)):
+        r = min(g(kind, 1024, t) / g("sgemm", 1024, t) for t in (1, 2))
+        lines.append(f"| `{kind}` >= {want}x sgemm (worse of 1 and 2 threads) | {r:.1f}x | {'met' if r >= want else 'NOT met'} |")
+    lines += ["", "![achieved vs bound](int_gemm_roofline.png)", ""]
+    unit = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+    us = lambda n: m[n]["real_time"] * unit[m[n].get("time_unit", "ns")] if n in m else float("nan")
+    for family, fast, slow, label in (("mlp", "binary", "sgemm", "MLP layers (binary GEMM vs sgemm)"),
+                                      ("conv", "binary", "float", "The CNN's convolutions (binary conv2d vs float im2col + sgemm)")):
+        keys = sorted({n.split("/", 2)[2] for n in m if n.startswith(family + f"/{fast}/")})
+        if not keys:
+            continue
+        lines += [f"{label}, time per call in microseconds:", "",
+                  f"| shape | {fast} us | {slow} us | speed-up |", "|---|---|---|---|"]
+        for k in keys:
+            a, b = us(f"{family}/{fast}/{k}"), us(f"{family}/{slow}/{k}")
+            lines.append(f"| `{k.replace('/real_time', '')}` | {a:.1f} | {b:.1f} | {b / a:.1f}x |")
+        lines.append("")
+    plot_roofline(bound, vnni, micro, {k: g(k, 1024, 1) for k in ("binary_gemm/avx512", "bitserial/2x2/avx512",
+                                                                 "bitserial/4x4/avx512", "int8/avx512")})
+
+
+def plot_roofline(bound, vnni, micro, gemms):
+    """Bar chart: each kernel's achieved rate against the instruction bound it runs on."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    # Bit-serial b x b does b*b binary plane products per MAC, so its bound is the binary bound / b^2.
+    items = [("binary micro 1024b", micro[0], bound), ("binary micro 4096b", micro[1], bound),
+             ("binary GEMM 1024^3", gemms["binary_gemm/avx512"], bound),
+             ("bit-serial 2x2 1024^3", gemms["bitserial/2x2/avx512"], bound / 4),
+             ("bit-serial 4x4 1024^3", gemms["bitserial/4x4/avx512"], bound / 16),
+             ("int8 VNNI 1024^3", gemms["int8/avx512"], vnni)]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = range(len(items))
+    ax.bar([i - 0.2 for i in x], [b for _, _, b in items], width=0.4, label="instruction bound", color="#bbbbbb")
+    ax.bar([i + 0.2 for i in x], [a for _, a, _ in items], width=0.4, label="achieved", color="#2a7ab0")
+    for i, (_, a, b) in enumerate(items):
+        ax.text(i + 0.2, a, f"{100 * a / b:.0f}%", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(x))
+    ax.set_xticklabels([n for n, _, _ in items], rotation=20, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("GMAC/s, 1 thread")
+    ax.set_title("Integer kernels: achieved vs instruction bound (AVX-512)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(ROOT, "docs", "int_gemm_roofline.png"), dpi=110)
 
 
 def train_section(lines):
@@ -164,7 +264,7 @@ def main():
              "- Debian's libbenchmark was built without NDEBUG and prints `Library was built as DEBUG`: that is the "
              "library, not lowbit's code.",
              "- A 2-vCPU VM: run-to-run spread is up to about 10 %.", ""]
-    for section in (pack_section, gemm_section, train_section, qat_section):
+    for section in (pack_section, gemm_section, int_section, train_section, qat_section):
         try:
             section(lines)
         except FileNotFoundError as e:
