@@ -28,6 +28,14 @@ def medians(data):
     return runs
 
 
+def load_average(name):
+    """The load averages recorded by scripts/bench, or '?'."""
+    try:
+        return open(os.path.join(RES, name)).read().split("load average:")[1].strip()
+    except (FileNotFoundError, IndexError):
+        return "?"
+
+
 def lscpu():
     text = open(os.path.join(RES, "lscpu.txt")).read()
     model = re.search(r"Model name:\s*(.*)", text).group(1).strip()
@@ -263,7 +271,9 @@ def main():
              "0.3.21 (Debian packages).",
              "- Debian's libbenchmark was built without NDEBUG and prints `Library was built as DEBUG`: that is the "
              "library, not lowbit's code.",
-             "- A 2-vCPU VM: run-to-run spread is up to about 10 %.", ""]
+             "- A 2-vCPU VM: run-to-run spread is up to about 10 %.",
+             f"- Load average when the run started / ended (`uptime`): {load_average('load_before.txt')} / "
+             f"{load_average('load_after.txt')}. Anything above about 0.5 means other jobs shared the cores.", ""]
     for section in (pack_section, gemm_section, int_section, train_section, qat_section):
         try:
             section(lines)

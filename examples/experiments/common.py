@@ -20,8 +20,16 @@ def run(raw_dir, tag, args):
         with open(log) as f:
             curve = [1.0 - float(r["test_acc"]) for r in csv.DictReader(f)]
     print(f"{tag}: test error {100 * (1 - result['test_acc']):.2f} % ({time.time() - t0:.0f} s)", flush=True)
-    return {"cmd": " ".join(os.path.relpath(c, ROOT) if c == TRAIN else c for c in cmd), "result": result,
-            "curve": curve}
+    return {"cmd": " ".join(os.path.relpath(c, ROOT) if c == TRAIN or c.startswith(ROOT) else c for c in cmd),
+            "result": result, "curve": curve}
+
+
+def relative_cmds(runs):
+    """Older runs.json files hold absolute paths in their commands: make them relative to the repository."""
+    for rs in runs.values():
+        for r in rs:
+            r["cmd"] = r["cmd"].replace(ROOT + "/", "")
+    return runs
 
 
 def err_stats(rs):

@@ -16,7 +16,7 @@ they are of order 1; the paper's 8-10 are for unnormalised ImageNet-scale activa
 """
 import argparse, json, os, statistics
 
-from common import OUT, ROOT, check_binary, err_stats, mean_of, run
+from common import OUT, ROOT, check_binary, err_stats, mean_of, relative_cmds, run
 
 RAW = os.path.join(ROOT, "build", "experiments", "sat")
 COMMON = ["--model", "cnn", "--optimizer", "sgd", "--lr", "0.05", "--schedule", "cosine", "--threads", "2",
@@ -40,7 +40,14 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--train-limit", type=int, default=10000, help="first N training images (0: all)")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report from the last run's runs.json")
     a = ap.parse_args()
+    if a.report_only:
+        with open(os.path.join(RAW, "runs.json")) as f:
+            runs = relative_cmds(json.load(f))
+        write_report(runs, a)
+        plot(runs)
+        return
     check_binary()
     runs = {}
     for name, args in METHODS:
@@ -72,7 +79,8 @@ def write_report(runs, a):
               "Q otherwise) after training; logit std: that of the logits on the first 1000 test images, in "
               "evaluation mode. These are the quantities of the paper's diagnosis: DoReFa's clamp inflates the "
               "last layer's weight variance, which saturates the softmax; SAT fixes the variance at 1/n_out "
-              "(std 1/sqrt(10) = 0.316 here).", "",
+              "(std 1/sqrt(10) = 0.316 here). The images/s column is informative only: these runs shared the 2 cores "
+              "with other jobs; `docs/benchmarks.md` has the training-speed benchmarks.", "",
               "## The paper's claims, side by side", "",
               "| claim (Jin et al.) | here |", "|---|---|"]
     for b in (4, 2):

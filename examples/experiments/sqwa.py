@@ -21,7 +21,7 @@ lr 0.01 with a cosine schedule (SQWA's cycles start at 0.01 too); batch 100; PAC
 """
 import argparse, csv, json, os
 
-from common import OUT, ROOT, check_binary, err_stats, mean_of, run
+from common import OUT, ROOT, check_binary, err_stats, mean_of, relative_cmds, run
 
 RAW = os.path.join(ROOT, "build", "experiments", "sqwa")
 COMMON = ["--model", "cnn", "--optimizer", "sgd", "--schedule", "cosine", "--threads", "2", "--pact-alpha", "4"]
@@ -36,7 +36,14 @@ def main():
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--train-limit", type=int, default=10000, help="first N training images (0: all)")
     ap.add_argument("--surface-grid", type=int, default=9)
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report from the last run's runs.json")
     a = ap.parse_args()
+    if a.report_only:
+        with open(os.path.join(RAW, "runs.json")) as f:
+            runs = relative_cmds(json.load(f))
+        write_report(runs, a, a.captures + a.finetune_epochs)
+        plot_surface(os.path.join(RAW, "surface.csv"))
+        return
     check_binary()
     post = a.captures + a.finetune_epochs
     lim = ["--train-limit", str(a.train_limit)]
@@ -126,7 +133,7 @@ def plot_surface(path):
         style = {"average": ("w*", 14), "sqwa_final": ("r*", 14)}.get(name, ("wo", 8))
         ax.plot(x, y, style[0], markersize=style[1], markeredgecolor="k")
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), color="w", fontsize=8)
-    ax.set_title("SQWA, Fashion-MNIST CNN, 2-bit: loss on the plane of three captures")
+    ax.set_title("SQWA, CNN, 2-bit: test loss on the plane of three captures", fontsize=10)
     ax.set_xlabel("direction capture1 -> capture2")
     ax.set_ylabel("orthogonal direction towards capture3")
     fig.tight_layout()
