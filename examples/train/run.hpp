@@ -250,8 +250,13 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                      xt::xtensor<std::uint8_t, 1> const& test_y, std::string const& rounding)
 {
     lowbit::set_num_threads(c.threads);
+    // Loading requires the architecture keys; saving also records the recipe (lowbit-infer and people read it).
     lowbit::train::checkpoint_meta const meta{{"model", c.model}, {"hidden", std::to_string(c.hidden)}};
     if (!c.load_fp.empty()) (void)lowbit::train::load_checkpoint(c.load_fp, model, meta);  // before the trainer converts
+    lowbit::train::checkpoint_meta saved = meta;
+    saved.insert({{"method", c.method}, {"bits", std::to_string(c.bits)}, {"act_bits", std::to_string(c.act_bits)},
+                  {"first_last_bits", std::to_string(c.first_last_bits)}, {"quantizer", c.quantizer},
+                  {"head", c.head.empty() ? (uses_recipe(c) ? "bias" : "bn") : c.head}});
     any_schedule const sched{.kind = c.schedule, .lr = c.lr, .epochs = static_cast<double>(c.epochs)};
     lowbit::train::trainer t{model, method, any_optimizer(c), sched};
     std::ofstream csv;
@@ -270,7 +275,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
             any_schedule const fp_sched{.kind = c.schedule, .lr = c.lr, .epochs = static_cast<double>(c.fp_epochs)};
             lowbit::train::trainer fp{model, lowbit::train::full_precision{}, any_optimizer(c), fp_sched};
             r = fp.fit(train_x, train_y, {.epochs = c.fp_epochs, .batch = c.batch, .seed = c.seed}, bar);
-            if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, meta);
+            if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, saved);
         }
         method.options = {.captures = c.captures, .finetune_epochs = c.finetune_epochs, .finetune_lr = c.finetune_lr,
                           .keep_captures = !c.surface.empty()};
@@ -288,9 +293,9 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                                .train_accuracy = s.finetune.last_accuracy, .seconds = r.seconds, .images = r.images});
     } else {
         r = t.fit(train_x, train_y, {.epochs = c.epochs, .batch = c.batch, .seed = c.seed}, bar, report);
-        if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, meta);  // --method fp
+        if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, saved);  // --method fp
     }
-    if (!c.save_model.empty()) lowbit::train::save_checkpoint(c.save_model, model, meta);
+    if (!c.save_model.empty()) lowbit::train::save_checkpoint(c.save_model, model, saved);
     auto const diag = diagnose(model, test_x);
     if constexpr (std::is_same_v<Method, lowbit::train::sqwa<lowbit::train::binary_connect>>) {
         if (!c.surface.empty()) write_surface(c.surface, c.surface_grid, model, captures, test_x, test_y);

@@ -81,6 +81,13 @@
 #include <lowbit/train/stochastic_rounding.hpp>
 #include <lowbit/train/trainer.hpp>
 
+#include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/input_map.hpp>
+#include <lowbit/deploy/packed_dense.hpp>
+#include <lowbit/deploy/packed_file.hpp>
+#include <lowbit/deploy/packed_mlp.hpp>
+#include <lowbit/deploy/sign_thresholds.hpp>
+
 #include <lowbit/data/batcher.hpp>
 #include <lowbit/data/gather_rows.hpp>
 #include <lowbit/data/least_squares.hpp>

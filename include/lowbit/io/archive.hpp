@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// @brief io::archive: named float tensors plus key/value metadata, and save_archive / load_archive, which
-/// write and read them as a lowbit checkpoint file: versioned, little-endian, ending with a CRC-32. The byte
-/// layout, the versioning policy and every error message are in docs/formats.md.
+/// @brief io::archive: named tensors (float32, or the integers uint8, int8, int32, uint64) plus key/value
+/// metadata, and save_archive / load_archive, which write and read them as a lowbit checkpoint file:
+/// versioned, little-endian, ending with a CRC-32. The byte layout, the versioning policy and every error
+/// message are in docs/formats.md; the integer element types of format version 2 in docs/deploy.md.
+///
+/// save_archive writes the oldest format version that holds the archive: version 1 when every entry is
+/// float32 (training checkpoints: the same bytes as before version 2 existed, so every lowbit reads them),
+/// version 2 when an entry is an integer tensor (packed inference models, deploy/packed_file.hpp).
 ///
 /// Saving writes a temporary file next to the target and renames it over the target, so a failed save
 /// leaves an existing checkpoint as it was. Loading checks everything before it returns: a missing file, a
@@ -28,6 +33,7 @@
 #include <array>
 #include <bit>
 #include <cerrno>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -42,6 +48,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -49,22 +56,88 @@ namespace lowbit::io {
 
 /// @brief The first 8 bytes of every lowbit checkpoint.
 inline constexpr std::array<char, 8> archive_magic = {'L', 'O', 'W', 'B', 'I', 'T', 'C', 'K'};
-/// @brief The format version save_archive writes.
-inline constexpr std::uint32_t archive_version = 1;
+/// @brief The newest format version, which load_archive reads and save_archive writes for an archive with an
+/// integer entry. Version 2 is version 1 plus the integer element types.
+inline constexpr std::uint32_t archive_version = 2;
 /// @brief The oldest format version load_archive reads (it reads every version from this one to
-/// archive_version).
+/// archive_version); save_archive writes it for an archive of float32 entries only.
 inline constexpr std::uint32_t archive_oldest_version = 1;
 /// @brief The largest rank an entry may have.
 inline constexpr std::size_t archive_max_rank = 32;
 
-/// @brief Element type codes of the entry table. Version 1 stores float32 only; a new type is a new version.
-enum class archive_dtype : std::uint32_t { float32 = 1 };
+/// @brief Element type codes of the entry table. Version 1 stores float32 only; version 2 adds the integer
+/// types (little-endian, two's complement for the signed ones). A new type is a new version.
+enum class archive_dtype : std::uint32_t { float32 = 1, uint8 = 2, int8 = 3, int32 = 4, uint64 = 5 };
 
-/// @brief One named tensor: a row-major shape and its values.
+/// @brief The integer element types an archive stores (format version 2).
+template <class T>
+concept ArchiveInteger = std::same_as<T, std::uint8_t> || std::same_as<T, std::int8_t> ||
+                         std::same_as<T, std::int32_t> || std::same_as<T, std::uint64_t>;
+
+/// @brief The element type code of T.
+template <class T>
+    requires ArchiveInteger<T> || std::same_as<T, float>
+inline constexpr archive_dtype archive_dtype_of = std::same_as<T, float>          ? archive_dtype::float32
+                                                  : std::same_as<T, std::uint8_t> ? archive_dtype::uint8
+                                                  : std::same_as<T, std::int8_t>  ? archive_dtype::int8
+                                                  : std::same_as<T, std::int32_t> ? archive_dtype::int32
+                                                                                  : archive_dtype::uint64;
+
+/// @brief Bytes per element of @p t (0 for a code that is not an element type).
+constexpr std::size_t archive_dtype_size(archive_dtype t) noexcept
+{
+    switch (t) {
+    case archive_dtype::float32: return 4;
+    case archive_dtype::uint8: return 1;
+    case archive_dtype::int8: return 1;
+    case archive_dtype::int32: return 4;
+    case archive_dtype::uint64: return 8;
+    }
+    return 0;
+}
+
+/// @brief "float32", "uint8", "int8", "int32", "uint64" (for messages).
+constexpr char const* archive_dtype_name(archive_dtype t) noexcept
+{
+    switch (t) {
+    case archive_dtype::float32: return "float32";
+    case archive_dtype::uint8: return "uint8";
+    case archive_dtype::int8: return "int8";
+    case archive_dtype::int32: return "int32";
+    case archive_dtype::uint64: return "uint64";
+    }
+    return "unknown";
+}
+
+namespace detail {
+/// Little-endian bytes to integers of type T.
+template <ArchiveInteger T>
+std::vector<T> decode_integers(std::span<std::byte const> bytes)
+{
+    std::vector<T> out(bytes.size() / sizeof(T));
+    if constexpr (std::endian::native == std::endian::little) {
+        if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
+    } else {
+        using U = std::make_unsigned_t<T>;
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            U u = 0;
+            for (std::size_t b = 0; b < sizeof(T); ++b)
+                u |= static_cast<U>(static_cast<U>(bytes[i * sizeof(T) + b]) << (8 * b));
+            out[i] = static_cast<T>(u);
+        }
+    }
+    return out;
+}
+
+} // namespace detail
+
+/// @brief One named tensor: a row-major shape, its element type and its values.
 struct archive_entry {
     std::string name;
     std::vector<std::size_t> shape;
-    std::vector<float> values;
+    std::vector<float> values;                      ///< float32 entries (empty for integer ones)
+    archive_dtype dtype = archive_dtype::float32;
+    std::vector<std::byte> data;                    ///< integer entries: the values, little-endian (as in the file)
 };
 
 /// @brief Named float tensors, in insertion order, plus string metadata (model kind, method, bits, ...).
@@ -81,18 +154,29 @@ public:
     /// archive_max_rank, or a value count that is not the product of the shape.
     void add(std::string name, std::vector<std::size_t> shape, std::vector<float> values)
     {
-        if (name.empty()) throw invalid_input("lowbit::io::archive::add: the entry name is empty");
-        if (index_.contains(name)) throw invalid_input("lowbit::io::archive::add: duplicate entry '" + name + "'");
-        if (shape.size() > archive_max_rank)
-            throw invalid_input("lowbit::io::archive::add: entry '" + name + "' has rank " +
-                                std::to_string(shape.size()) + ", above the maximum " +
-                                std::to_string(archive_max_rank));
-        std::optional<std::size_t> const n = element_count(shape);
-        if (!n || *n != values.size())
-            throw invalid_input("lowbit::io::archive::add: entry '" + name + "' has shape " + shape_string(shape) +
-                                " but " + std::to_string(values.size()) + " values");
+        check_new(name, shape, values.size());
         index_.emplace(name, entries_.size());
-        entries_.push_back({std::move(name), std::move(shape), std::move(values)});
+        entries_.push_back({std::move(name), std::move(shape), std::move(values), archive_dtype::float32, {}});
+    }
+
+    /// @brief Adds an integer tensor (uint8, int8, int32 or uint64; the archive is then saved as format
+    /// version 2). @throws invalid_input as add() for float values.
+    template <ArchiveInteger T>
+    void add(std::string name, std::vector<std::size_t> shape, std::vector<T> const& values)
+    {
+        check_new(name, shape, values.size());
+        std::vector<std::byte> data(values.size() * sizeof(T));
+        if constexpr (std::endian::native == std::endian::little) {
+            if (!values.empty()) std::memcpy(data.data(), values.data(), data.size());
+        } else {
+            for (std::size_t i = 0; i < values.size(); ++i) {
+                auto const u = static_cast<std::make_unsigned_t<T>>(values[i]);
+                for (std::size_t b = 0; b < sizeof(T); ++b)
+                    data[i * sizeof(T) + b] = static_cast<std::byte>((u >> (8 * b)) & 0xFFu);
+            }
+        }
+        index_.emplace(name, entries_.size());
+        entries_.push_back({std::move(name), std::move(shape), {}, archive_dtype_of<T>, std::move(data)});
     }
 
     meta_map& meta() noexcept { return meta_; }
@@ -111,21 +195,19 @@ public:
     /// @brief The values of entry @p name, which must have shape @p expected.
     /// @throws io_error naming source(): "missing entry '<name>' ..." or "shape mismatch for entry '<name>':
     /// the file has [a, b], expected [c, d]".
+    /// "element type mismatch for entry '<name>': the file has int32, expected float32" for an integer entry.
     std::span<float const> values(std::string_view name, std::span<std::size_t const> expected) const
     {
-        archive_entry const* e = find(name);
-        if (e == nullptr) {
-            std::string problem = "missing entry '" + std::string(name) + "' (the file has " +
-                                  std::to_string(entries_.size()) + " entries";
-            for (std::size_t i = 0; i < std::min<std::size_t>(entries_.size(), 4); ++i)
-                problem += (i == 0 ? ": '" : ", '") + entries_[i].name + "'";
-            problem += entries_.size() > 4 ? ", ...)" : ")";
-            throw io_error{source_, problem};
-        }
-        if (!std::ranges::equal(e->shape, expected))
-            throw io_error{source_, "shape mismatch for entry '" + e->name + "': the file has " + shape_string(e->shape) +
-                                        ", expected " + shape_string(expected)};
-        return e->values;
+        return checked(name, expected, archive_dtype::float32).values;
+    }
+
+    /// @brief The values of integer entry @p name, which must have shape @p expected and element type T.
+    /// @throws io_error naming source() as values() does, or "element type mismatch for entry '<name>': the
+    /// file has float32, expected uint64".
+    template <ArchiveInteger T>
+    std::vector<T> integers(std::string_view name, std::span<std::size_t const> expected) const
+    {
+        return detail::decode_integers<T>(checked(name, expected, archive_dtype_of<T>).data);
     }
 
     /// "[2, 3]"; "[]" for a scalar.
@@ -148,6 +230,40 @@ public:
     }
 
 private:
+    void check_new(std::string const& name, std::span<std::size_t const> shape, std::size_t count) const
+    {
+        if (name.empty()) throw invalid_input("lowbit::io::archive::add: the entry name is empty");
+        if (index_.contains(name)) throw invalid_input("lowbit::io::archive::add: duplicate entry '" + name + "'");
+        if (shape.size() > archive_max_rank)
+            throw invalid_input("lowbit::io::archive::add: entry '" + name + "' has rank " +
+                                std::to_string(shape.size()) + ", above the maximum " +
+                                std::to_string(archive_max_rank));
+        std::optional<std::size_t> const n = element_count(shape);
+        if (!n || *n != count)
+            throw invalid_input("lowbit::io::archive::add: entry '" + name + "' has shape " + shape_string(shape) +
+                                " but " + std::to_string(count) + " values");
+    }
+
+    archive_entry const& checked(std::string_view name, std::span<std::size_t const> expected, archive_dtype want) const
+    {
+        archive_entry const* e = find(name);
+        if (e == nullptr) {
+            std::string problem = "missing entry '" + std::string(name) + "' (the file has " +
+                                  std::to_string(entries_.size()) + " entries";
+            for (std::size_t i = 0; i < std::min<std::size_t>(entries_.size(), 4); ++i)
+                problem += (i == 0 ? ": '" : ", '") + entries_[i].name + "'";
+            problem += entries_.size() > 4 ? ", ...)" : ")";
+            throw io_error{source_, problem};
+        }
+        if (!std::ranges::equal(e->shape, expected))
+            throw io_error{source_, "shape mismatch for entry '" + e->name + "': the file has " + shape_string(e->shape) +
+                                        ", expected " + shape_string(expected)};
+        if (e->dtype != want)
+            throw io_error{source_, "element type mismatch for entry '" + e->name + "': the file has " +
+                                        archive_dtype_name(e->dtype) + ", expected " + archive_dtype_name(want)};
+        return *e;
+    }
+
     std::filesystem::path source_;
     std::vector<archive_entry> entries_;
     std::map<std::string, std::size_t, std::less<>> index_;
@@ -226,10 +342,17 @@ struct byte_reader {
     }
 };
 
-/// The meta section and entry table of a version-1 file, as far as the bytes go.
+/// One row of the entry table.
+struct archive_table_row {
+    std::string name;
+    archive_dtype dtype = archive_dtype::float32;
+    std::vector<std::size_t> shape;
+};
+
+/// The meta section and entry table of a version-1 or version-2 file, as far as the bytes go.
 struct archive_layout {
     std::vector<std::pair<std::string, std::string>> meta;
-    std::vector<std::pair<std::string, std::vector<std::size_t>>> entries;
+    std::vector<archive_table_row> entries;
     std::size_t table_end = 0;      ///< first payload byte
     std::uint64_t payload_bytes = 0;
     bool complete = false;          ///< the table was read to its end
@@ -237,7 +360,15 @@ struct archive_layout {
     std::string problem;            ///< a structural problem (bad dtype, rank, sizes), or empty
 };
 
-inline archive_layout parse_archive_layout(std::span<std::byte const> bytes)
+/// Whether format version @p version has element type code @p code.
+constexpr bool version_has_dtype(std::uint32_t version, std::uint32_t code) noexcept
+{
+    if (code == static_cast<std::uint32_t>(archive_dtype::float32)) return true;
+    return version >= 2 && code >= static_cast<std::uint32_t>(archive_dtype::uint8) &&
+           code <= static_cast<std::uint32_t>(archive_dtype::uint64);
+}
+
+inline archive_layout parse_archive_layout(std::span<std::byte const> bytes, std::uint32_t version)
 {
     archive_layout l;
     byte_reader r{bytes, archive_header_bytes};  // the caller checked that the header is there
@@ -257,8 +388,9 @@ inline archive_layout parse_archive_layout(std::span<std::byte const> bytes)
         std::string name = r.get_string();
         auto const dtype = r.get<std::uint32_t>();
         auto const rank = r.get<std::uint32_t>();
-        if (!r.short_ && dtype != static_cast<std::uint32_t>(archive_dtype::float32)) {
-            l.problem = "entry '" + name + "' has unknown element type code " + std::to_string(dtype);
+        if (!r.short_ && !version_has_dtype(version, dtype)) {
+            l.problem = "entry '" + name + "' has unknown element type code " + std::to_string(dtype) +
+                        " for format version " + std::to_string(version);
             return l;
         }
         if (!r.short_ && rank > archive_max_rank) {
@@ -281,13 +413,15 @@ inline archive_layout parse_archive_layout(std::span<std::byte const> bytes)
         }
         // 2^62 bytes bounds the payload far beyond any real file and keeps the size sums below from overflowing.
         constexpr std::uint64_t payload_limit = std::uint64_t{1} << 62;
+        auto const type = static_cast<archive_dtype>(dtype);
+        std::size_t const size = archive_dtype_size(type);
         std::optional<std::size_t> const n = archive::element_count(shape);
-        if (!n || *n > (payload_limit - l.payload_bytes) / sizeof(float)) {
+        if (!n || *n > (payload_limit - l.payload_bytes) / size) {
             l.problem = "entry '" + name + "' has an impossible shape " + archive::shape_string(shape);
             return l;
         }
-        l.payload_bytes += *n * sizeof(float);
-        l.entries.emplace_back(std::move(name), std::move(shape));
+        l.payload_bytes += *n * size;
+        l.entries.push_back({std::move(name), type, std::move(shape)});
     }
     l.table_end = r.pos;
     l.complete = true;
@@ -322,7 +456,11 @@ inline std::vector<std::byte> archive_bytes(archive const& a)
     detail::byte_writer w;
     w.out.insert(w.out.end(), reinterpret_cast<std::byte const*>(archive_magic.data()),
                  reinterpret_cast<std::byte const*>(archive_magic.data()) + archive_magic.size());
-    w.put(archive_version);
+    // The oldest version that holds the archive: float checkpoints keep version 1 and its bytes.
+    bool const integers = std::ranges::any_of(a.entries(), [](archive_entry const& e) {
+        return e.dtype != archive_dtype::float32;
+    });
+    w.put(integers ? archive_version : archive_oldest_version);
     w.put(static_cast<std::uint32_t>(a.meta().size()));
     w.put(static_cast<std::uint32_t>(a.entries().size()));
     w.put(std::uint64_t{0});  // the file size, filled in below
@@ -332,11 +470,16 @@ inline std::vector<std::byte> archive_bytes(archive const& a)
     }
     for (archive_entry const& e : a.entries()) {
         w.put_string(e.name);
-        w.put(static_cast<std::uint32_t>(archive_dtype::float32));
+        w.put(static_cast<std::uint32_t>(e.dtype));
         w.put(static_cast<std::uint32_t>(e.shape.size()));
         for (std::size_t const d : e.shape) w.put(static_cast<std::uint64_t>(d));
     }
-    for (archive_entry const& e : a.entries()) w.put_floats(e.values);
+    for (archive_entry const& e : a.entries()) {
+        if (e.dtype == archive_dtype::float32)
+            w.put_floats(e.values);
+        else
+            w.out.insert(w.out.end(), e.data.begin(), e.data.end());
+    }
     auto const total = static_cast<std::uint64_t>(w.out.size() + detail::archive_checksum_bytes);
     for (std::size_t i = 0; i < 8; ++i) w.out[20 + i] = static_cast<std::byte>((total >> (8 * i)) & 0xFFu);
     w.put(crc32(w.out));
@@ -396,7 +539,7 @@ inline void save_archive(std::filesystem::path const& file, archive const& a)
 /// @brief Reads a checkpoint written by save_archive (any format version from archive_oldest_version to
 /// archive_version).
 /// @throws io_error naming @p file: "file not found", "not a regular file", "cannot open: ...", "not a lowbit
-/// checkpoint: ...", "unsupported format version V, and this lowbit (x.y.z) reads format version 1",
+/// checkpoint: ...", "unsupported format version V, and this lowbit (x.y.z) reads format versions 1 to 2",
 /// "truncated: expected N bytes, got M (the file ends in ...)", "checksum mismatch: the file is corrupt (...)",
 /// or "corrupt: ..." (docs/formats.md lists them all).
 inline archive load_archive(std::filesystem::path const& file)
@@ -467,7 +610,7 @@ inline archive load_archive(std::filesystem::path const& file)
         throw io_error{file, mismatch + "; its header also claims " + claim};
     }
 
-    detail::archive_layout const layout = detail::parse_archive_layout(all);
+    detail::archive_layout const layout = detail::parse_archive_layout(all, version);
     std::optional<std::uint64_t> implied;  // the file size the table implies, when the table is complete
     if (layout.complete)
         implied = static_cast<std::uint64_t>(layout.table_end) + layout.payload_bytes + detail::archive_checksum_bytes;
@@ -499,13 +642,25 @@ inline archive load_archive(std::filesystem::path const& file)
         a.meta().emplace(key, value);
     }
     detail::byte_reader payload{all, layout.table_end};
-    for (auto const& [name, shape] : layout.entries) {
+    for (auto const& [name, dtype, shape] : layout.entries) {
         if (name.empty() || a.find(name) != nullptr)
             throw io_error{file, "corrupt: " + (name.empty() ? std::string("an empty entry name")
                                                              : "duplicate entry name '" + name + "'")};
-        std::vector<float> values(*archive::element_count(shape));
-        payload.get_floats(values);
-        a.add(name, shape, std::move(values));
+        std::size_t const n = *archive::element_count(shape);
+        if (dtype == archive_dtype::float32) {
+            std::vector<float> values(n);
+            payload.get_floats(values);
+            a.add(name, shape, std::move(values));
+        } else {
+            auto const raw = all.subspan(payload.pos, n * archive_dtype_size(dtype));
+            payload.pos += raw.size();
+            switch (dtype) {
+            case archive_dtype::uint8: a.add(name, shape, detail::decode_integers<std::uint8_t>(raw)); break;
+            case archive_dtype::int8: a.add(name, shape, detail::decode_integers<std::int8_t>(raw)); break;
+            case archive_dtype::int32: a.add(name, shape, detail::decode_integers<std::int32_t>(raw)); break;
+            default: a.add(name, shape, detail::decode_integers<std::uint64_t>(raw)); break;
+            }
+        }
     }
     return a;
 }

@@ -136,6 +136,9 @@ void from_archive(Model& model, io::archive const& a, checkpoint_meta const& req
         if (e == nullptr)
             throw io::io_error{file, "missing entry '" + name + "': the model has this tensor, the file does not "
                                      "(was the file saved from a different architecture?)"};
+        if (e->dtype != io::archive_dtype::float32)
+            throw io::io_error{file, "entry '" + name + "' holds " + io::archive_dtype_name(e->dtype) +
+                                     " values; a model's state is float32 (is this a packed model file?)"};
         if (e->shape != shape)
             throw io::io_error{file, "shape mismatch for entry '" + name + "': the file has " +
                                          io::archive::shape_string(e->shape) + ", the model " +

@@ -218,12 +218,12 @@ TEST_CASE("an unsupported version says which versions are read")
     test::temp_dir dir("archive_version");
     io::save_archive(dir / "a.lbck", sample());
     std::string s = read_file(dir / "a.lbck");
-    put_u32(s, 8, 2);
+    put_u32(s, 8, 3);
     reseal(s);  // an intact file of a newer version
-    write_file(dir / "v2.lbck", s);
-    std::string p = load_problem(dir / "v2.lbck");
-    CHECK(contains(p, "unsupported format version 2"));
-    CHECK(contains(p, "reads format version 1"));
+    write_file(dir / "v3.lbck", s);
+    std::string p = load_problem(dir / "v3.lbck");
+    CHECK(contains(p, "unsupported format version 3"));
+    CHECK(contains(p, "reads format versions 1 to 2"));
     CHECK(contains(p, "newer lowbit"));
     put_u32(s, 8, 0);
     reseal(s);
@@ -377,4 +377,116 @@ TEST_CASE("saving replaces a checkpoint only once the new one is written")
         }
         std::filesystem::permissions(dir / "ro", std::filesystem::perms::owner_all);
     }
+}
+
+// ---- Format version 2: integer element types (packed inference models, docs/deploy.md) ----
+
+namespace {
+
+io::archive integer_sample()
+{
+    io::archive a;
+    a.meta()["format"] = "test";
+    a.add("f", {2}, {1.5f, -2.0f});
+    a.add("u8", {3}, std::vector<std::uint8_t>{0, 1, 255});
+    a.add("i8", {2, 2}, std::vector<std::int8_t>{-128, -1, 0, 127});
+    a.add("i32", {3}, std::vector<std::int32_t>{std::numeric_limits<std::int32_t>::min(), -7,
+                                                 std::numeric_limits<std::int32_t>::max()});
+    a.add("u64", {2}, std::vector<std::uint64_t>{0x0123456789ABCDEFull, ~0ull});
+    a.add("none", {0}, std::vector<std::uint64_t>{});
+    return a;
+}
+
+} // namespace
+
+TEST_CASE("float-only archives stay format version 1, an archive with an integer entry is version 2")
+{
+    io::archive a;
+    a.add("w", {1}, {1.0f});
+    CHECK(get_u32(std::string(reinterpret_cast<char const*>(io::archive_bytes(a).data()), 32), 8) == 1);
+    std::vector<std::byte> const b = io::archive_bytes(integer_sample());
+    std::string const s(reinterpret_cast<char const*>(b.data()), b.size());
+    CHECK(get_u32(s, 8) == 2);
+    static_assert(io::archive_version == 2 && io::archive_oldest_version == 1);
+}
+
+TEST_CASE("the byte layout of an integer entry")
+{
+    io::archive a;
+    a.add("q", {3}, std::vector<std::int32_t>{1, -2, 0x01020304});
+    std::vector<std::byte> const b = io::archive_bytes(a);
+    std::string const s(reinterpret_cast<char const*>(b.data()), b.size());
+    // header 28 + table (4 + 1 + 4 + 4 + 8) + payload 12 + checksum 4
+    REQUIRE(s.size() == 28 + 21 + 12 + 4);
+    CHECK(get_u32(s, 8) == 2);
+    CHECK(get_u32(s, 33) == 4);  // dtype int32
+    CHECK(get_u32(s, 37) == 1);  // rank
+    CHECK(get_u64(s, 41) == 3);
+    CHECK(get_u32(s, 49) == 1);
+    CHECK(get_u32(s, 53) == 0xFFFFFFFEu);  // -2, two's complement little-endian
+    CHECK(s.substr(57, 4) == std::string("\x04\x03\x02\x01", 4));
+    CHECK(get_u32(s, 61) == io::crc32(std::string_view(s).substr(0, 61)));
+}
+
+TEST_CASE("integer entries round-trip bit for bit, and are read back only as their own type")
+{
+    test::temp_dir dir("archive_integers");
+    io::archive const a = integer_sample();
+    io::save_archive(dir / "a.lbck", a);
+    io::archive const b = io::load_archive(dir / "a.lbck");
+    CHECK(b.meta() == a.meta());
+    REQUIRE(b.entries().size() == a.entries().size());
+    for (std::size_t i = 0; i < a.entries().size(); ++i) {
+        CHECK(a.entries()[i].name == b.entries()[i].name);
+        CHECK(a.entries()[i].dtype == b.entries()[i].dtype);
+        CHECK(a.entries()[i].data == b.entries()[i].data);
+    }
+    using shape = std::vector<std::size_t>;
+    CHECK(b.integers<std::uint8_t>("u8", shape{3}) == std::vector<std::uint8_t>{0, 1, 255});
+    CHECK(b.integers<std::int8_t>("i8", shape{2, 2}) == std::vector<std::int8_t>{-128, -1, 0, 127});
+    CHECK(b.integers<std::int32_t>("i32", shape{3}) ==
+          std::vector<std::int32_t>{std::numeric_limits<std::int32_t>::min(), -7, std::numeric_limits<std::int32_t>::max()});
+    CHECK(b.integers<std::uint64_t>("u64", shape{2}) == std::vector<std::uint64_t>{0x0123456789ABCDEFull, ~0ull});
+    CHECK(b.integers<std::uint64_t>("none", shape{0}).empty());
+    CHECK(b.values("f", shape{2})[1] == -2.0f);
+    try {
+        (void)b.values("i32", shape{3});
+        FAIL("no error");
+    } catch (io::io_error const& e) {
+        CHECK(e.file() == dir / "a.lbck");
+        CHECK(e.problem() == "element type mismatch for entry 'i32': the file has int32, expected float32");
+    }
+    CHECK_THROWS_WITH_AS((void)b.integers<std::uint64_t>("f", shape{2}),
+                         doctest::Contains("the file has float32, expected uint64"), io::io_error);
+    CHECK_THROWS_WITH_AS((void)b.integers<std::int8_t>("u8", shape{3}),
+                         doctest::Contains("the file has uint8, expected int8"), io::io_error);
+    CHECK_THROWS_WITH_AS((void)b.integers<std::uint8_t>("u8", shape{4}), doctest::Contains("shape mismatch"), io::io_error);
+    CHECK_THROWS_WITH_AS((void)b.integers<std::uint8_t>("x", shape{1}), doctest::Contains("missing entry 'x'"), io::io_error);
+    CHECK_THROWS_WITH_AS(io::archive{}.add("v", {2}, std::vector<std::int32_t>{1}), doctest::Contains("shape [2] but 1 values"),
+                         invalid_input);
+    // Saving the loaded archive again gives the same file.
+    io::save_archive(dir / "b.lbck", b);
+    CHECK(read_file(dir / "a.lbck") == read_file(dir / "b.lbck"));
+}
+
+TEST_CASE("a version-2 file: truncation, damage, and an integer type in a version-1 file")
+{
+    test::temp_dir dir("archive_v2_errors");
+    io::save_archive(dir / "a.lbck", integer_sample());
+    std::string const s = read_file(dir / "a.lbck");
+    write_file(dir / "t.lbck", s.substr(0, s.size() - 9));
+    CHECK(contains(load_problem(dir / "t.lbck"), "truncated: expected " + std::to_string(s.size()) + " bytes"));
+    for (std::size_t i = 8; i < s.size(); i += 7) {
+        CAPTURE(i);
+        std::string t = s;
+        t[i] = static_cast<char>(t[i] ^ 0x10);
+        write_file(dir / "f.lbck", t);
+        CHECK(load_problem(dir / "f.lbck").starts_with("checksum mismatch: the file is corrupt"));
+    }
+    // The same bytes relabelled as version 1 (and resealed): version 1 has no integer element types.
+    std::string v1 = s;
+    put_u32(v1, 8, 1);
+    reseal(v1);
+    write_file(dir / "v1.lbck", v1);
+    CHECK(contains(load_problem(dir / "v1.lbck"), "corrupt: entry 'u8' has unknown element type code 2 for format version 1"));
 }

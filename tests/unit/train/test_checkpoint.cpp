@@ -346,3 +346,17 @@ TEST_CASE("a failed save leaves the existing checkpoint as it was")
     (void)train::load_checkpoint(dir / "m.lbck", other);
     check_same_state(state(model), state(other));
 }
+
+TEST_CASE("a tensor of integers where the model expects floats is refused (e.g. a packed model file)")
+{
+    auto model = nn::sequential{nn::dense<>({.in = 2, .out = 2, .bias = false, .seed = 1})};
+    io::archive a;
+    a.add("layer0.weight", {2, 2}, std::vector<std::uint8_t>{1, 2, 3, 4});
+    std::string what;
+    try {
+        train::from_archive(model, a);
+    } catch (io::io_error const& e) {
+        what = e.what();
+    }
+    CHECK(what.find("entry 'layer0.weight' holds uint8 values; a model's state is float32") != std::string::npos);
+}

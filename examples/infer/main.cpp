@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: MIT
+// lowbit-infer: compiles a binarized MLP trained by lowbit-train into the packed integer model (lowbit::deploy)
+// and measures it on the Fashion-MNIST test set: accuracy, argmax agreement with the fake-quant model, latency
+// at batch 1, throughput at batch 256, and the packed model's bytes against the float model's. The last line
+// is one JSON object.
+//
+//   lowbit-train --method bc --quantizer xnor --bits 1 --act-bits 1 --first-last-bits 8 --save-model bnn.lbck
+//   lowbit-infer --checkpoint bnn.lbck --save-packed bnn.lbpk
+//   lowbit-infer --packed bnn.lbpk
+//
+// Bad options exit with code 2; a missing, corrupt or mismatched file (or missing data) with code 1.
+#include <lowbit/data/fashion_mnist.hpp>
+#include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/packed_file.hpp>
+#include <lowbit/deploy/packed_mlp.hpp>
+#include <lowbit/io/archive.hpp>
+#include <lowbit/kernels/cpu_features.hpp>
+#include <lowbit/nn/models.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/quant/ste/ste.hpp>
+#include <lowbit/train/checkpoint.hpp>
+
+#include <CLI/CLI.hpp>
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace ste = lowbit::ste;
+namespace deploy = lowbit::deploy;
+using clock_type = std::chrono::steady_clock;
+
+struct options {
+    std::string checkpoint;
+    std::string packed;
+    std::string save_packed;
+    std::size_t hidden = 0;  // 0: the checkpoint's metadata (1024 without it)
+    std::string data = LOWBIT_FASHION_MNIST_DIR;
+    unsigned threads = 2;
+    int first_last_bits = 8;  // 8: DoReFa first and last layers; 1: XNOR (lowbit-train --first-last-bits 0)
+    std::size_t runs = 200;
+    std::size_t batch = 256;
+};
+
+/// The model lowbit-train builds for --method bc --quantizer xnor --bits 1 --act-bits 1 --first-last-bits 8
+/// (there with type-erased quantizers; here with the concrete types deploy::compile needs).
+auto make_bnn(std::size_t hidden)
+{
+    return lowbit::nn::mlp({.inputs = 784, .hidden = hidden, .classes = 10, .init = lowbit::nn::init::uniform_unit},
+                           ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{},
+                           lowbit::nn::bias_head);
+}
+
+/// The same with --first-last-bits 0: XNOR weights in the first and last layers too.
+auto make_all_binary(std::size_t hidden)
+{
+    return lowbit::nn::mlp({.inputs = 784, .hidden = hidden, .classes = 10, .init = lowbit::nn::init::uniform_unit},
+                           ste::xnor_weight<>{}, ste::xnor_weight<>{}, ste::xnor_weight<>{}, ste::sign_activation{},
+                           lowbit::nn::bias_head);
+}
+
+std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
+{
+    std::size_t best = 0;
+    for (std::size_t j = 1; j < l.shape(1); ++j)
+        if (l(i, j) > l(i, best)) best = j;
+    return best;
+}
+
+double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+
+/// The pixel codes of images in [0, 1] (lowbit::data divides by 255: these are the file's bytes again).
+xt::xtensor<std::uint8_t, 2> pixel_codes(xt::xtensor<float, 2> const& images)
+{
+    xt::xtensor<std::uint8_t, 2> q = xt::xtensor<std::uint8_t, 2>::from_shape(images.shape());
+    for (std::size_t i = 0; i < images.size(); ++i)
+        q.data()[i] = static_cast<std::uint8_t>(std::lround(images.data()[i] * 255.0f));
+    return q;
+}
+
+std::size_t meta_hidden(lowbit::io::archive const& a)
+{
+    auto const it = a.meta().find("hidden");
+    if (it == a.meta().end()) return 1024;
+    std::size_t h = 0;
+    auto const [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), h);
+    if (ec != std::errc{} || end != it->second.data() + it->second.size() || h == 0)
+        throw lowbit::io::io_error{a.source(), "metadata 'hidden' is '" + it->second + "', not a width"};
+    return h;
+}
+
+/// lowbit-train's models hold their quantizers as ste::any_quantizer, whose (empty, for XNOR and DoReFa)
+/// parameter every weight saves as `<layer>.any_quantizer.parameter` of shape [0]; the concrete quantizers
+/// have no parameter, so those entries are dropped before the checkpoint is applied. Anything else that does
+/// not fit is still an error of from_archive.
+lowbit::io::archive without_empty_quantizer_parameters(lowbit::io::archive const& a)
+{
+    lowbit::io::archive out(a.source());
+    out.meta() = a.meta();
+    for (lowbit::io::archive_entry const& e : a.entries()) {
+        if (e.name.ends_with("any_quantizer.parameter") && e.values.empty() && e.data.empty()) continue;
+        if (e.dtype != lowbit::io::archive_dtype::float32)
+            throw lowbit::io::io_error{a.source(), "entry '" + e.name + "' is not float32: not a training checkpoint"};
+        out.add(e.name, e.shape, e.values);
+    }
+    return out;
+}
+
+std::string json_number(std::optional<double> v, char const* format)
+{
+    if (!v) return "null";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, format, *v);
+    return buf;
+}
+
+std::string count_or_null(std::optional<std::size_t> v) { return v ? std::to_string(*v) : "null"; }
+
+template <class MakeModel>
+int run(options const& o, MakeModel make_model)
+{
+    lowbit::set_num_threads(o.threads);
+    // The model file first, so that a bad file fails before the data is read.
+    std::optional<lowbit::io::archive> checkpoint;
+    deploy::packed_mlp packed;
+    std::size_t hidden = 0;
+    if (!o.checkpoint.empty()) {
+        checkpoint = without_empty_quantizer_parameters(lowbit::io::load_archive(o.checkpoint));
+        hidden = o.hidden != 0 ? o.hidden : meta_hidden(*checkpoint);
+    } else {
+        packed = deploy::load_packed(o.packed);
+        if (packed.inputs() != 784 || packed.classes() != 10 || packed.layers().size() != 3)
+            throw std::runtime_error(o.packed + ": not a 784-H-H-10 model (" + std::to_string(packed.inputs()) +
+                                     " inputs, " +
+                                     std::to_string(packed.layers().size()) + " layers, " +
+                                     std::to_string(packed.classes()) + " classes)");
+        hidden = packed.layers()[0].out();
+    }
+    auto model = make_model(hidden);  // the checkpoint's model; for a packed file, the float model of its shape
+    if (checkpoint) lowbit::train::from_archive(model, *checkpoint, {{"model", "mlp"}});
+    std::size_t const float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
+
+    auto const test = lowbit::data::load_fashion_mnist(lowbit::data::split::test, o.data);
+    std::size_t const n = test.images.shape(0);
+    xt::xtensor<std::uint8_t, 2> const codes = pixel_codes(test.images);
+    std::optional<double> fake_acc, agreement, max_diff;
+    std::optional<std::size_t> disagreements, sign_flips, sign_flip_images, first_layer_flips;
+    if (checkpoint) {
+        // lowbit-train standardises with the training set's mean and deviation; the packed model folds that
+        // map into its first layer, so its input codes are the raw pixels (deploy/input_map.hpp).
+        auto const train = lowbit::data::load_fashion_mnist(lowbit::data::split::train, o.data);
+        double const mean = xt::mean(train.images)();
+        double const sd = xt::stddev(train.images)();
+        auto const mf = static_cast<float>(mean), sf = static_cast<float>(sd);
+        xt::xtensor<float, 2> const x = (test.images - mf) / sf;
+        // The fake-quant forward: weights through their quantizers, as after BinaryConnect training.
+        model.for_each_weight([](auto& w) { w.store_as(lowbit::nn::weight_storage::shadow, 0); });
+        deploy::input_map const map{.scale = static_cast<float>(1.0 / (255.0 * static_cast<double>(sf))),
+                                    .offset = static_cast<float>(-static_cast<double>(mf) / static_cast<double>(sf))};
+        packed = deploy::compile(model, {.input = map});
+        if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
+        if (packed.quantize(x) != codes)
+            throw std::runtime_error("the input map does not give back the pixel codes (mean " + std::to_string(mean) +
+                                     ", sd " + std::to_string(sd) + ")");
+        // The fake-quant model layer by layer, so that its hidden signs can be compared with the packed bits:
+        // they can differ only where its own float sums put BatchNorm's output within rounding of 0.
+        std::size_t correct = 0, same = 0, flips = 0, flipped_images = 0, first_flips = 0;
+        double diff = 0.0;
+        lowbit::nn::forward_context const eval{.training = false};
+        for (std::size_t s = 0; s < n; s += 1000) {
+            std::size_t const e = std::min(n, s + 1000);
+            xt::xtensor<float, 2> const xs = xt::view(x, xt::range(s, e), xt::all());
+            xt::xtensor<std::uint8_t, 2> const qs = xt::view(codes, xt::range(s, e), xt::all());
+            auto const y1 = model.template layer<1>().forward(model.template layer<0>().forward(xs, eval), eval);
+            auto const h1 = model.template layer<2>().forward(y1, eval);
+            auto const y2 = model.template layer<4>().forward(model.template layer<3>().forward(h1, eval), eval);
+            auto const h2 = model.template layer<5>().forward(y2, eval);
+            xt::xtensor<float, 2> const f = model.template layer<6>().forward(h2, eval);
+            xt::xtensor<float, 2> const p = packed.forward(qs);
+            xt::xtensor<std::uint64_t, 2> const p1 = packed.signs(qs, 0), p2 = packed.signs(qs, 1);
+            for (std::size_t i = 0; i < e - s; ++i) {
+                correct += argmax_row(f, i) == test.labels(s + i);
+                same += argmax_row(f, i) == argmax_row(p, i);
+                std::size_t d = 0;
+                for (std::size_t j = 0; j < hidden; ++j) {
+                    std::size_t const d1 = (h1(i, j) > 0.0f) != (((p1(i, j / 64) >> (j % 64)) & 1u) != 0);
+                    first_flips += d1;
+                    d += d1 + ((h2(i, j) > 0.0f) != (((p2(i, j / 64) >> (j % 64)) & 1u) != 0));
+                }
+                flips += d;
+                flipped_images += d != 0;
+                if (d == 0)
+                    for (std::size_t j = 0; j < f.shape(1); ++j)
+                        diff = std::max(diff, std::abs(static_cast<double>(f(i, j)) - p(i, j)));
+            }
+        }
+        fake_acc = static_cast<double>(correct) / static_cast<double>(n);
+        agreement = static_cast<double>(same) / static_cast<double>(n);
+        disagreements = n - same;
+        max_diff = diff;
+        sign_flips = flips;
+        sign_flip_images = flipped_images;
+        first_layer_flips = first_flips;
+    }
+    std::size_t const packed_bytes = deploy::packed_bytes(packed);
+
+    // Accuracy, and throughput: the whole test set in batches of o.batch, best of 3 timed passes after one
+    // untimed pass (which also warms caches and the thread pool).
+    std::size_t correct = 0;
+    double best_pass = 0.0;
+    std::vector<xt::xtensor<std::uint8_t, 2>> batches;
+    for (std::size_t s = 0; s < n; s += o.batch)
+        batches.emplace_back(xt::view(codes, xt::range(s, std::min(n, s + o.batch)), xt::all()));
+    for (int pass = 0; pass < 4; ++pass) {
+        auto const t0 = clock_type::now();
+        std::size_t row = 0;
+        for (auto const& b : batches) {
+            xt::xtensor<float, 2> const l = packed.forward(b);
+            if (pass == 0)
+                for (std::size_t i = 0; i < l.shape(0); ++i) correct += argmax_row(l, i) == test.labels(row + i);
+            row += b.shape(0);
+        }
+        double const secs = seconds_since(t0);
+        if (pass > 0 && (best_pass == 0.0 || secs < best_pass)) best_pass = secs;
+    }
+    double const packed_acc = static_cast<double>(correct) / static_cast<double>(n);
+    double const images_per_s = static_cast<double>(n) / best_pass;
+
+    // Latency at batch 1: the median of o.runs single-image calls (after 10 untimed ones).
+    std::vector<double> times;
+    xt::xtensor<std::uint8_t, 2> one = xt::xtensor<std::uint8_t, 2>::from_shape({1, 784});
+    for (std::size_t r = 0; r < o.runs + 10; ++r) {
+        std::size_t const i = r % n;
+        std::copy(codes.data() + i * 784, codes.data() + (i + 1) * 784, one.data());
+        auto const t0 = clock_type::now();
+        xt::xtensor<float, 2> const l = packed.forward(one);
+        double const secs = seconds_since(t0);
+        if (l.size() != 10) throw std::runtime_error("unexpected logits shape");
+        if (r >= 10) times.push_back(secs);
+    }
+    std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
+    double const latency_us = times[times.size() / 2] * 1e6;
+
+    using lowbit::kernels::best_isa;
+    using lowbit::kernels::int_kernel;
+    std::printf("model 784-%zu-%zu-10, %s; packed %zu bytes, float %zu bytes (1/%.1f)\n", hidden, hidden,
+                o.checkpoint.empty() ? o.packed.c_str() : o.checkpoint.c_str(), packed_bytes, float_bytes,
+                static_cast<double>(float_bytes) / static_cast<double>(packed_bytes));
+    if (agreement)
+        std::printf("fake-quant accuracy %.4f, packed %.4f; argmax agreement %.4f (%zu of %zu differ); hidden signs "
+                    "differing: %zu of %zu (first layer: %zu), in %zu images; largest logit difference where they "
+                    "agree %.3g\n",
+                    *fake_acc, packed_acc, *agreement, *disagreements, n, *sign_flips, 2 * hidden * n,
+                    *first_layer_flips, *sign_flip_images, *max_diff);
+    else
+        std::printf("packed accuracy %.4f\n", packed_acc);
+    std::printf("latency at batch 1: %.1f us (median of %zu); throughput at batch %zu: %.0f images/s (%u threads; "
+                "kernels: popcount %s, int8 %s)\n",
+                latency_us, o.runs, o.batch, images_per_s, o.threads,
+                lowbit::kernels::isa_name(best_isa(int_kernel::popcount)),
+                lowbit::kernels::isa_name(best_isa(int_kernel::int8)));
+    std::printf("{\"mode\": \"%s\", \"hidden\": %zu, \"first_last_bits\": %d, \"threads\": %u, \"packed_acc\": %.4f, "
+                "\"fake_quant_acc\": %s, "
+                "\"argmax_agreement\": %s, \"argmax_disagreements\": %s, \"hidden_sign_flips\": %s, "
+                "\"images_with_sign_flips\": %s, \"max_logit_diff\": %s, "
+                "\"latency_us_batch1\": %.2f, \"images_per_s_batch%zu\": %.1f, \"packed_bytes\": %zu, "
+                "\"float_bytes\": %zu, "
+                "\"compression\": %.2f}\n",
+                o.checkpoint.empty() ? "packed" : "checkpoint", hidden, packed.layers()[0].weights().bits, o.threads,
+                packed_acc,
+                json_number(fake_acc, "%.4f").c_str(), json_number(agreement, "%.4f").c_str(),
+                count_or_null(disagreements).c_str(), count_or_null(sign_flips).c_str(),
+                count_or_null(sign_flip_images).c_str(), json_number(max_diff, "%.3g").c_str(),
+                latency_us, o.batch, images_per_s, packed_bytes, float_bytes,
+                static_cast<double>(float_bytes) / static_cast<double>(packed_bytes));
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    options o;
+    CLI::App app{"lowbit-infer: compile a binarized MLP (lowbit-train --method bc --quantizer xnor --bits 1 --act-bits 1 "
+                 "--first-last-bits 8 --save-model F) into a packed integer model and measure it on Fashion-MNIST"};
+    auto* ck = app.add_option("--checkpoint", o.checkpoint, "checkpoint written by lowbit-train --save-model");
+    auto* pk = app.add_option("--packed", o.packed, "packed model written by lowbit-infer --save-packed");
+    ck->excludes(pk);
+    app.add_option("--save-packed", o.save_packed, "write the compiled packed model to this file")->needs(ck);
+    app.add_option("--first-last-bits", o.first_last_bits,
+                   "weights of the checkpoint's first and last layers: 8 (DoReFa, lowbit-train --first-last-bits 8) or "
+                   "1 (XNOR, lowbit-train --first-last-bits 0); a packed file says it itself")
+        ->check(CLI::IsMember({1, 8}))->capture_default_str();
+    app.add_option("--hidden", o.hidden, "hidden width of the checkpoint's model (default: its metadata, else 1024)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+    app.add_option("--data", o.data, "folder with the Fashion-MNIST IDX files")->capture_default_str();
+    app.add_option("--threads", o.threads, "threads")->check(CLI::Range(1u, 256u))->capture_default_str();
+    app.add_option("--runs", o.runs, "batch-1 calls whose median is the latency")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))->capture_default_str();
+    app.add_option("--batch", o.batch, "batch size of the throughput measurement")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{10000}))->capture_default_str();
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::CallForHelp const& e) {
+        return app.exit(e);
+    } catch (CLI::ParseError const& e) {
+        app.exit(e);
+        return 2;
+    }
+    if (o.checkpoint.empty() && o.packed.empty()) {
+        std::fprintf(stderr, "lowbit-infer: give --checkpoint FILE (a lowbit-train model) or --packed FILE (a packed "
+                             "model)\nRun with --help for more information.\n");
+        return 2;
+    }
+    try {
+        if (o.first_last_bits == 1) return run(o, [](std::size_t h) { return make_all_binary(h); });
+        return run(o, [](std::size_t h) { return make_bnn(h); });
+    } catch (std::exception const& e) {
+        std::fprintf(stderr, "lowbit-infer: %s\n", e.what());
+        return 1;
+    }
+}
