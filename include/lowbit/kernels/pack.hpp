@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__BMI2__)
 #include <immintrin.h>
@@ -178,7 +179,17 @@ inline void unpack_dequantize_slice(std::uint8_t const* in, std::size_t first, s
         for (unsigned byte = 0; byte < 256; ++byte)
             for (std::size_t j = 0; j < per; ++j) lut[byte * per + j] = level[(byte >> (j * b)) & ((1u << b) - 1u)];
         std::size_t const bytes = groups * b;
-        for (std::size_t k = 0; k < bytes; ++k) std::memcpy(dst + k * per, lut + src[k] * per, per * sizeof(float));
+        // A copy of compile-time size per byte: the compiler makes it one or two vector moves, where a run-time
+        // size called the library memcpy for every packed byte (measured: 1-4 GB/s on an AMD EPYC).
+        auto copy_all = [&]<std::size_t Per>(std::integral_constant<std::size_t, Per>) {
+            for (std::size_t k = 0; k < bytes; ++k) std::memcpy(dst + k * Per, lut + src[k] * Per, Per * sizeof(float));
+        };
+        if (per == 8)
+            copy_all(std::integral_constant<std::size_t, 8>{});
+        else if (per == 4)
+            copy_all(std::integral_constant<std::size_t, 4>{});
+        else
+            copy_all(std::integral_constant<std::size_t, 2>{});
     } else if (b == 8) {
         for (std::size_t k = 0; k < groups * 8; ++k) dst[k] = level[src[k]];
     } else {
