@@ -326,7 +326,7 @@ def main():
              "- Debian's libbenchmark was built without NDEBUG and prints `Library was built as DEBUG`: that is the "
              "library, not lowbit's code.",
              "- A 2-vCPU VM: run-to-run spread is up to about 10 %.",
-             f"- Load average when the run started / ended (`uptime`): {load_average('load_before.txt')} / "
+             f"- Load average when the last `scripts/bench` invocation started / ended (`uptime`): {load_average('load_before.txt')} / "
              f"{load_average('load_after.txt')}. Anything above about 0.5 means other jobs shared the cores.", ""]
     for section in (pack_section, gemm_section, int_section, infer_section, train_section, qat_section):
         try:
@@ -334,10 +334,10 @@ def main():
         except FileNotFoundError as e:
             lines += [f"({section.__name__}: no results: {e.filename})", ""]
     lines += ["## Notes", "",
-              "- Unpack+dequantize of 1-, 2- and 4-bit codes is compute-bound at 1-4 GB/s on the AMD EPYC of the last "
-              "run (the same in L1 as at 64 MiB), where an earlier run on an Intel Xeon gave 56-127 % of memcpy. Its "
-              "byte-table path copies 8-32 bytes per packed byte with a memcpy of run-time size; why that is slow on "
-              "this CPU is not diagnosed yet. The targets of issue 2 that this run misses are listed above.",
+              "- Unpack+dequantize of 1-, 2- and 4-bit codes copies each packed byte's floats from a 256-entry "
+              "table. With the copy's size known only at run time GCC called the library memcpy per byte, which ran "
+              "at 1-4 GB/s on the AMD EPYC (it had met its target on an Intel Xeon); the size is now a compile-time "
+              "constant per bit width.",
               "- Stochastic quantize+pack is bound by Philox4x32-10 (ten rounds of two 32x32->64-bit multiplies per "
               "4 draws), not by memory: it runs at about the same speed in L1 as at 64 MiB. It meets its 25 % target "
               "with little margin at 2 threads; running the rounds on 32-bit lanes (two pmuludq per vector of 16 "
