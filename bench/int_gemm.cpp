@@ -259,6 +259,25 @@ void bm_bound(benchmark::State& state, int which)
 #endif
 }
 
+/// The same register-only loop on every pool thread at once, long enough (about 1 ms) that waking the pool
+/// does not count: the two-core ceiling of the xor+popcount+add throughput, against which binary GEMM's
+/// 2-thread scaling is judged (two vCPUs need not deliver twice one's throughput).
+void bm_bound_threads(benchmark::State& state)
+{
+#if LOWBIT_X86_DISPATCH
+    if (skip_unless(state, isa::avx512, k::int_kernel::popcount)) return;
+    threads const t(state.range(0));
+    constexpr std::int64_t inner = std::int64_t{1} << 18;
+    auto const n = static_cast<std::size_t>(state.range(0));
+    for (auto _ : state) lowbit::parallel_for(n, 1, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) bound_avx512(inner);
+    });
+    set_rates(state, double(n) * double(inner) * 16 * 512);
+#else
+    state.SkipWithError("x86 only");
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // (b) The binary microkernel on L1-resident panels: 6 rows x 4 panels (64 columns) x kw 32-bit words.
 // ---------------------------------------------------------------------------------------------------------
@@ -502,6 +521,8 @@ void bm_conv(benchmark::State& state, bool binary)
 
     std::vector<std::int64_t> const one_two = {1, 2};
     benchmark::RegisterBenchmark("bound/xor_popcnt_add/avx512", bm_bound, 0)->UseRealTime();
+    benchmark::RegisterBenchmark("bound_threads/xor_popcnt_add/avx512", bm_bound_threads)
+        ->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
     benchmark::RegisterBenchmark("bound/xor_popcnt_add/avx2", bm_bound, 1)->UseRealTime();
     benchmark::RegisterBenchmark("bound/vpdpbusd/avx512", bm_bound, 2)->UseRealTime();
 

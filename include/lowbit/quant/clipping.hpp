@@ -6,7 +6,8 @@
 /// the data saturates instead of blowing up the step; NaN is rejected by the checked quantize() API.
 
 #include <lowbit/quant/clipping_concepts.hpp>
-#include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/parallel/ordered_reduce.hpp>
+#include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/grid.hpp>
 
 #include <algorithm>
@@ -81,41 +82,17 @@ private:
     struct fit { float step; double error; };
     struct sums { double num = 0.0, den = 0.0, err = 0.0; };
 
-    static double level_of(float v, double inv_s, level_range l) noexcept
-    {
-        double const k = std::nearbyint(static_cast<double>(v) * inv_s - l.offset);
-        return std::clamp(k, static_cast<double>(l.qmin), static_cast<double>(l.qmax)) + l.offset;
-    }
-
-    /// The sums of one Lloyd pass, over fixed blocks added in block order: threaded for large x, and the same
-    /// bits for any thread count.
+    /// The sums of one Lloyd pass (detail::lloyd_pass, vectorised), over fixed blocks added in block order:
+    /// threaded for large x, and the same bits for any thread count. The error
+    /// sum (x - c s)^2 = sum x^2 - 2 s sum x c + s^2 sum c^2 comes from the three sums, whose products are exact.
     static sums pass(std::span<float const> x, level_range l, float s)
     {
-        constexpr std::size_t block = std::size_t{1} << 14;
-        std::size_t const blocks = (x.size() + block - 1) / block;
-        std::vector<sums> part(blocks);
-        double const inv_s = 1.0 / static_cast<double>(s);
-        parallel_for(blocks, 8, [&](std::size_t b0, std::size_t b1) {
-            for (std::size_t b = b0; b < b1; ++b) {
-                // Four interleaved partial sums (fixed order) break the add-latency chain of one accumulator.
-                sums p[4];
-                auto const xs = x.subspan(b * block, std::min(block, x.size() - b * block));
-                for (std::size_t i = 0; i < xs.size(); ++i) {
-                    float const v = xs[i];
-                    if (!std::isfinite(v)) continue;
-                    double const c = level_of(v, inv_s, l);
-                    sums& q = p[i % 4];
-                    q.num += v * c;
-                    q.den += c * c;
-                    q.err += (v - c * s) * (v - c * s);
-                }
-                part[b] = {(p[0].num + p[1].num) + (p[2].num + p[3].num), (p[0].den + p[1].den) + (p[2].den + p[3].den),
-                           (p[0].err + p[1].err) + (p[2].err + p[3].err)};
-            }
+        auto const t = ordered_block_reduce<lowbit::detail::lloyd_sums>(x.size(), [&](std::size_t b, std::size_t e) {
+            return lowbit::detail::lloyd_pass(x.subspan(b, e - b), s, static_cast<float>(l.qmin), static_cast<float>(l.qmax),
+                                      l.offset);
         });
-        sums total;
-        for (sums const& p : part) total.num += p.num, total.den += p.den, total.err += p.err;
-        return total;
+        double const sd = s;
+        return {t.num, t.den, t.sq - 2.0 * sd * t.num + sd * sd * t.den};
     }
 
     fit lloyd(std::span<float const> x, level_range l, float s) const noexcept

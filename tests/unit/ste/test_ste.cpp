@@ -606,3 +606,76 @@ TEST_CASE("sign_activation: sign with sign(0) = +1, gradient gated at |x| <= 1")
     CHECK(run_backward(q, vec(7, 2.0f)) == vec{0.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 0.0f});
     check_nan_rejected(ste::sign_activation{}, "sign_activation");
 }
+
+// ---- large tensors: threads and vectorised kernels -------------------------------------------------------
+
+namespace {
+
+/// forward + backward of a fresh copy of q on x, dy with `threads` threads: y, dx and the learned gradients.
+template <class Q>
+std::array<vec, 3> run_with_threads(Q q, vec const& x, vec const& dy, unsigned threads)
+{
+    unsigned const before = num_threads();
+    set_num_threads(threads);
+    vec y = run_forward(q, x);
+    vec dx = run_backward(q, dy);
+    vec grads;
+    if constexpr (ste::LearnedFakeQuantizer<Q>) grads.assign(q.gradients().begin(), q.gradients().end());
+    set_num_threads(before);
+    return {std::move(y), std::move(dx), std::move(grads)};
+}
+
+template <class Q>
+void check_thread_invariant(Q const& q, vec const& x, vec const& dy)
+{
+    auto const one = run_with_threads(q, x, dy, 1), two = run_with_threads(q, x, dy, 2);
+    for (std::size_t k = 0; k < 3; ++k) {
+        CAPTURE(k);
+        CHECK(one[k] == two[k]);  // exact: fixed blocks, fixed lane order
+    }
+}
+
+} // namespace
+
+TEST_CASE("lsq, pact and uniform_weight give the same bits for 1 and 2 threads on a multi-block tensor")
+{
+    std::size_t const n = 3 * (std::size_t{1} << 15) + 77;  // several reduction blocks and a ragged tail
+    vec const x = random_vec(n, -2.0f, 2.0f, 41);
+    vec const dy = random_vec(n, -1.0f, 1.0f, 42);
+    check_thread_invariant(ste::lsq<4>{{.step = 0.2f}}, x, dy);
+    check_thread_invariant(ste::lsq<4, grid::unsigned_int>{{.step = 0.1f}}, x, dy);
+    check_thread_invariant(ste::pact<4>{{.alpha = 1.5f}}, x, dy);
+    check_thread_invariant(ste::calibrated_t<ste::pact<2>>{{.alpha = 1.5f}}, x, dy);
+    check_thread_invariant(ste::uniform_weight<2>{}, x, dy);
+}
+
+TEST_CASE("lsq and CG-PACT parameter gradients on a large tensor match a plain double sum of the formula")
+{
+    std::size_t const n = 100003;
+    vec const x = random_vec(n, -2.0f, 2.0f, 43);
+    vec const dy = random_vec(n, -1.0f, 1.0f, 44);
+    {
+        ste::lsq<3> q{{.step = 0.3f}};  // Qn = 4, Qp = 3
+        (void)run_forward(q, x);
+        vec const dx = run_backward(q, dy);
+        double want = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            float const t = x[i] / 0.3f;
+            want += dy[i] * (t <= -4 ? -4.0 : t >= 3 ? 3.0 : std::nearbyint(t) - double{t});
+        }
+        CHECK(q.gradients()[0] == doctest::Approx(want / std::sqrt(n * 3.0)).epsilon(1e-5));
+    }
+    {
+        ste::calibrated_t<ste::pact<2>> q{{.alpha = 1.5f}};
+        vec const y = run_forward(q, x);
+        vec const dx = run_backward(q, dy);
+        double want = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            CHECK(dx[i] == (x[i] >= 0.0f && x[i] < 1.5f ? dy[i] : 0.0f));
+            double const u = std::max(x[i], 0.0f) / 1.5f;
+            want += x[i] >= 1.5f ? dy[i] : dy[i] * (std::nearbyint(3 * u) / 3 - u);
+            CHECK(y[i] == doctest::Approx(1.5 * std::nearbyint(3 * std::min(u, 1.0)) / 3));
+        }
+        CHECK(q.gradients()[0] == doctest::Approx(want).epsilon(1e-5));
+    }
+}

@@ -91,10 +91,11 @@ void run_tasks(std::size_t tasks, bool serial, Run&& run, std::size_t units = 0,
     });
 }
 
-/// Panels of `words` words per packing unit: about 16 Ki words, so that a unit is worth handing out.
+/// Panels of `words` words per packing unit: about 4 Ki words, so that a unit is worth handing out and two
+/// threads still get several each (with 16 Ki words a 1024 x 1024 A made 3 units: one thread packed 2).
 inline std::size_t panels_per_unit(std::size_t words) noexcept
 {
-    return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(words, 1));
+    return std::max<std::size_t>(1, 4096 / std::max<std::size_t>(words, 1));
 }
 
 /// Runs the tasks of `job` (whose plan_popcount_tasks was called) with path `i`, after pack(u) for the

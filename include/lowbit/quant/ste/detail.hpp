@@ -6,6 +6,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/granularity.hpp>
 
 #include <xsimd/xsimd.hpp>
@@ -45,6 +46,7 @@ inline float sign_pos(float v) noexcept { return v < 0.0f ? -1.0f : 1.0f; }
 
 inline void reject_nan(std::span<float const> x, char const* who)
 {
+    if (!lowbit::detail::any_nan(x)) return;  // the common case, vectorised: it runs on every forward pass
     auto const n = static_cast<std::size_t>(std::count_if(x.begin(), x.end(), [](float v) { return std::isnan(v); }));
     if (n != 0)
         throw invalid_input(std::string("lowbit::ste::") + who + ": " + std::to_string(n) +
@@ -103,52 +105,15 @@ void for_each_slice_run(std::size_t n, std::size_t len, F&& f)
     });
 }
 
-/// The sum of f(i) over [b, e) in double, over fixed blocks of 2^14 indices added in block order: threaded
-/// for long ranges, and the same bits for any thread count. f may also write per-index outputs.
-template <class F>
-double block_sum(std::size_t b, std::size_t e, F&& f)
-{
-    constexpr std::size_t block = std::size_t{1} << 14;
-    std::size_t const blocks = (e - b + block - 1) / block;
-    if (blocks <= 1) {
-        double acc = 0.0;
-        for (std::size_t i = b; i < e; ++i) acc += f(i);
-        return acc;
-    }
-    std::vector<double> part(blocks, 0.0);
-    parallel_for(blocks, 4, [&](std::size_t k0, std::size_t k1) {
-        for (std::size_t k = k0; k < k1; ++k) {
-            double acc = 0.0;
-            std::size_t const end = std::min(e, b + (k + 1) * block);
-            for (std::size_t i = b + k * block; i < end; ++i) acc += f(i);
-            part[k] = acc;
-        }
-    });
-    double total = 0.0;
-    for (double v : part) total += v;
-    return total;
-}
-
-/// max |v| over a span (0 for an empty one).
-inline float max_abs(std::span<float const> v) noexcept
-{
-    float m = 0.0f;
-    for (float x : v) m = std::max(m, std::abs(x));
-    return m;
-}
-
-/// DoReFa's clamp, first half: t = tanh(x), and per slice of `len` elements 1 / max|t| (0 for an all-zero
-/// slice). Shared by dorefa_weight and tanh_clamp.
-inline void tanh_and_inverse_max(std::span<float const> x, std::size_t len, std::vector<float>& t,
-                                 std::vector<float>& inv)
+/// DoReFa's clamp, first half: t = tanh(x), and per slice of `len` elements max|t|. Shared by dorefa_weight
+/// and tanh_clamp.
+inline void tanh_and_max(std::span<float const> x, std::size_t len, std::vector<float>& t, std::vector<float>& max)
 {
     t.resize(x.size());
     tanh_into(x, t);
-    inv.resize(x.size() / len);
-    for (std::size_t c = 0; c < inv.size(); ++c) {
-        float const m = max_abs(std::span<float const>(t).subspan(c * len, len));
-        inv[c] = m > 0.0f ? 1.0f / m : 0.0f;
-    }
+    max.resize(x.size() / len);
+    for (std::size_t c = 0; c < max.size(); ++c)
+        max[c] = lowbit::detail::max_abs(std::span<float const>(t).subspan(c * len, len));
 }
 
 /// Slices along axis 0: one for per_tensor_t, shape[0] for per_channel_t (0 until bind()).

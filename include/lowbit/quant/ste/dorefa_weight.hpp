@@ -4,6 +4,7 @@
 /// @brief ste::dorefa_weight<Bits>: DoReFa-Net's weight quantizer ("clamp then quantize", also SAT's), with
 /// its backward pass.
 
+#include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/granularity.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
@@ -64,14 +65,10 @@ public:
             }
         } else {
             constexpr float n = detail::steps_v<Bits>;
-            detail::tanh_and_inverse_max(x, len, deriv_, inv_);  // deriv_ = tanh(x) for now
+            detail::tanh_and_max(x, len, deriv_, max_);  // deriv_ = tanh(x) until dorefa_levels replaces it
             detail::for_each_slice_run(x.size(), len, [&](std::size_t b, std::size_t e, std::size_t c) {
-                float const inv = inv_[c], dinv = inv > 0.0f ? inv : 1.0f;
-                for (std::size_t i = b; i < e; ++i) {
-                    float const t = deriv_[i];
-                    y[i] = 2.0f * detail::q_k(0.5f * t * inv + 0.5f, n) - 1.0f;
-                    deriv_[i] = (1.0f - t * t) * dinv;
-                }
+                lowbit::detail::dorefa_levels(std::span<float>(deriv_).subspan(b, e - b), y.subspan(b, e - b),
+                                              max_[c], n);
             });
         }
     }
@@ -91,7 +88,7 @@ public:
 private:
     detail::slicing<GranularityT> slices_{};
     std::vector<float> deriv_;
-    std::vector<float> inv_;  // 1 / max|tanh| per slice (0 for an all-zero slice)
+    std::vector<float> max_;  // max|tanh| per slice (0 for an all-zero slice)
     std::size_t n_ = 0;
 };
 

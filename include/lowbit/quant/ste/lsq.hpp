@@ -3,6 +3,8 @@
 /// @file
 /// @brief ste::lsq<Bits, Grid, Granularity>: Learned Step Size Quantization, with its backward pass.
 
+#include <lowbit/parallel/ordered_reduce.hpp>
+#include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/granularity.hpp>
 #include <lowbit/quant/grid.hpp>
 #include <lowbit/quant/grid_concepts.hpp>
@@ -95,6 +97,55 @@ public:
     void initialise(std::span<float const> x)
     {
         detail::reject_nan(x, "lsq");
+        initialise_checked(x);
+    }
+
+    /// y = round(clip(x/s, -Qn, Qp)) s, initialising unset steps first. Throws invalid_input on NaN.
+    void forward(std::span<float const> x, std::span<float> y)
+    {
+        detail::check_forward(x, y, "lsq");
+        initialise_checked(x);
+        std::size_t const len = slices_.slice_length(x.size(), "lsq");
+        x_.assign(x.begin(), x.end());
+        used_.assign(step_.begin(), step_.end());
+        len_ = len;
+        if (len == 0) return;
+        detail::for_each_slice_run(x.size(), len, [&](std::size_t b, std::size_t e, std::size_t c) {
+            float const s = used_[c];
+            auto const out = y.subspan(b, e - b);
+            if (s > 0.0f)
+                lowbit::detail::step_quantize(x.subspan(b, e - b), out, s, -qn, qp);
+            else
+                std::fill(out.begin(), out.end(), 0.0f);
+        });
+    }
+
+    /// dx = dy 1{-Qn < x/s < Qp}; ds += g sum dy (round(x/s) - x/s | -Qn | Qp).
+    void backward(std::span<float const> dy, std::span<float> dx)
+    {
+        detail::check_backward(dy, dx, x_.size(), "lsq");
+        if (x_.empty()) return;
+        float const g = 1.0f / std::sqrt(static_cast<float>(len_) * qp);
+        for (std::size_t c = 0; c < used_.size(); ++c) {
+            std::size_t const at = c * len_;
+            float const s = used_[c];
+            if (!(s > 0.0f)) {  // step not initialised yet (all-zero data): pass through, no step gradient
+                std::copy(dy.begin() + at, dy.begin() + at + len_, dx.begin() + at);
+                continue;
+            }
+            double const acc = ordered_block_reduce<double>(len_, [&](std::size_t b, std::size_t e) {
+                return lowbit::detail::step_quantize_backward(std::span<float const>(x_).subspan(at + b, e - b),
+                                                              dy.subspan(at + b, e - b), dx.subspan(at + b, e - b), s,
+                                                              -qn, qp);
+            });
+            grad_[c] += g * static_cast<float>(acc);
+        }
+    }
+
+private:
+    // initialise() without the NaN check, for forward(), which has checked already.
+    void initialise_checked(std::span<float const> x)
+    {
         std::size_t const len = slices_.slice_length(x.size(), "lsq");
         if (len == 0) return;
         for (std::size_t c = 0; c < step_.size(); ++c) {
@@ -106,53 +157,6 @@ public:
         }
     }
 
-    /// y = round(clip(x/s, -Qn, Qp)) s, initialising unset steps first. Throws invalid_input on NaN.
-    void forward(std::span<float const> x, std::span<float> y)
-    {
-        detail::check_forward(x, y, "lsq");
-        initialise(x);
-        std::size_t const len = slices_.slice_length(x.size(), "lsq");
-        x_.assign(x.begin(), x.end());
-        used_.assign(step_.begin(), step_.end());
-        len_ = len;
-        if (len == 0) return;
-        detail::for_each_slice_run(x.size(), len, [&](std::size_t b, std::size_t e, std::size_t c) {
-            float const s = used_[c];
-            for (std::size_t i = b; i < e; ++i)
-                y[i] = s > 0.0f ? detail::round_even(std::clamp(x[i] / s, -qn, qp)) * s : 0.0f;
-        });
-    }
-
-    /// dx = dy 1{-Qn < x/s < Qp}; ds += g sum dy (round(x/s) - x/s | -Qn | Qp).
-    void backward(std::span<float const> dy, std::span<float> dx)
-    {
-        detail::check_backward(dy, dx, x_.size(), "lsq");
-        if (x_.empty()) return;
-        float const g = 1.0f / std::sqrt(static_cast<float>(len_) * qp);
-        for (std::size_t c = 0; c < used_.size(); ++c) {
-            float const s = used_[c];
-            double const acc = detail::block_sum(c * len_, (c + 1) * len_, [&](std::size_t i) -> double {
-                if (!(s > 0.0f)) {  // step not initialised yet (all-zero data): pass through, no step gradient
-                    dx[i] = dy[i];
-                    return 0.0;
-                }
-                float const t = x_[i] / s;
-                if (t <= -qn) {
-                    dx[i] = 0.0f;
-                    return static_cast<double>(dy[i]) * -qn;
-                }
-                if (t >= qp) {
-                    dx[i] = 0.0f;
-                    return static_cast<double>(dy[i]) * qp;
-                }
-                dx[i] = dy[i];
-                return static_cast<double>(dy[i]) * (detail::round_even(t) - t);
-            });
-            grad_[c] += g * static_cast<float>(acc);
-        }
-    }
-
-private:
     detail::slicing<GranularityT> slices_{};
     float init_ = 0.0f;
     std::vector<float> step_ = std::vector<float>(slicing_channels(), 0.0f);

@@ -5,6 +5,9 @@
 /// calibrated-gradient variant CG-PACT.
 
 #include <lowbit/config.hpp>
+#include <lowbit/parallel/ordered_reduce.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 #include <lowbit/quant/ste/pact_concepts.hpp>
@@ -76,7 +79,9 @@ public:
         constexpr float n = detail::steps_v<Bits>;
         x_.assign(x.begin(), x.end());
         a_ = a;
-        for (std::size_t i = 0; i < x.size(); ++i) y[i] = a * detail::q_k(std::clamp(x[i], 0.0f, a) / a, n);
+        parallel_for(x.size(), std::size_t{1} << 15, [&](std::size_t b, std::size_t e) {
+            lowbit::detail::pact_quantize(x.subspan(b, e - b), y.subspan(b, e - b), a, n);
+        });
     }
 
     /// dx = dy 1{0 <= x < a}; accumulates the PACT or CG-PACT alpha gradient.
@@ -84,17 +89,10 @@ public:
     {
         detail::check_backward(dy, dx, x_.size(), "pact");
         constexpr float n = detail::steps_v<Bits>;
-        double g = 0.0;
-        for (std::size_t i = 0; i < x_.size(); ++i) {
-            float const v = x_[i];
-            dx[i] = (v >= 0.0f && v < a_) ? dy[i] : 0.0f;
-            if (v >= a_) {
-                g += dy[i];
-            } else if constexpr (Rule == alpha_gradient::calibrated) {
-                float const u = std::max(v, 0.0f) / a_;
-                g += static_cast<double>(dy[i]) * (detail::q_k(u, n) - u);
-            }
-        }
+        double const g = ordered_block_reduce<double>(x_.size(), [&](std::size_t b, std::size_t e) {
+            return lowbit::detail::pact_backward<Rule == alpha_gradient::calibrated>(
+                std::span<float const>(x_).subspan(b, e - b), dy.subspan(b, e - b), dx.subspan(b, e - b), a_, n);
+        });
         grad_ += (alpha_ < 0.0f ? -1.0f : 1.0f) * static_cast<float>(g);
     }
 

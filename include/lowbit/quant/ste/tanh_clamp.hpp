@@ -39,9 +39,9 @@ public:
         n_ = x.size();
         deriv_.resize(x.size());
         if (len == 0) return;
-        detail::tanh_and_inverse_max(x, len, deriv_, inv_);  // deriv_ = tanh(x) for now
+        detail::tanh_and_max(x, len, deriv_, max_);  // deriv_ = tanh(x) for now
         detail::for_each_slice_run(x.size(), len, [&](std::size_t b, std::size_t e, std::size_t c) {
-            float const inv = inv_[c];
+            float const inv = max_[c] > 0.0f ? 1.0f / max_[c] : 0.0f;
             for (std::size_t i = b; i < e; ++i) {
                 float const t = deriv_[i];
                 y[i] = inv > 0.0f ? t * inv : 0.0f;
@@ -59,7 +59,7 @@ public:
 private:
     detail::slicing<GranularityT> slices_{};
     std::vector<float> deriv_;
-    std::vector<float> inv_;  // 1 / max|tanh| per slice (0 for an all-zero slice)
+    std::vector<float> max_;  // max|tanh| per slice (0 for an all-zero slice)
     std::size_t n_ = 0;
 };
 

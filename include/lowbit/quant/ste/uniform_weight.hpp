@@ -5,6 +5,7 @@
 /// with the identity STE.
 
 #include <lowbit/quant/clipping.hpp>
+#include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/granularity.hpp>
 #include <lowbit/quant/grid.hpp>
 #include <lowbit/quant/ste/detail.hpp>
@@ -88,8 +89,11 @@ public:
         if (len != 0) {
             detail::for_each_slice_run(x.size(), len, [&](std::size_t b, std::size_t e, std::size_t c) {
                 float const d = steps_[c];
-                for (std::size_t i = b; i < e; ++i)
-                    y[i] = d > 0.0f ? d * std::clamp(detail::round_even(x[i] / d), -qmax, qmax) : 0.0f;
+                auto const out = y.subspan(b, e - b);
+                if (d > 0.0f)
+                    lowbit::detail::step_quantize(x.subspan(b, e - b), out, d, -qmax, qmax);
+                else
+                    std::fill(out.begin(), out.end(), 0.0f);
             });
         }
         n_ = x.size();
