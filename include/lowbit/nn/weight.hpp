@@ -265,7 +265,10 @@ public:
     {
         if constexpr (fake_quantized) {
             if (storage_ == weight_storage::shadow) {
-                dq_.assign(grad_.begin(), grad_.end());
+                // Swap rather than copy: backward() writes every element of dx, so the old dq_ buffer can
+                // take the result (no pointer into grad_ outlives a step).
+                dq_.swap(grad_);
+                grad_.resize(dq_.size());
                 policy_.backward(dq_, grad_);
             }
         }
