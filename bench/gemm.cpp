@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Google Benchmark suite for single-precision GEMM (kernels/gemm.hpp): OpenBLAS's cblas_sgemm (the public
-// sgemm when lowbit::blas is linked), lowbit's xsimd fallback, and, at small sizes only, the scalar
+// Google Benchmark suite for single-precision GEMM (kernels/gemm.hpp): OpenBLAS's cblas_sgemm with its own
+// threading (bench/support/openblas_native.hpp), lowbit's xsimd fallback, and, at small sizes only, the scalar
 // reference. Square C = A * B (no transposes, alpha = 1, beta = 0), sizes 64 .. 1024, on 1 and 2 threads
-// (lowbit::set_num_threads, which sgemm passes on to OpenBLAS). The FLOPS counter counts 2 * m * n * k per
+// (lowbit::set_num_threads, which openblas_sgemm passes on to OpenBLAS). The FLOPS counter counts 2 * m * n * k per
 // call, so it reads directly as GFLOP/s ("G/s"). Arguments: size, nthreads.
 //
 //   cmake --workflow --preset bench
@@ -15,6 +15,8 @@
 #include <lowbit/kernels/gemm.hpp>
 #include <lowbit/kernels/reference/gemm.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
+
+#include "support/openblas_native.hpp"
 
 #include <benchmark/benchmark.h>
 #include <xsimd/xsimd.hpp>
@@ -36,7 +38,7 @@ std::vector<std::int64_t> const thread_counts = {1, 2};
 struct use_blas {
     static void gemm(std::size_t n, float const* a, float const* b, float* c)
     {
-        k::sgemm(k::transpose::no, k::transpose::no, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        lowbit_bench::openblas_sgemm(k::transpose::no, k::transpose::no, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
     }
 };
 struct use_fallback {

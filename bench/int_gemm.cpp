@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Google Benchmark suite for the integer GEMMs (issue 5): binary (xor-popcount), bit-serial, int8 and binary
-// convolution, against OpenBLAS sgemm (kernels::sgemm, lowbit::blas) in the same binary.
+// convolution, against OpenBLAS sgemm with its own threading (bench/support/openblas_native.hpp) in the same binary.
 //
 // Counters: MACs = multiply-accumulates per second (one +-1 pair for the binary kernels, so a 512-bit
 // xor+popcount+add counts 512), GOPS = 2 x MACs / 1e9 (the usual 2 m n k / s). Both are rates, per second of
@@ -9,12 +9,12 @@
 //                      VPOPCNTDQ; AVX2 nibble-table equivalent), and vpdpbusd for int8;
 //   (b) micro/...     the binary microkernel on L1-resident panels (6 rows x 64 columns x K bits);
 //   (c) binary_gemm/  m = n = k in {256, 1024, 4096}, 1 and 2 threads, every supported path;
-//   (d) sgemm/        the same shapes and threads through kernels::sgemm (OpenBLAS when linked);
+//   (d) sgemm/        the same shapes and threads through cblas_sgemm with OpenBLAS threading;
 //   (e) mlp/          the MLP's layers 784->1024, 1024->1024, 1024->10 at batch 1 and 256;
 //   (f) bitserial/    2x2 and 4x4 bits at 1024^3;  (g) int8/  u8 x s8 at 1024^3;
 //   (h) conv/         the cnn's convolutions on 28x28 inputs (lowbit::nn::cnn), binary (im2col into bits +
 //                      binary GEMM) and float (nn::conv2d's im2col + sgemm).
-// Threads: lowbit::set_num_threads, which sgemm passes on to OpenBLAS (as bench/gemm.cpp).
+// Threads: lowbit::set_num_threads, which openblas_sgemm passes on to OpenBLAS (as bench/gemm.cpp).
 //
 //   cmake --preset bench && cmake --build --preset bench --target bench_int_gemm
 //   env -u OPENBLAS_CORETYPE build/bench/bench/bench_int_gemm --benchmark_min_time=0.2
@@ -29,6 +29,8 @@
 #include <lowbit/kernels/int8_gemm.hpp>
 #include <lowbit/nn/conv2d.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
+
+#include "support/openblas_native.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -359,7 +361,7 @@ void bm_binary_gemm(benchmark::State& state, isa which)
 /// C = A W^T with W [n, k] as a dense layer stores it.
 void sgemm_layer(std::size_t m, std::size_t n, std::size_t kk, float const* a, float const* w, float* c)
 {
-    k::sgemm(k::transpose::no, k::transpose::yes, m, n, kk, 1.0f, a, kk, w, kk, 0.0f, c, n);
+    lowbit_bench::openblas_sgemm(k::transpose::no, k::transpose::yes, m, n, kk, 1.0f, a, kk, w, kk, 0.0f, c, n);
 }
 
 void bm_sgemm(benchmark::State& state)
@@ -495,7 +497,7 @@ void bm_conv(benchmark::State& state, bool binary)
         auto run = [&] {
             for (std::size_t n = 0; n < batch; ++n)
                 lowbit::nn::detail::im2col(x.data() + n * c * pixels, g, cols.data() + n * pixels, ld);
-            k::sgemm(k::transpose::no, k::transpose::no, f, ld, patch, 1.0f, w.data(), patch, cols.data(), ld, 0.0f,
+            lowbit_bench::openblas_sgemm(k::transpose::no, k::transpose::no, f, ld, patch, 1.0f, w.data(), patch, cols.data(), ld, 0.0f,
                      y.data(), ld);
         };
         run();

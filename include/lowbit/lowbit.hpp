@@ -82,11 +82,18 @@
 #include <lowbit/train/trainer.hpp>
 
 #include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/compile_cnn.hpp>
+#include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/input_map.hpp>
+#include <lowbit/deploy/packed_cnn.hpp>
+#include <lowbit/deploy/packed_cnn_file.hpp>
+#include <lowbit/deploy/packed_conv2d.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/packed_file.hpp>
 #include <lowbit/deploy/packed_mlp.hpp>
+#include <lowbit/deploy/sign_max_pool.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
+#include <lowbit/deploy/weight_lowering.hpp>
 
 #include <lowbit/data/batcher.hpp>
 #include <lowbit/data/gather_rows.hpp>

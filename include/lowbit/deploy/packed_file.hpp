@@ -4,6 +4,7 @@
 /// @brief The packed model file: save_packed / load_packed write and read a deploy::packed_mlp as a lowbit
 /// archive (io/archive.hpp: magic `LOWBITCK`, format version 2 for its integer entries, little-endian, CRC-32
 /// at the end, saved atomically), with the metadata `format = lowbit-packed-mlp` and `packed_version = 1`.
+/// (A packed CNN is the other kind of packed file, `format = lowbit-packed-cnn`: deploy/packed_cnn_file.hpp.)
 /// The entries and their layout are in docs/deploy.md:
 ///
 /// | entry                        | type    | shape                   | when                              |
@@ -104,13 +105,17 @@ inline std::vector<std::size_t> const& entry_shape(io::archive const& a, std::st
 } // namespace detail
 
 /// @brief The packed model held by @p a (as load_archive read it).
-/// @throws io::io_error naming a.source() when it is not a packed model ("not a packed lowbit model: ..."), of
-/// another packed_version, or inconsistent (a missing entry, a shape or type mismatch, layers that do not
-/// chain).
+/// @throws io::io_error naming a.source() when it is not a packed model ("not a packed lowbit model: ..."), a
+/// packed CNN (deploy::load_packed_cnn reads those), of another packed_version, or inconsistent (a missing
+/// entry, a shape or type mismatch, layers that do not chain).
 inline packed_mlp from_archive(io::archive const& a)
 {
     auto const& meta = a.meta();
     auto const format = meta.find("format");
+    if (format != meta.end() && format->second == "lowbit-packed-cnn")
+        throw io::io_error{a.source(), "this is a packed CNN ('lowbit-packed-cnn'), not a packed MLP: load it with "
+                                       "deploy::load_packed_cnn (deploy/packed_cnn_file.hpp; deploy::packed_kind tells "
+                                       "the kinds apart)"};
     if (format == meta.end() || format->second != packed_format)
         throw io::io_error{a.source(), "not a packed lowbit model: metadata 'format' is " +
                                            (format == meta.end() ? std::string("missing") : "'" + format->second + "'") +

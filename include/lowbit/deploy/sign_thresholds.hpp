@@ -33,6 +33,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include <algorithm>
+#include <array>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -76,23 +77,29 @@ concept PreActivation = std::invocable<F&, std::size_t, std::int64_t> &&
 /// own code and rounding), about log2(v_max - v_min) evaluations of one row of channels.
 /// @p y must be non-decreasing in v (a non-negative scale times v, plus constants), which makes the sign
 /// monotone: increasing for gamma > 0, decreasing (a flip bit) for gamma < 0, constant for gamma == 0.
+/// The BatchNorm may be a dense layer's (rank 2) or a convolution's (rank 4, evaluated on [1, C, 1, 1]: the
+/// per-element formula is the same code for both ranks).
 /// @throws invalid_input when v_min > v_max or the range leaves (INT32_MIN, INT32_MAX].
-template <PreActivation Y>
-sign_thresholds fold_sign_thresholds(nn::batch_norm<2> const& bn, std::int64_t v_min, std::int64_t v_max, Y&& y)
+template <std::size_t Rank, PreActivation Y>
+sign_thresholds fold_sign_thresholds(nn::batch_norm<Rank> const& bn, std::int64_t v_min, std::int64_t v_max, Y&& y)
 {
     constexpr std::int64_t lo_limit = std::numeric_limits<std::int32_t>::min();
     constexpr std::int64_t hi_limit = std::numeric_limits<std::int32_t>::max();
     if (v_min > v_max || v_min <= lo_limit || v_max > hi_limit)
         throw invalid_input("lowbit::deploy::fold_sign_thresholds: the integer range [" + std::to_string(v_min) + ", " +
                             std::to_string(v_max) + "] is empty or does not fit int32 thresholds");
-    nn::batch_norm<2> norm = bn;  // forward() keeps scratch state: evaluate a copy, leave the model alone
+    nn::batch_norm<Rank> norm = bn;  // forward() keeps scratch state: evaluate a copy, leave the model alone
     std::size_t const c = norm.options().channels;
-    xt::xtensor<float, 2> row = xt::xtensor<float, 2>::from_shape({1, c});
+    using tensor = typename nn::batch_norm<Rank>::tensor;
+    std::array<std::size_t, Rank> shape{};
+    shape.fill(1);
+    shape[1] = c;
+    tensor row = tensor::from_shape(shape);
     std::vector<char> plus(c);
     auto signs = [&](std::vector<std::int64_t> const& v) {
-        for (std::size_t j = 0; j < c; ++j) row(0, j) = static_cast<float>(y(j, v[j]));
-        xt::xtensor<float, 2> const out = norm.forward(row, {.training = false});
-        for (std::size_t j = 0; j < c; ++j) plus[j] = !(out(0, j) < 0.0f);  // sign(0) = +1, as ste::sign_activation
+        for (std::size_t j = 0; j < c; ++j) row.data()[j] = static_cast<float>(y(j, v[j]));
+        tensor const out = norm.forward(row, {.training = false});
+        for (std::size_t j = 0; j < c; ++j) plus[j] = !(out.data()[j] < 0.0f);  // sign(0) = +1, as ste::sign_activation
     };
     std::vector<std::int64_t> lo(c, v_min), hi(c, v_max), mid(c);
     signs(lo);

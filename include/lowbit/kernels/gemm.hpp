@@ -3,7 +3,8 @@
 /// @file
 /// @brief Single-precision GEMM, row-major: C = alpha * op(A) * op(B) + beta * C.
 ///
-/// `sgemm` forwards to CBLAS (`cblas_sgemm`) when lowbit::blas is linked (`LOWBIT_WITH_BLAS=1`), and
+/// `sgemm` forwards to CBLAS (`cblas_sgemm`) when lowbit::blas is linked (`LOWBIT_WITH_BLAS=1`; with
+/// OpenBLAS as single-threaded calls over ranges of C on lowbit's pool, see detail::blas_single_thread), and
 /// otherwise runs `sgemm_fallback`, a portable xsimd kernel that is always compiled so it can be tested
 /// (and benchmarked) beside BLAS.
 ///
@@ -273,26 +274,43 @@ void sgemm_fallback(transpose ta, transpose tb, std::size_t m, std::size_t n, st
 
 namespace detail {
 
-/// Matches OpenBLAS's thread count to lowbit::num_threads(), so that lowbit::set_num_threads governs BLAS
-/// calls too. OpenBLAS keeps its own pthread pool: lowbit's pool is not used for BLAS calls (nothing runs
-/// on both at once, since sgemm is called from the calling thread and blocks). Calling sgemm from inside a
-/// lowbit::parallel_for job would multiply the two counts; the layers call it from outside.
-/// The call is skipped when the count already matches (openblas_set_num_threads takes a lock).
-/// Other CBLAS implementations have no such function, so this compiles to nothing there.
-inline void sync_blas_threads() noexcept
+/// OpenBLAS runs on one thread of its own inside lowbit: sgemm splits the product over lowbit's pool
+/// instead. OpenBLAS's idle threads spin (sched_yield) for about 2^28 cycles after each call, and on a
+/// machine with as many cores as threads they take half of a core from lowbit's pool when the element-wise
+/// kernels run between two GEMMs (measured in bench_train_qat: a SAT training step at 2 threads was 39 %
+/// slower than BinaryConnect's with OpenBLAS threading, 2 % with OPENBLAS_THREAD_TIMEOUT=4). One pool for
+/// both removes the contention. The call is skipped when the count is already 1 (it takes a lock).
+/// Other CBLAS implementations have no such function; sgemm then makes one call on the calling thread.
+inline void blas_single_thread() noexcept
 {
 #if LOWBIT_WITH_BLAS && defined(OPENBLAS_VERSION)
-    int const want = static_cast<int>(std::min<unsigned>(lowbit::num_threads(), INT_MAX));
-    if (openblas_get_num_threads() != want) openblas_set_num_threads(want);
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 #endif
 }
+
+#if LOWBIT_WITH_BLAS
+/// One cblas_sgemm call (all sizes fit int).
+inline void cblas_call(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                       float const* a, std::size_t lda, float const* b, std::size_t ldb, float beta, float* c,
+                       std::size_t ldc) noexcept
+{
+    cblas_sgemm(CblasRowMajor, ta == transpose::yes ? CblasTrans : CblasNoTrans,
+                tb == transpose::yes ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+                static_cast<int>(ldc));
+}
+#endif
+
+/// Below this many multiply-adds a GEMM stays on the calling thread.
+inline constexpr std::size_t blas_split_min_macs = std::size_t{1} << 21;
 
 } // namespace detail
 
 /// @brief C = alpha * op(A) * op(B) + beta * C, row-major as cblas_sgemm with CblasRowMajor; op(A) is
 /// m x k, op(B) is k x n, C is m x n, leading dimensions in elements. beta == 0 overwrites C without
-/// reading it. With `LOWBIT_WITH_BLAS` (link lowbit::blas) this is cblas_sgemm on num_threads() OpenBLAS
-/// threads; otherwise sgemm_fallback on lowbit's pool.
+/// reading it. With `LOWBIT_WITH_BLAS` (link lowbit::blas) the work is cblas_sgemm: with OpenBLAS, on
+/// single-threaded OpenBLAS calls for column (or row) ranges of C run on lowbit's pool (see
+/// detail::blas_single_thread); otherwise sgemm_fallback on lowbit's pool.
 inline void sgemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
                   float const* a, std::size_t lda, float const* b, std::size_t ldb, float beta, float* c,
                   std::size_t ldc)
@@ -306,11 +324,28 @@ inline void sgemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std:
     }
     constexpr std::size_t int_max = INT_MAX;
     if (m <= int_max && n <= int_max && k <= int_max && lda <= int_max && ldb <= int_max && ldc <= int_max) {
-        detail::sync_blas_threads();
-        cblas_sgemm(CblasRowMajor, ta == transpose::yes ? CblasTrans : CblasNoTrans,
-                    tb == transpose::yes ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-                    static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
-                    static_cast<int>(ldc));
+#if defined(OPENBLAS_VERSION)
+        detail::blas_single_thread();
+        std::size_t const threads = num_threads();
+        if (threads >= 2 && m * n * k >= detail::blas_split_min_macs && std::max(m, n) >= 32) {
+            // One range of C per thread, 16-aligned: columns (op(B) columns) when C is at least as wide as
+            // tall, else rows (op(A) rows). Each element of C comes from one call, whichever thread runs it.
+            bool const by_columns = n >= m;
+            std::size_t const len = by_columns ? n : m;
+            std::size_t const grain = std::max<std::size_t>(16, (len / threads + 15) / 16 * 16);
+            parallel_for(len, grain, [&](std::size_t begin, std::size_t end) {
+                std::size_t const count = end - begin;
+                if (by_columns)
+                    detail::cblas_call(ta, tb, m, count, k, alpha, a, lda, tb == transpose::no ? b + begin : b + begin * ldb,
+                                       ldb, beta, c + begin, ldc);
+                else
+                    detail::cblas_call(ta, tb, count, n, k, alpha, ta == transpose::no ? a + begin * lda : a + begin,
+                                       lda, b, ldb, beta, c + begin * ldc, ldc);
+            });
+            return;
+        }
+#endif
+        detail::cblas_call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     // Dimensions beyond CBLAS's int: the fallback takes std::size_t.

@@ -30,6 +30,9 @@ public:
 
     explicit max_pool2d(pool_options o = {}) : kernel(o.kernel), stride(o.stride) {}
 
+    /// The window and stride it was built with.
+    pool_options options() const noexcept { return {.kernel = kernel, .stride = stride}; }
+
     xt::xtensor<float, 4> forward(xt::xtensor<float, 4> const& x, forward_context const&)
     {
         std::size_t const n = x.shape(0), c = x.shape(1), h = x.shape(2), w = x.shape(3);

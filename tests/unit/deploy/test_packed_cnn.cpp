@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: MIT
+// deploy::packed_conv2d, sign_max_pool, packed_cnn and compile() of nn::cnn on small random models:
+//  - the padding classes of a zero-padded convolution;
+//  - a packed convolution's integers against plain integer loops over the valid taps (sign bits and input
+//    codes, binary and odd-level weights, odd sizes, more than 64 channels, strides and paddings), and its
+//    sign bits against the float model's own conv2d - batch_norm - sign;
+//  - max pooling on bits against nn::max_pool2d on +-1;
+//  - whole CNNs of several policy combinations against the fake-quant model's evaluation forward (every
+//    hidden sign, the argmax, the logits within the float-summation bound), with input maps of offset 0 and not;
+//  - the errors of packed_conv2d, packed_cnn and compile.
+#include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/packed_cnn.hpp>
+#include <lowbit/deploy/packed_conv2d.hpp>
+#include <lowbit/deploy/sign_max_pool.hpp>
+#include <lowbit/kernels/binary_conv2d.hpp>
+#include <lowbit/nn/models.hpp>
+#include <lowbit/quant/ste/ste.hpp>
+
+#include <doctest/doctest.h>
+
+#include <xtensor/xtensor.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <tuple>
+#include <vector>
+
+using namespace lowbit;
+namespace ste = lowbit::ste;
+
+namespace {
+
+/// Shadow weights, running statistics from a few training-mode passes, then gamma of both signs and a beta, for every
+/// BatchNorm of @p model: thresholds away from the trivial ones.
+template <class Model, class X>
+void randomise_batch_norms(Model& model, X const& x, std::uint32_t seed)
+{
+    // Shadow storage: the evaluation forward multiplies Q(w), as after BinaryConnect training (full-precision
+    // storage, the default of an untrained model, would evaluate with the float weights).
+    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 0); });
+    for (int i = 0; i < 20; ++i) (void)model.forward(x, {.training = true});
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> g(-1.5f, 1.5f), b(-0.4f, 0.4f);
+    model.for_each_leaf([&](auto& layer) {
+        if constexpr (requires { layer.gamma(); layer.running_var(); }) {
+            for (float& v : layer.gamma()) v = g(rng);
+            for (float& v : layer.beta()) v = b(rng);
+        }
+    });
+}
+
+xt::xtensor<float, 4> random_signs(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::uint32_t seed)
+{
+    std::mt19937 rng(seed);
+    xt::xtensor<float, 4> x = xt::xtensor<float, 4>::from_shape({n, c, h, w});
+    for (float& v : x) v = (rng() & 1u) != 0 ? 1.0f : -1.0f;
+    return x;
+}
+
+/// NCHW floats -> NHWC sign-bit rows (bit 1 = +1).
+std::vector<std::uint64_t> nhwc_bits(xt::xtensor<float, 4> const& x)
+{
+    std::size_t const n = x.shape(0), c = x.shape(1), plane = x.shape(2) * x.shape(3);
+    std::vector<std::uint64_t> b(n * plane * kernels::words_for_bits(c), 0);
+    kernels::pack_images_sign(x.data(), n, c, x.shape(2), x.shape(3), b.data(), kernels::words_for_bits(c));
+    return b;
+}
+
+/// NCHW +-1 floats (a sign activation's output) against NHWC bit rows: the number of differing signs.
+std::size_t differing(xt::xtensor<float, 4> const& f, xt::xtensor<std::uint64_t, 2> const& bits)
+{
+    std::size_t const n = f.shape(0), c = f.shape(1), plane = f.shape(2) * f.shape(3), words = bits.shape(1);
+    REQUIRE(bits.shape(0) == n * plane);
+    std::size_t d = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t ch = 0; ch < c; ++ch)
+            for (std::size_t p = 0; p < plane; ++p) {
+                bool const plus = f.data()[(i * c + ch) * plane + p] > 0.0f;
+                bool const bit = ((bits.data()[(i * plane + p) * words + ch / 64] >> (ch % 64)) & 1u) != 0;
+                d += plus != bit;
+            }
+    return d;
+}
+
+std::size_t differing(xt::xtensor<float, 2> const& f, xt::xtensor<std::uint64_t, 2> const& bits)
+{
+    std::size_t d = 0;
+    for (std::size_t i = 0; i < f.shape(0); ++i)
+        for (std::size_t j = 0; j < f.shape(1); ++j)
+            d += (f(i, j) > 0.0f) != (((bits(i, j / 64) >> (j % 64)) & 1u) != 0);
+    return d;
+}
+
+std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
+{
+    std::size_t best = 0;
+    for (std::size_t j = 1; j < l.shape(1); ++j)
+        if (l(i, j) > l(i, best)) best = j;
+    return best;
+}
+
+/// One conv - BN - sign block, lowered by compile()'s own code, against the float layers and integer loops.
+template <class P>
+void check_conv(P policy, nn::conv2d_options o, std::size_t h, std::size_t w, bool codes, std::uint32_t seed)
+{
+    CAPTURE(o.in);
+    CAPTURE(o.out);
+    CAPTURE(h);
+    CAPTURE(w);
+    CAPTURE(o.stride);
+    CAPTURE(o.padding);
+    CAPTURE(codes);
+    o.seed = seed;
+    o.bias = false;
+    nn::sequential block{nn::conv2d<P>(o, policy), nn::batch_norm<4>({.channels = o.out})};
+    std::size_t const n = 3;
+    std::mt19937 rng(seed);
+    deploy::input_map const map{.scale = 0.0123f, .offset = -0.77f};
+    xt::xtensor<float, 4> x = random_signs(n, o.in, h, w, seed + 1);
+    xt::xtensor<std::uint8_t, 4> q = xt::xtensor<std::uint8_t, 4>::from_shape(x.shape());
+    if (codes) {
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            q.data()[i] = static_cast<std::uint8_t>(rng() % 256u);
+            x.data()[i] = map.scale * static_cast<float>(q.data()[i]) + map.offset;
+        }
+    }
+    randomise_batch_norms(block, x, seed + 2);
+    deploy::packed_conv2d const conv = deploy::detail::lower_conv_block(block.template layer<0>(), block.template layer<1>(), h, w,
+                                                                        codes ? &map : nullptr, "test");
+    kernels::binary_conv2d_shape const& s = conv.shape();
+    std::size_t const rows = n * conv.out_pixels(), words = conv.out_words();
+
+    // Integers: sum over the valid taps of input x level, in plain loops over NCHW.
+    std::vector<std::int64_t> v(rows * o.out);
+    std::vector<std::uint64_t> const xb = nhwc_bits(x);
+    std::vector<std::uint8_t> qn(q.size());
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t c = 0; c < o.in; ++c)
+            for (std::size_t p = 0; p < h * w; ++p) qn[(i * h * w + p) * o.in + c] = q.data()[(i * o.in + c) * h * w + p];
+    if (codes)
+        conv.integers(kernels::matrix_view<std::uint8_t>{qn.data(), n * h * w, o.in, o.in}, n, v.data(), o.out);
+    else
+        conv.integers(kernels::bit_matrix_view{xb.data(), n * h * w, o.in, kernels::words_for_bits(o.in)}, n, v.data(),
+                      o.out);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t oy = 0; oy < s.out_height(); ++oy)
+            for (std::size_t ox = 0; ox < s.out_width(); ++ox)
+                for (std::size_t j = 0; j < o.out; ++j) {
+                    std::int64_t sum = 0;
+                    for (std::size_t ky = 0; ky < o.kernel; ++ky)
+                        for (std::size_t kx = 0; kx < o.kernel; ++kx) {
+                            auto const iy = static_cast<std::ptrdiff_t>(oy * o.stride + ky) - static_cast<std::ptrdiff_t>(o.padding);
+                            auto const ix = static_cast<std::ptrdiff_t>(ox * o.stride + kx) - static_cast<std::ptrdiff_t>(o.padding);
+                            if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(h) || ix >= static_cast<std::ptrdiff_t>(w))
+                                continue;
+                            for (std::size_t c = 0; c < o.in; ++c) {
+                                std::size_t const at = ((i * o.in + c) * h + static_cast<std::size_t>(iy)) * w +
+                                                       static_cast<std::size_t>(ix);
+                                std::int64_t const in = codes ? std::int64_t{q.data()[at]} : (x.data()[at] > 0.0f ? 1 : -1);
+                                sum += in * conv.weights().level(j, (ky * o.kernel + kx) * o.in + c);
+                            }
+                        }
+                    wrong += v[((i * s.out_height() + oy) * s.out_width() + ox) * o.out + j] != sum;
+                }
+    CHECK(wrong == 0);
+
+    // Sign bits against the float layers: conv2d (zero padding in float), batch_norm, sign(0) = +1.
+    xt::xtensor<float, 4> f = block.forward(x, {.training = false});
+    for (float& e : f) e = e < 0.0f ? -1.0f : 1.0f;
+    xt::xtensor<std::uint64_t, 2> bits = xt::xtensor<std::uint64_t, 2>::from_shape({rows, words});
+    if (codes)
+        conv.forward(kernels::matrix_view<std::uint8_t>{qn.data(), n * h * w, o.in, o.in}, n, bits.data(), words);
+    else
+        conv.forward(kernels::bit_matrix_view{xb.data(), n * h * w, o.in, kernels::words_for_bits(o.in)}, n, bits.data(),
+                     words);
+    // The float conv rounds its sums (the packed one is exact), so a BatchNorm output within rounding of 0 may
+    // land on the other side; with random statistics that is rare, a wrong threshold or padding is not.
+    CHECK(differing(f, bits) <= 1);
+}
+
+template <class First, class W, class Last>
+struct policy_set {
+    using first = First;
+    using hidden = W;
+    using last = Last;
+};
+using bnn_cnn = policy_set<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>>;
+using all_binary = policy_set<ste::xnor_weight<>, ste::xnor_weight<>, ste::xnor_weight<>>;
+using mixed = policy_set<ste::dorefa_weight<1>, ste::dorefa_weight<2>, ste::dorefa_weight<4>>;
+
+} // namespace
+
+TEST_CASE("padding_classes: the taps inside the image, per output pixel")
+{
+    kernels::binary_conv2d_shape const s{.channels = 1, .height = 5, .width = 7, .filters = 1, .kernel = 3, .padding = 1};
+    deploy::padding_classes const c = deploy::padding_classes::of(s);
+    CHECK(c.count() == 9);  // interior, 4 edges, 4 corners
+    REQUIRE(c.pixel_class.size() == 35);
+    deploy::padding_classes::taps const corner = c.valid[c.pixel_class[0]];
+    CHECK(corner.y0 == 1);
+    CHECK(corner.x0 == 1);
+    CHECK(corner.y1 == 3);
+    CHECK(corner.x1 == 3);
+    deploy::padding_classes::taps const inner = c.valid[c.pixel_class[7 + 1]];
+    CHECK((inner.y0 == 0 && inner.y1 == 3 && inner.x0 == 0 && inner.x1 == 3));
+    CHECK(deploy::padding_classes::of({.channels = 1, .height = 5, .width = 7, .filters = 1, .kernel = 3}).count() == 1);
+}
+
+TEST_CASE_TEMPLATE("packed_conv2d equals integer loops and the float conv - batch_norm - sign", P, ste::xnor_weight<>,
+                   ste::dorefa_weight<1>, ste::dorefa_weight<2>, ste::dorefa_weight<8>)
+{
+    for (bool const codes : {false, true}) {
+        check_conv(P{}, {.in = 3, .out = 5, .kernel = 3, .stride = 1, .padding = 1}, 5, 7, codes, 11);
+        check_conv(P{}, {.in = 70, .out = 67, .kernel = 3, .stride = 2, .padding = 1}, 6, 5, codes, 12);
+        check_conv(P{}, {.in = 2, .out = 3, .kernel = 2, .stride = 1, .padding = 2}, 4, 3, codes, 13);
+        check_conv(P{}, {.in = 1, .out = 9, .kernel = 3, .stride = 1, .padding = 0}, 7, 9, codes, 14);
+    }
+}
+
+TEST_CASE("sign_max_pool is nn::max_pool2d on +-1 values")
+{
+    for (auto const& [k, stride, h, w, c] : {std::tuple{2u, 2u, 7u, 5u, 3u}, std::tuple{3u, 2u, 9u, 8u, 70u},
+                                            std::tuple{2u, 1u, 4u, 4u, 64u}}) {
+        xt::xtensor<float, 4> const x = random_signs(2, c, h, w, k + 10 * h);
+        nn::max_pool2d pool({.kernel = k, .stride = stride});
+        xt::xtensor<float, 4> const f = pool.forward(x, {.training = false});
+        std::vector<std::uint64_t> const xb = nhwc_bits(x);
+        std::size_t const words = kernels::words_for_bits(c);
+        deploy::pool_window const win{.kernel = k, .stride = stride};
+        xt::xtensor<std::uint64_t, 2> y = xt::xtensor<std::uint64_t, 2>::from_shape({2 * win.out(h) * win.out(w), words});
+        deploy::sign_max_pool(kernels::bit_matrix_view{xb.data(), 2 * h * w, c, words}, 2, h, w, win, y.data(), words);
+        CHECK(f.shape(2) == win.out(h));
+        CHECK(f.shape(3) == win.out(w));
+        CHECK(differing(f, y) == 0);
+    }
+    std::uint64_t y = 0;
+    CHECK_THROWS_WITH_AS(deploy::sign_max_pool(kernels::bit_matrix_view{&y, 1, 1, 1}, 1, 1, 1, {.kernel = 2, .stride = 2},
+                                               &y, 1),
+                         doctest::Contains("smaller than the 2x2 window"), invalid_input);
+}
+
+TEST_CASE_TEMPLATE("a compiled CNN agrees with the fake-quant model: every hidden sign, argmax, logits", R, bnn_cnn,
+                   all_binary, mixed)
+{
+    for (bool const standardised : {false, true}) {
+        CAPTURE(standardised);
+        std::size_t const n = 24, size = 12;
+        auto model = nn::cnn({.channels = 2, .size = size, .width1 = 5, .width2 = 70, .hidden = 33, .classes = 4, .seed = 3},
+                             typename R::hidden{}, typename R::first{}, typename R::last{}, ste::sign_activation{},
+                             nn::bias_head);
+        // Images p / 255, or lowbit-train's standardisation (p / 255 - mean) / sd with its input map.
+        float const mean = 0.2860f, sd = 0.3530f;
+        deploy::input_map const map = standardised ? deploy::input_map{.scale = 1.0f / (255.0f * sd), .offset = -mean / sd}
+                                                   : deploy::input_map{};
+        std::mt19937 rng(5);
+        xt::xtensor<float, 4> x = xt::xtensor<float, 4>::from_shape({n, 2, size, size});
+        for (float& v : x) {
+            float const p = static_cast<float>(rng() % 256u) / 255.0f;
+            v = standardised ? (p - mean) / sd : p;
+        }
+        randomise_batch_norms(model, x, 9);
+        deploy::packed_cnn const packed = deploy::compile(model, {.input = map});
+        CHECK(packed.height() == size);
+        CHECK(packed.width() == size);
+        CHECK(packed.channels() == 2);
+        CHECK(packed.classes() == 4);
+
+        nn::forward_context const eval{.training = false};
+        xt::xtensor<float, 2> const fake = model.forward(x, eval);
+        xt::xtensor<std::uint8_t, 4> const codes = packed.quantize(x);
+        xt::xtensor<float, 2> const logits = packed.forward(codes);
+        CHECK(logits == packed.forward(x));
+
+        // Hidden signs, layer by layer.
+        auto const a1 = model.template layer<0>().forward(x, eval);
+        auto const a2 = model.template layer<1>().forward(a1, eval);
+        auto const a3 = model.template layer<3>().forward(model.template layer<2>().forward(a2, eval), eval);
+        auto const a4 = model.template layer<4>().forward(a3, eval);
+        auto const flat = model.template layer<6>().forward(model.template layer<5>().forward(a4, eval), eval);
+        auto const a5 = model.template layer<9>().forward(model.template layer<8>().forward(model.template layer<7>().forward(flat, eval), eval), eval);
+        std::size_t const d = differing(a1, packed.signs(codes, 0)) + differing(a2, packed.signs(codes, 1)) +
+                              differing(a3, packed.signs(codes, 2)) + differing(a4, packed.signs(codes, 3)) +
+                              differing(a5, packed.signs(codes, 4));
+        std::vector<xt::xtensor<std::uint64_t, 2>> const traced = packed.trace(codes);
+        REQUIRE(traced.size() == packed.sign_layers());
+        for (std::size_t i = 0; i < traced.size(); ++i) CHECK(traced[i] == packed.signs(codes, i));
+        CHECK(d <= 2);  // the float model's own rounding near a BatchNorm output of 0, rarely; usually 0
+        if (d != 0) continue;
+        // Logits within the float-summation bound of docs/deploy.md: (K + 2) 2^-23 (sum_k |Q_jk| + |b_j| + 2).
+        auto& last = model.template layer<10>();
+        std::vector<float> const wl = last.weight().values();
+        typename R::last ql = last.weight().policy();
+        std::vector<float> q(wl.size());
+        ql.forward(wl, q);
+        std::size_t const k = last.options().in;
+        std::vector<double> tolerance(4);
+        for (std::size_t j = 0; j < 4; ++j) {
+            double s = std::abs(static_cast<double>(last.bias()[j])) + 2.0;
+            for (std::size_t c = 0; c < k; ++c) s += std::abs(static_cast<double>(q[j * k + c]));
+            tolerance[j] = static_cast<double>(k + 2) * std::ldexp(1.0, -23) * s;
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            for (std::size_t j = 0; j < 4; ++j)
+                CHECK(std::abs(static_cast<double>(fake(i, j)) - logits(i, j)) <= tolerance[j]);
+            // The same class, unless the fake-quant model's two best logits are within the tolerance of each
+            // other (an untrained random model has such near-ties; the trained one in test_deploy_cnn_fashion
+            // must agree on every image).
+            std::size_t const a = argmax_row(fake, i), b = argmax_row(logits, i);
+            if (a != b) CHECK(std::abs(static_cast<double>(fake(i, a)) - fake(i, b)) <= tolerance[a] + tolerance[b]);
+        }
+    }
+}
+
+TEST_CASE("packed_conv2d, packed_cnn and compile refuse what they cannot run, with clear messages")
+{
+    kernels::binary_conv2d_shape const s{.channels = 2, .height = 4, .width = 4, .filters = 3, .kernel = 3, .padding = 1};
+    deploy::packed_weights w{.in = 18, .out = 3, .bits = 1, .signs = std::vector<std::uint64_t>(3, 0)};
+    deploy::sign_thresholds const t{{0, 0, 0}, {0}};
+    CHECK_THROWS_WITH_AS(deploy::packed_conv2d(deploy::layer_input::codes, s, w, {t}),
+                         doctest::Contains("1 sets of thresholds, expected 9 (one per padding class)"), invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_conv2d(deploy::layer_input::signs, s, w, {t, t}),
+                         doctest::Contains("2 sets of thresholds, expected 1"), invalid_input);
+    deploy::packed_weights narrow = w;
+    narrow.in = 17;
+    CHECK_THROWS_WITH_AS(deploy::packed_conv2d(deploy::layer_input::signs, s, narrow, {t}),
+                         doctest::Contains("weights of 3 x 17 for 3 filters of 18 taps"), invalid_input);
+    deploy::packed_weights codes{.in = 18, .out = 3, .bits = 4, .codes = std::vector<std::int8_t>(54, 9)};
+    CHECK_THROWS_WITH_AS(deploy::packed_conv2d(deploy::layer_input::signs, s, codes, {t}),
+                         doctest::Contains("packed_conv2d: code 9 is outside [-8, 7]"), invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_conv2d(deploy::layer_input::signs, {.channels = 2, .height = 1, .width = 1,
+                                                                            .filters = 3, .kernel = 3},
+                                               w, {t}),
+                         doctest::Contains("smaller than the 3x3 kernel"), invalid_input);
+
+    deploy::packed_conv2d const hidden(deploy::layer_input::signs, s, w, {t});
+    deploy::packed_dense const last(deploy::layer_input::signs,
+                                    deploy::packed_weights{.in = 48, .out = 2, .bits = 1,
+                                                           .signs = std::vector<std::uint64_t>(2, 0),
+                                                           .scale = std::vector<float>(2, 1.0f)},
+                                    std::vector<float>(2, 0.0f));
+    CHECK_THROWS_WITH_AS(deploy::packed_cnn({}, {hidden}, {{}}, {last}),
+                         doctest::Contains("convolution 0 must read the input codes"), invalid_input);
+    deploy::packed_conv2d const first(deploy::layer_input::codes, {.channels = 1, .height = 4, .width = 4, .filters = 2,
+                                                                   .kernel = 3, .padding = 1},
+                                      deploy::packed_weights{.in = 9, .out = 2, .bits = 8,
+                                                             .codes = std::vector<std::int8_t>(18, 1)},
+                                      std::vector<deploy::sign_thresholds>(9, deploy::sign_thresholds{{0, 0}, {0}}));
+    CHECK_THROWS_WITH_AS(deploy::packed_cnn({}, {first, first}, {{}, {}}, {last}),
+                         doctest::Contains("convolution 1 must read sign bits"), invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_cnn({}, {first}, {}, {last}), doctest::Contains("0 poolings for 1 convolutions"),
+                         invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_cnn({}, {first}, {{}}, {last}),
+                         doctest::Contains("dense layer 0 reads 48 features, the layer before writes 32"), invalid_input);
+    deploy::packed_dense const last32(deploy::layer_input::signs,
+                                      deploy::packed_weights{.in = 32, .out = 2, .bits = 1,
+                                                             .signs = std::vector<std::uint64_t>(2, 0),
+                                                             .scale = std::vector<float>(2, 1.0f)},
+                                      std::vector<float>(2, 0.0f));
+    deploy::packed_cnn const m({}, {first}, {{}}, {last32});
+    CHECK(m.forward(xt::xtensor<float, 4>::from_shape({3, 1, 4, 4})).shape(0) == 3);
+    CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 4>::from_shape({1, 1, 4, 5})),
+                         doctest::Contains("expected images of 1 x 4 x 4, got 1 x 4 x 5"), invalid_input);
+    CHECK_THROWS_WITH_AS((void)m.signs(xt::xtensor<std::uint8_t, 4>::from_shape({1, 1, 4, 4}), 1),
+                         doctest::Contains("layer 1 writes no sign bits"), invalid_input);
+
+    namespace ste = lowbit::ste;
+    auto model = nn::cnn({.size = 8, .width1 = 4, .width2 = 4, .hidden = 8, .classes = 2}, ste::xnor_weight<>{},
+                         ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{}, nn::bias_head);
+    CHECK(deploy::compile(model).height() == 8);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.height = 12, .width = 12}),
+                         doctest::Contains("a 12x12 input gives a 4 x 3 x 3 feature map, but the dense layer reads 16 "
+                                           "features"),
+                         invalid_input);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.input = {.scale = -1.0f}}), doctest::Contains("scale must be positive"),
+                         invalid_input);
+}
