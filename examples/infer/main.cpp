@@ -113,6 +113,35 @@ xt::xtensor<std::uint8_t, 2> pixel_codes(xt::xtensor<float, 2> const& images)
     return q;
 }
 
+/// lowbit-train's input standardisation (x - mean) / sd over the training images, with mean and sd rounded to
+/// float as lowbit-train applies them, and the packed model's input map that folds it into the 8-bit codes.
+struct standardisation {
+    double mean = 0.0, sd = 1.0;
+    float mf = 0.0f, sf = 1.0f;
+    lowbit::deploy::input_map map{};
+};
+
+standardisation standardisation_of(xt::xtensor<float, 2> const& train_images)
+{
+    standardisation s;
+    s.mean = xt::mean(train_images)();
+    s.sd = xt::stddev(train_images)();
+    s.mf = static_cast<float>(s.mean);
+    s.sf = static_cast<float>(s.sd);
+    s.map = {.scale = static_cast<float>(1.0 / (255.0 * static_cast<double>(s.sf))),
+             .offset = static_cast<float>(-static_cast<double>(s.mf) / static_cast<double>(s.sf))};
+    return s;
+}
+
+/// Throws unless the input map gives back the pixel codes.
+template <class Packed, class X, class Codes>
+void check_input_map(Packed const& packed, X const& x, Codes const& codes, standardisation const& st)
+{
+    if (packed.quantize(x) != codes)
+        throw std::runtime_error("the input map does not give back the pixel codes (mean " + std::to_string(st.mean) +
+                                 ", sd " + std::to_string(st.sd) + ")");
+}
+
 std::size_t meta_hidden(lowbit::io::archive const& a)
 {
     auto const it = a.meta().find("hidden");
@@ -233,19 +262,13 @@ int run(options const& o, MakeModel make_model)
         // lowbit-train standardises with the training set's mean and deviation; the packed model folds that
         // map into its first layer, so its input codes are the raw pixels (deploy/input_map.hpp).
         auto const train = lowbit::data::load_fashion_mnist(lowbit::data::split::train, o.data);
-        double const mean = xt::mean(train.images)();
-        double const sd = xt::stddev(train.images)();
-        auto const mf = static_cast<float>(mean), sf = static_cast<float>(sd);
-        xt::xtensor<float, 2> const x = (test.images - mf) / sf;
+        standardisation const st = standardisation_of(train.images);
+        xt::xtensor<float, 2> const x = (test.images - st.mf) / st.sf;
         // The fake-quant forward: weights through their quantizers, as after BinaryConnect training.
         model.for_each_weight([](auto& w) { w.store_as(lowbit::nn::weight_storage::shadow, 0); });
-        deploy::input_map const map{.scale = static_cast<float>(1.0 / (255.0 * static_cast<double>(sf))),
-                                    .offset = static_cast<float>(-static_cast<double>(mf) / static_cast<double>(sf))};
-        packed = deploy::compile(model, {.input = map});
+        packed = deploy::compile(model, {.input = st.map});
         if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
-        if (packed.quantize(x) != codes)
-            throw std::runtime_error("the input map does not give back the pixel codes (mean " + std::to_string(mean) +
-                                     ", sd " + std::to_string(sd) + ")");
+        check_input_map(packed, x, codes, st);
         // The fake-quant model layer by layer, so that its hidden signs can be compared with the packed bits:
         // they can differ only where its own float sums put BatchNorm's output within rounding of 0.
         std::size_t correct = 0, same = 0, flips = 0, flipped_images = 0, first_flips = 0;
@@ -370,18 +393,12 @@ int run_cnn(options const& o, MakeModel make_model)
     if (checkpoint) {
         // lowbit-train's standardisation, folded into the input map as for the MLP.
         auto const train = lowbit::data::load_fashion_mnist(lowbit::data::split::train, o.data);
-        double const mean = xt::mean(train.images)();
-        double const sd = xt::stddev(train.images)();
-        auto const mf = static_cast<float>(mean), sf = static_cast<float>(sd);
-        xt::xtensor<float, 4> const x = lowbit::nn::as_images((test.images - mf) / sf, 1, 28, 28);
+        standardisation const st = standardisation_of(train.images);
+        xt::xtensor<float, 4> const x = lowbit::nn::as_images((test.images - st.mf) / st.sf, 1, 28, 28);
         model.for_each_weight([](auto& w) { w.store_as(lowbit::nn::weight_storage::shadow, 0); });
-        deploy::input_map const map{.scale = static_cast<float>(1.0 / (255.0 * static_cast<double>(sf))),
-                                    .offset = static_cast<float>(-static_cast<double>(mf) / static_cast<double>(sf))};
-        packed = deploy::compile(model, {.input = map});
+        packed = deploy::compile(model, {.input = st.map});
         if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
-        if (packed.quantize(x) != codes)
-            throw std::runtime_error("the input map does not give back the pixel codes (mean " + std::to_string(mean) +
-                                     ", sd " + std::to_string(sd) + ")");
+        check_input_map(packed, x, codes, st);
         // The fake-quant model layer by layer, 1000 images at a time, against the packed model's sign layers.
         std::size_t correct = 0, same = 0, first_flips = 0;
         std::vector<std::size_t> per_image(n, 0), first(n, 0);

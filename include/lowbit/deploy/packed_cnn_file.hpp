@@ -73,24 +73,6 @@ inline packed_model_kind packed_kind(io::archive const& a)
 }
 
 namespace detail {
-/// The layer entries of a dense layer, as the MLP file writes them, under prefix @p p.
-inline void add_dense(io::archive& a, std::string const& p, packed_dense const& l)
-{
-    packed_weights const& w = l.weights();
-    a.meta()[p + "bits"] = std::to_string(w.bits);
-    if (w.binary())
-        a.add(p + "signs", {w.out, w.words()}, w.signs);
-    else
-        a.add(p + "codes", {w.out, w.in}, w.codes);
-    if (l.logits()) {
-        if (w.binary()) a.add(p + "scale", {w.out}, w.scale);
-        a.add(p + "bias", {w.out}, std::vector<float>(l.bias().begin(), l.bias().end()));
-    } else {
-        a.add(p + "threshold", {w.out}, l.thresholds().threshold);
-        a.add(p + "flip", {kernels::words_for_bits(w.out)}, l.thresholds().flip);
-    }
-}
-
 /// Reads the weights of @p in inputs under prefix @p p (`<p>signs` or `<p>codes`, by `<p>bits`).
 inline packed_weights read_weights(io::archive const& a, std::string const& p, std::size_t in)
 {

@@ -52,6 +52,27 @@ inline constexpr std::string_view packed_format = "lowbit-packed-mlp";
 /// change of them is a new version; the container's own version (io::archive_version) is separate.
 inline constexpr std::uint32_t packed_version = 1;
 
+namespace detail {
+/// The entries of dense layer @p l under prefix @p p (`layer<i>.` in MLP files): bits, signs or codes, then
+/// scale and bias (the logits layer) or threshold and flip.
+inline void add_dense(io::archive& a, std::string const& p, packed_dense const& l)
+{
+    packed_weights const& w = l.weights();
+    a.meta()[p + "bits"] = std::to_string(w.bits);
+    if (w.binary())
+        a.add(p + "signs", {w.out, w.words()}, w.signs);
+    else
+        a.add(p + "codes", {w.out, w.in}, w.codes);
+    if (l.logits()) {
+        if (w.binary()) a.add(p + "scale", {w.out}, w.scale);
+        a.add(p + "bias", {w.out}, std::vector<float>(l.bias().begin(), l.bias().end()));
+    } else {
+        a.add(p + "threshold", {w.out}, l.thresholds().threshold);
+        a.add(p + "flip", {kernels::words_for_bits(w.out)}, l.thresholds().flip);
+    }
+}
+} // namespace detail
+
 /// @brief @p m as an archive (what save_packed writes).
 inline io::archive to_archive(packed_mlp const& m)
 {
@@ -62,23 +83,8 @@ inline io::archive to_archive(packed_mlp const& m)
     a.meta()["inputs"] = std::to_string(m.inputs());
     a.meta()["classes"] = std::to_string(m.classes());
     a.add("input.map", {2}, {m.input().scale, m.input().offset});
-    for (std::size_t i = 0; i < m.layers().size(); ++i) {
-        packed_dense const& l = m.layers()[i];
-        packed_weights const& w = l.weights();
-        std::string const p = "layer" + std::to_string(i) + ".";
-        a.meta()[p + "bits"] = std::to_string(w.bits);
-        if (w.binary())
-            a.add(p + "signs", {w.out, w.words()}, w.signs);
-        else
-            a.add(p + "codes", {w.out, w.in}, w.codes);
-        if (l.logits()) {
-            if (w.binary()) a.add(p + "scale", {w.out}, w.scale);
-            a.add(p + "bias", {w.out}, std::vector<float>(l.bias().begin(), l.bias().end()));
-        } else {
-            a.add(p + "threshold", {w.out}, l.thresholds().threshold);
-            a.add(p + "flip", {kernels::words_for_bits(w.out)}, l.thresholds().flip);
-        }
-    }
+    for (std::size_t i = 0; i < m.layers().size(); ++i)
+        detail::add_dense(a, "layer" + std::to_string(i) + ".", m.layers()[i]);
     return a;
 }
 
