@@ -2,8 +2,9 @@
 #pragma once
 /// @file
 /// @brief deploy::compile: a trained binarized MLP (lowbit::nn) -> a packed inference model
-/// (deploy::packed_mlp) that runs on the integer kernels. The overload for the binarized CNN (-> packed_cnn)
-/// is in deploy/compile_cnn.hpp, included here: compile() is the one entry point for both.
+/// (deploy::packed_mlp) that runs on the integer kernels. The overloads for the binarized CNN (-> packed_cnn)
+/// and for the MLP with k-bit PACT activations (-> packed_kbit_mlp) are in deploy/compile_cnn.hpp and
+/// deploy/compile_kbit.hpp, included here: compile() is the one entry point for all three.
 ///
 /// What it takes: the model of
 /// `nn::mlp(options, W, First, Last, ste::sign_activation{}, nn::bias_head)`, i.e.
@@ -36,6 +37,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/compile_cnn.hpp>
+#include <lowbit/deploy/compile_kbit.hpp>
 #include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
@@ -91,8 +93,9 @@ packed_mlp compile(Model& model, compile_options const& options = {})
     static_assert(parts::value,
                   "lowbit::deploy::compile supports the binarized MLP of nn::mlp(options, W, First, Last, "
                   "ste::sign_activation{}, nn::bias_head): dense - batch_norm - sign - dense - batch_norm - sign - dense "
-                  "with bias, and the binarized CNN of nn::cnn with the same arguments; other models (ReLU or float "
-                  "activations, the batch_norm head, other layer sequences) have no packed form yet");
+                  "with bias, the same MLP with k-bit PACT activations (ste::pact<Bits>{...} in place of "
+                  "ste::sign_activation{}, Bits 1..8), and the binarized CNN of nn::cnn; other models (float or "
+                  "other quantized activations, the batch_norm head, other layer sequences) have no packed form yet");
     if constexpr (parts::value) {
         using first = typename parts::first;
         using hidden = typename parts::hidden;

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief deploy::compile for the MLP with k-bit PACT activations: a trained
+/// `nn::mlp(o, W, First, Last, ste::pact<Bits>{...}, nn::bias_head)` -> deploy::packed_kbit_mlp. This is the
+/// overload of deploy::compile (deploy/compile.hpp, which includes this header) for models of that shape:
+/// dense<First> - batch_norm - [relu - pact<Bits>] - dense<W> - batch_norm - [relu - pact<Bits>] - dense<Last>
+/// with bias, Bits 1..8 (the codes are the int8 kernel's unsigned 8-bit operand), each weight policy binary or
+/// ste::dorefa_weight<2..8> (PackableWeightPolicy).
+///
+/// Lowering (docs/deploy.md, "k-bit activations"), with n = 2^Bits - 1 and a = |alpha| of the PACT before a
+/// layer, whose input is then a / n times the code q in 0..n:
+/// - first layer: input codes of the input map, v = sum_k level_jk q_k (int8 kernel), pre-activation
+///   y_j(v) = (scale v + offset sum_k level_jk) step_j, as in the binarized MLP;
+/// - hidden layer: the k-bit codes of the layer before, v = sum_k level_jk q_k, y_j(v) = (a / n) step_j v;
+/// - after each of those, BatchNorm + ReLU + PACT are n integer thresholds per channel found by
+///   fold_level_thresholds with the model's own layers, so the packed codes are the fake-quant model's codes
+///   of y_j(v) for every possible v;
+/// - last layer: logits (a / n) step_j v + b_j, rounded once to float.
+/// step_j is alpha_j for binary weights and 1 / (2^B - 1) for B-bit levels.
+///
+/// @code
+/// auto model = lowbit::nn::mlp({.hidden = 256}, ste::dorefa_weight<2>{}, ste::dorefa_weight<8>{},
+///                              ste::dorefa_weight<8>{}, ste::pact<4>{{.alpha = 4.0f}}, lowbit::nn::bias_head);
+/// // ... train ...
+/// lowbit::deploy::packed_kbit_mlp const packed = lowbit::deploy::compile(model);   // images in [0, 1]
+/// @endcode
+
+#include <lowbit/config.hpp>
+#include <lowbit/deploy/compile_options.hpp>
+#include <lowbit/deploy/level_thresholds.hpp>
+#include <lowbit/deploy/packed_kbit_dense.hpp>
+#include <lowbit/deploy/packed_kbit_mlp.hpp>
+#include <lowbit/deploy/weight_lowering.hpp>
+#include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/quantize_activation.hpp>
+#include <lowbit/nn/relu.hpp>
+#include <lowbit/nn/sequential.hpp>
+#include <lowbit/quant/ste/any_quantizer.hpp>
+#include <lowbit/quant/ste/pact.hpp>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace lowbit::deploy {
+
+namespace detail {
+
+/// The layers of nn::mlp with PACT activations and the bias head, with its weight policies and PACT's bits.
+template <class M>
+struct kbit_mlp_parts : std::false_type {};
+template <class First, class W, class Last, int Bits, ste::alpha_gradient R>
+struct kbit_mlp_parts<
+    nn::sequential<nn::dense<First>, nn::batch_norm<2>, nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits, R>>>,
+                   nn::dense<W>, nn::batch_norm<2>, nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits, R>>>,
+                   nn::dense<Last>>> : std::true_type {
+    using first = First;
+    using hidden = W;
+    using last = Last;
+    static constexpr int bits = Bits;
+};
+
+/// The code rules of BN + ReLU + PACT after a lowered layer whose pre-activation is
+/// y_j(v) = (a v + c D_j) step_j (+ bias_j), for |v| <= v_max.
+template <class Act>
+level_thresholds fold_kbit_layer(nn::batch_norm<2> const& bn, Act const& act, lowered_dense const& l, double a,
+                                 double c, std::int64_t v_max)
+{
+    if (bn.options().channels != l.w.out)
+        throw invalid_input("lowbit::deploy::compile: a batch_norm of " + std::to_string(bn.options().channels) +
+                            " channels follows a layer of " + std::to_string(l.w.out));
+    return fold_level_thresholds(bn, act, -v_max, v_max, [&](std::size_t j, std::int64_t v) {
+        auto const y = static_cast<float>((a * static_cast<double>(v) + c * static_cast<double>(l.level_sum[j])) *
+                                          l.step[j]);
+        return l.bias.empty() ? y : y + l.bias[j];  // nn::dense adds its bias to the float product
+    });
+}
+
+} // namespace detail
+
+/// @brief Models of nn::mlp's shape with PACT activations and the bias head, any weight policies and any
+/// PACT bit width: the models this overload of compile() takes (and refuses with a message unless the
+/// weights are packable and Bits <= 8).
+template <class M>
+concept KbitMlpModel = detail::kbit_mlp_parts<M>::value;
+
+/// @brief The packed inference model of a trained MLP with k-bit PACT activations; see the file comment.
+/// @throws invalid_input when the input map is invalid, the weights are not on their policy's grid, PACT's
+/// alpha is zero or not finite, or a layer is too wide for int32 sums.
+template <KbitMlpModel Model>
+packed_kbit_mlp compile(Model& model, compile_options const& options = {})
+{
+    using parts = detail::kbit_mlp_parts<Model>;
+    using first = typename parts::first;
+    using hidden = typename parts::hidden;
+    using last = typename parts::last;
+    constexpr int bits = parts::bits;
+    static_assert(bits <= 8, "lowbit::deploy::compile: PACT activations of at most 8 bits have a packed form (the "
+                             "codes are the int8 kernel's unsigned 8-bit inputs); use ste::pact<Bits> with Bits 1..8");
+    constexpr bool erased = std::same_as<first, ste::any_quantizer> || std::same_as<hidden, ste::any_quantizer> ||
+                            std::same_as<last, ste::any_quantizer>;
+    static_assert(!erased, "lowbit::deploy::compile needs the concrete weight quantizers in the model's type: "
+                           "ste::any_quantizer chooses at run time; build the model with ste::xnor_weight<> / "
+                           "ste::dorefa_weight<Bits> and load the checkpoint into it");
+    constexpr bool packable = PackableWeightPolicy<first> && PackableWeightPolicy<hidden> && PackableWeightPolicy<last>;
+    static_assert(erased || packable,
+                  "lowbit::deploy::compile: the PACT MLP's weights must be binary (ste::xnor_weight, "
+                  "ste::dorefa_weight<1>) or ste::dorefa_weight<Bits> with Bits 2..8 in every layer");
+    if constexpr (bits <= 8 && !erased && packable) {
+        options.input.check();
+        detail::lowered_dense l0 = detail::lower_dense(model.template layer<0>(), "first");
+        detail::lowered_dense l1 = detail::lower_dense(model.template layer<3>(), "hidden");
+        detail::lowered_dense l2 = detail::lower_dense(model.template layer<6>(), "last");
+        constexpr std::int64_t n = (std::int64_t{1} << bits) - 1;
+        auto& act0 = model.template layer<2>();
+        auto& act1 = model.template layer<5>();
+        using act = std::remove_reference_t<decltype(act0)>;
+        // The real value of one unit of a code after each PACT: a / n, with a = |alpha| as PACT uses it.
+        double const unit0 = static_cast<double>(detail::pact_layer<act>::alpha(act0)) / static_cast<double>(n);
+        double const unit1 = static_cast<double>(detail::pact_layer<act>::alpha(act1)) / static_cast<double>(n);
+        // |v| bounds (255 * max level * in for input codes, n * max level * in for k-bit codes); they also
+        // reject layers whose sums could leave int32 before folding over them.
+        std::int64_t const b0 = detail::integer_bound(l0, 255), b1 = detail::integer_bound(l1, n);
+        (void)detail::integer_bound(l2, n);
+        level_thresholds t0 = detail::fold_kbit_layer(model.template layer<1>(), act0, l0, options.input.scale,
+                                                      options.input.offset, b0);
+        level_thresholds t1 = detail::fold_kbit_layer(model.template layer<4>(), act1, l1, unit0, 0.0, b1);
+        std::vector<double> scale(l2.w.out);
+        for (std::size_t j = 0; j < scale.size(); ++j) scale[j] = unit1 * l2.step[j];
+        std::vector<float> bias = std::move(l2.bias);
+        bias.resize(l2.w.out, 0.0f);  // no bias: 0
+        l0.w.scale.clear();  // folded into the thresholds and the logits' scale
+        l1.w.scale.clear();
+        l2.w.scale.clear();
+        std::vector<packed_kbit_dense> layers;
+        layers.emplace_back(std::move(l0.w), std::move(t0));
+        layers.emplace_back(std::move(l1.w), std::move(t1));
+        layers.emplace_back(std::move(l2.w), std::move(scale), std::move(bias));
+        return packed_kbit_mlp(options.input, std::move(layers));
+    }
+    return {};
+}
+
+} // namespace lowbit::deploy

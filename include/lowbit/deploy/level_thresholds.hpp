@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief deploy::level_thresholds and fold_level_thresholds: BatchNorm, ReLU and a k-bit PACT quantizer
+/// folded into n = 2^k - 1 integer thresholds per channel on the integer result v of a packed layer, exactly.
+///
+/// The float model maps v to a pre-activation y_j(v) (non-decreasing in v), then BatchNorm's evaluation
+/// formula, ReLU, and PACT's a round(n clip(x, 0, a) / a) / n -- an unsigned code q in 0..n times a / n. Every
+/// step is monotone, so q_j(v) is a step function of v: non-decreasing for gamma_j > 0, non-increasing for
+/// gamma_j < 0, constant for gamma_j == 0. A step function with values 0..n is n thresholds: q = the number of
+/// levels c = 1..n with code(v) >= c. fold_level_thresholds finds each boundary as fold_sign_thresholds does
+/// for sign: it evaluates copies of the model's own nn::batch_norm and activation layers (the same compiled
+/// code as the evaluation forward, so the same rounding -- PACT's ties-to-even included) on y_j(v) and
+/// binary-searches over the integers [v_min, v_max], all n levels and all channels of a step in one forward
+/// call. The packed code then equals the fake-quant model's code for every integer v in that range.
+///
+/// Why exact thresholds rather than a folded float scale and bias (the other option the issue names for
+/// k-bit activations): a folded y' = s v + b followed by round() rounds differently from the float
+/// BatchNorm + PACT chain near every half-step, so some codes would differ; the thresholds cost n integer
+/// compares per output (n = 3 at 2 bits, 15 at 4) and make the hidden codes agree bit for bit.
+///
+/// Decreasing channels are stored on u = -v, so that every channel's thresholds are non-decreasing on its
+/// own u and the code is one count: q = #{c : u >= threshold[j n + c - 1]}.
+///
+/// @code
+/// auto const t = lowbit::deploy::fold_level_thresholds(bn, act, -1000, 1000, [&](std::size_t j, std::int64_t v) {
+///     return static_cast<float>(step[j] * static_cast<double>(v));   // the float layer's pre-activation
+/// });
+/// std::uint8_t const q = t.code(3, 17);   // PACT's code of BN(y_3(17)) after ReLU
+/// @endcode
+
+#include <lowbit/config.hpp>
+#include <lowbit/deploy/sign_thresholds.hpp>
+#include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/layer_concepts.hpp>
+#include <lowbit/nn/quantize_activation.hpp>
+#include <lowbit/nn/relu.hpp>
+#include <lowbit/nn/sequential.hpp>
+#include <lowbit/quant/ste/pact.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace lowbit::deploy {
+
+namespace detail {
+/// The PACT quantizer of an activation layer: quantize_activation<pact> alone, or behind a ReLU (nn::mlp's
+/// relu_then). Bits 1..8: the codes are the next layer's unsigned 8-bit kernel inputs.
+template <class A>
+struct pact_layer : std::false_type {};
+template <int Bits, ste::alpha_gradient R>
+    requires(Bits >= 1 && Bits <= 8)
+struct pact_layer<nn::quantize_activation<ste::pact<Bits, R>>> : std::true_type {
+    static constexpr int bits = Bits;
+    static float alpha(nn::quantize_activation<ste::pact<Bits, R>>& a) { return std::abs(a.quantizer().alpha()); }
+};
+template <int Bits, ste::alpha_gradient R>
+    requires(Bits >= 1 && Bits <= 8)
+struct pact_layer<nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits, R>>>> : std::true_type {
+    static constexpr int bits = Bits;
+    static float alpha(nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits, R>>>& a)
+    {
+        return std::abs(a.template layer<1>().quantizer().alpha());
+    }
+};
+} // namespace detail
+
+/// @brief Activation layers whose output fold_level_thresholds folds: a ste::pact<Bits> quantizer (Bits 1..8)
+/// in an nn::quantize_activation, alone or after nn::relu.
+template <class A>
+concept PactActivationLayer = detail::pact_layer<A>::value;
+
+/// @brief Per-channel k-bit code rules: code(j, v) = #{c : u >= threshold[j * levels + c]}, u = v, or -v for a
+/// channel whose code decreases with v (negate[j] != 0).
+struct level_thresholds {
+    int levels = 0;                         ///< n = 2^bits - 1 thresholds per channel
+    std::vector<std::int32_t> threshold{};  ///< channels x levels, row-major, non-decreasing per channel
+    std::vector<std::uint8_t> negate{};     ///< per channel: 1 when the thresholds are on -v
+
+    std::size_t size() const noexcept { return negate.size(); }
+
+    /// @brief The code (0 .. levels) of channel @p j for the integer result @p v.
+    std::uint8_t code(std::size_t j, std::int64_t v) const noexcept
+    {
+        std::int64_t const u = negate[j] != 0 ? -v : v;
+        std::int32_t const* t = threshold.data() + j * static_cast<std::size_t>(levels);
+        int q = 0;
+        for (int c = 0; c < levels; ++c) q += u >= t[c] ? 1 : 0;
+        return static_cast<std::uint8_t>(q);
+    }
+};
+
+/// @brief The exact code rules of act(bn(y(j, v))) for every integer v in [v_min, v_max], where act is a
+/// PACT activation layer (ReLU + ste::pact<Bits>): per channel and level, a binary search over v of copies of
+/// @p bn (evaluation mode) and @p act, about n log2(v_max - v_min) row evaluations done n rows at a time.
+/// @p y must be non-decreasing in v, which makes each channel's code monotone (see the file comment).
+/// @throws invalid_input when v_min > v_max, the range leaves [-(2^31 - 2), 2^31 - 2], or PACT's alpha is
+/// zero or not finite.
+template <std::size_t Rank, PactActivationLayer Act, PreActivation Y>
+level_thresholds fold_level_thresholds(nn::batch_norm<Rank> const& bn, Act const& act, std::int64_t v_min,
+                                       std::int64_t v_max, Y&& y)
+{
+    // |v| < INT32_MAX - 1, so that u = -v and the "never" threshold u_max + 1 fit int32.
+    constexpr std::int64_t limit = std::numeric_limits<std::int32_t>::max() - 1;
+    if (v_min > v_max || v_min < -limit || v_max > limit)
+        throw invalid_input("lowbit::deploy::fold_level_thresholds: the integer range [" + std::to_string(v_min) +
+                            ", " + std::to_string(v_max) + "] is empty or does not fit int32 thresholds");
+    nn::batch_norm<Rank> norm = bn;  // forward() keeps scratch state: evaluate copies, leave the model alone
+    Act a = act;
+    float const alpha = detail::pact_layer<Act>::alpha(a);
+    if (!(alpha > 0.0f) || !std::isfinite(alpha))
+        throw invalid_input("lowbit::deploy::fold_level_thresholds: PACT's alpha must be finite and non-zero, got " +
+                            std::to_string(alpha));
+    constexpr int bits = detail::pact_layer<Act>::bits;
+    constexpr int n = (1 << bits) - 1;
+    std::size_t const c = norm.options().channels;
+    using tensor = typename nn::batch_norm<Rank>::tensor;
+    std::array<std::size_t, Rank> shape{};
+    shape.fill(1);
+    shape[0] = n;
+    shape[1] = c;
+    tensor rows = tensor::from_shape(shape);
+    // codes(v)[l * c + j]: the float model's code of channel j at v[l * c + j], for n rows of v at once.
+    std::vector<int> code(n * c);
+    auto codes = [&](std::vector<std::int64_t> const& v) {
+        for (std::size_t i = 0; i < n * c; ++i) rows.data()[i] = static_cast<float>(y(i % c, v[i]));
+        tensor const z = norm.forward(rows, {.training = false});
+        auto const out = a.forward(z, {.training = false});
+        for (std::size_t i = 0; i < n * c; ++i) {
+            // PACT writes a (k / n) in float: k / n is within a few ulps of out / a, so rounding gives k back.
+            double const k = static_cast<double>(out.data()[i]) / static_cast<double>(alpha) * n;
+            double const r = std::nearbyint(k);
+            if (!(std::abs(k - r) < 1e-3) || r < 0.0 || r > n)
+                throw invalid_input("lowbit::deploy::fold_level_thresholds: the activation wrote " +
+                                    std::to_string(out.data()[i]) + ", not a multiple of alpha / " +
+                                    std::to_string(n) + " in [0, alpha]");
+            code[i] = static_cast<int>(r);
+        }
+    };
+    // Orientation per channel: the code at v_max below the one at v_min means decreasing (gamma < 0).
+    std::vector<std::int64_t> v(n * c);
+    auto codes_at = [&](std::int64_t value) {
+        std::fill(v.begin(), v.end(), value);
+        codes(v);
+        return std::vector<int>(code.begin(), code.begin() + static_cast<std::ptrdiff_t>(c));
+    };
+    std::vector<int> const at_min = codes_at(v_min), at_max = codes_at(v_max);
+    std::vector<char> neg(c);
+    for (std::size_t j = 0; j < c; ++j) neg[j] = at_max[j] < at_min[j] ? 1 : 0;
+    // On u = v (or -v) the code is non-decreasing, so level l (code >= l) holds on {u >= t_l}. Binary search
+    // with lo failing and hi passing, starting one past each end of [u_min, u_max]: hi ends on t_l, u_min when
+    // every v passes, u_max + 1 when none does.
+    auto u_min = [&](std::size_t j) { return neg[j] != 0 ? -v_max : v_min; };
+    auto u_max = [&](std::size_t j) { return neg[j] != 0 ? -v_min : v_max; };
+    std::vector<std::int64_t> lo(n * c), hi(n * c);
+    for (std::size_t i = 0; i < n * c; ++i) {
+        lo[i] = u_min(i % c) - 1;
+        hi[i] = u_max(i % c) + 1;
+    }
+    for (;;) {
+        bool open = false;
+        for (std::size_t i = 0; i < n * c; ++i) {
+            bool const search = hi[i] - lo[i] > 1;
+            std::int64_t const u = search ? lo[i] + (hi[i] - lo[i]) / 2 : u_min(i % c);  // finished: any valid v
+            v[i] = neg[i % c] != 0 ? -u : u;
+            open = open || search;
+        }
+        if (!open) break;
+        codes(v);
+        for (std::size_t i = 0; i < n * c; ++i) {
+            if (hi[i] - lo[i] <= 1) continue;
+            int const level = static_cast<int>(i / c) + 1;
+            (code[i] >= level ? hi[i] : lo[i]) = lo[i] + (hi[i] - lo[i]) / 2;
+        }
+    }
+    level_thresholds t;
+    t.levels = n;
+    t.threshold.resize(c * n);
+    t.negate.resize(c);
+    for (std::size_t j = 0; j < c; ++j) {
+        t.negate[j] = static_cast<std::uint8_t>(neg[j]);
+        for (int l = 0; l < n; ++l) t.threshold[j * n + l] = static_cast<std::int32_t>(hi[l * c + j]);
+    }
+    return t;
+}
+
+} // namespace lowbit::deploy
