@@ -90,6 +90,7 @@
 #include <lowbit/deploy/packed_conv2d.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/packed_file.hpp>
+#include <lowbit/deploy/packed_kbit_file.hpp>
 #include <lowbit/deploy/packed_mlp.hpp>
 #include <lowbit/deploy/sign_max_pool.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>

@@ -55,8 +55,9 @@ inline constexpr std::string_view packed_cnn_format = "lowbit-packed-cnn";
 /// @brief The `packed_version` of packed CNN files this lowbit writes and reads.
 inline constexpr std::uint32_t packed_cnn_version = 1;
 
-/// @brief The kinds of packed model files.
-enum class packed_model_kind : std::uint8_t { mlp, cnn };
+/// @brief The kinds of packed model files: packed_mlp (`lowbit-packed-mlp`), packed_cnn (`lowbit-packed-cnn`),
+/// packed_kbit_mlp (`lowbit-packed-kbit-mlp`, deploy/packed_kbit_file.hpp).
+enum class packed_model_kind : std::uint8_t { mlp, cnn, kbit_mlp };
 
 /// @brief The kind of the packed model held by @p a, from its `format` metadata.
 /// @throws io::io_error naming a.source() when it is not a packed model.
@@ -65,10 +66,11 @@ inline packed_model_kind packed_kind(io::archive const& a)
     auto const format = a.meta().find("format");
     if (format != a.meta().end() && format->second == packed_cnn_format) return packed_model_kind::cnn;
     if (format != a.meta().end() && format->second == packed_format) return packed_model_kind::mlp;
+    if (format != a.meta().end() && format->second == packed_kbit_format) return packed_model_kind::kbit_mlp;
     std::string const found = format == a.meta().end() ? std::string("missing") : "'" + format->second + "'";
     throw io::io_error{a.source(), "not a packed lowbit model: metadata 'format' is " + found +
-                                       ", expected '" + std::string(packed_format) + "' or '" +
-                                       std::string(packed_cnn_format) +
+                                       ", expected '" + std::string(packed_format) + "', '" +
+                                       std::string(packed_cnn_format) + "' or '" + std::string(packed_kbit_format) +
                                        "' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)"};
 }
 
@@ -141,9 +143,16 @@ inline io::archive to_archive(packed_cnn const& m)
 /// shape or type mismatch, layers that do not chain).
 inline packed_cnn cnn_from_archive(io::archive const& a)
 {
-    if (packed_kind(a) != packed_model_kind::cnn)
+    switch (packed_kind(a)) {
+    case packed_model_kind::cnn: break;
+    case packed_model_kind::mlp:
         throw io::io_error{a.source(), "this is a packed MLP ('" + std::string(packed_format) +
                                            "'), not a packed CNN: load it with deploy::load_packed"};
+    case packed_model_kind::kbit_mlp:
+        throw io::io_error{a.source(), "this is a packed k-bit MLP ('" + std::string(packed_kbit_format) +
+                                           "'), not a packed CNN: load it with deploy::load_packed_kbit "
+                                           "(deploy/packed_kbit_file.hpp)"};
+    }
     std::size_t const version = detail::meta_number(a, "packed_version", 1000000);
     if (version != packed_cnn_version)
         throw io::io_error{a.source(), "unsupported packed CNN version " + std::to_string(version) +

@@ -4,7 +4,8 @@
 /// @brief The packed model file: save_packed / load_packed write and read a deploy::packed_mlp as a lowbit
 /// archive (io/archive.hpp: magic `LOWBITCK`, format version 2 for its integer entries, little-endian, CRC-32
 /// at the end, saved atomically), with the metadata `format = lowbit-packed-mlp` and `packed_version = 1`.
-/// (A packed CNN is the other kind of packed file, `format = lowbit-packed-cnn`: deploy/packed_cnn_file.hpp.)
+/// (The other kinds of packed file: a packed CNN, `format = lowbit-packed-cnn`, deploy/packed_cnn_file.hpp,
+/// and a packed k-bit MLP, `format = lowbit-packed-kbit-mlp`, deploy/packed_kbit_file.hpp.)
 /// The entries and their layout are in docs/deploy.md:
 ///
 /// | entry                        | type    | shape                   | when                              |
@@ -48,6 +49,9 @@ namespace lowbit::deploy {
 
 /// @brief The `format` metadata of a packed model file.
 inline constexpr std::string_view packed_format = "lowbit-packed-mlp";
+/// @brief The `format` metadata of a packed k-bit (PACT) MLP file (deploy/packed_kbit_file.hpp). Named here
+/// so that load_packed can name the right loader for it.
+inline constexpr std::string_view packed_kbit_format = "lowbit-packed-kbit-mlp";
 /// @brief The `packed_version` metadata this lowbit writes and reads: the entry names and meanings above. A
 /// change of them is a new version; the container's own version (io::archive_version) is separate.
 inline constexpr std::uint32_t packed_version = 1;
@@ -112,7 +116,7 @@ inline std::vector<std::size_t> const& entry_shape(io::archive const& a, std::st
 
 /// @brief The packed model held by @p a (as load_archive read it).
 /// @throws io::io_error naming a.source() when it is not a packed model ("not a packed lowbit model: ..."), a
-/// packed CNN (deploy::load_packed_cnn reads those), of another packed_version, or inconsistent (a missing
+/// packed CNN or k-bit MLP (naming deploy::load_packed_cnn or load_packed_kbit), of another packed_version, or inconsistent (a missing
 /// entry, a shape or type mismatch, layers that do not chain).
 inline packed_mlp from_archive(io::archive const& a)
 {
@@ -122,6 +126,10 @@ inline packed_mlp from_archive(io::archive const& a)
         throw io::io_error{a.source(), "this is a packed CNN ('lowbit-packed-cnn'), not a packed MLP: load it with "
                                        "deploy::load_packed_cnn (deploy/packed_cnn_file.hpp; deploy::packed_kind tells "
                                        "the kinds apart)"};
+    if (format != meta.end() && format->second == packed_kbit_format)
+        throw io::io_error{a.source(), "this is a packed k-bit MLP ('" + std::string(packed_kbit_format) +
+                                           "'), not a packed MLP: load it with deploy::load_packed_kbit "
+                                           "(deploy/packed_kbit_file.hpp; deploy::packed_kind tells the kinds apart)"};
     if (format == meta.end() || format->second != packed_format)
         throw io::io_error{a.source(), "not a packed lowbit model: metadata 'format' is " +
                                            (format == meta.end() ? std::string("missing") : "'" + format->second + "'") +

@@ -12,9 +12,8 @@
 /// xt::xtensor<float, 2> const logits = packed.forward(images);             // [batch, classes]
 /// @endcode
 ///
-/// forward() is const and keeps no state between calls, so one model may serve several threads. There is no
-/// file format for this kind yet: save_packed on it is a compile-time error (keep the trained checkpoint and
-/// compile it where it runs).
+/// forward() is const and keeps no state between calls, so one model may serve several threads. Its file
+/// (`lowbit-packed-kbit-mlp`: save_packed / load_packed_kbit) is in deploy/packed_kbit_file.hpp.
 
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/input_map.hpp>
@@ -23,10 +22,8 @@
 
 #include <xtensor/xtensor.hpp>
 
-#include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <span>
 #include <string>
 #include <utility>
@@ -125,20 +122,5 @@ private:
     deploy::input_map input_{};
     std::vector<packed_kbit_dense> layers_;
 };
-
-namespace detail {
-template <class T>
-inline constexpr bool no_kbit_file_format = false;
-} // namespace detail
-
-/// @brief Not available: packed k-bit MLPs have no file format yet (the packed MLP and CNN files hold sign
-/// thresholds, not level thresholds), so a call is a compile-time error that says what to do instead.
-template <std::same_as<packed_kbit_mlp> M>
-void save_packed(std::filesystem::path const&, M const&)
-{
-    static_assert(detail::no_kbit_file_format<M>,
-                  "lowbit::deploy::save_packed: a packed k-bit (PACT) MLP has no file format yet; save the trained "
-                  "model's checkpoint instead and run deploy::compile on it where it is deployed");
-}
 
 } // namespace lowbit::deploy

@@ -154,7 +154,7 @@ TEST_CASE("load_packed_cnn names the file and the problem")
 
     train::save_checkpoint(dir / "train.lbck", model, {{"model", "cnn"}});
     CHECK(contains(cnn_problem(dir / "train.lbck"), "not a packed lowbit model: metadata 'format' is missing, expected "
-                                                     "'lowbit-packed-mlp' or 'lowbit-packed-cnn'"));
+                                                     "'lowbit-packed-mlp', 'lowbit-packed-cnn' or 'lowbit-packed-kbit-mlp'"));
 
     io::archive a = io::load_archive(dir / "m.lbpk");
     a.meta()["packed_version"] = "2";
