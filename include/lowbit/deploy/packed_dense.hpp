@@ -78,6 +78,29 @@ struct packed_weights {
     double step() const noexcept { return binary() ? 1.0 : 1.0 / static_cast<double>(max_level()); }
     /// Words of one row of signs.
     std::size_t words() const noexcept { return kernels::words_for_bits(in); }
+    /// Throws invalid_input, prefixed by @p who, unless the sizes match in and out, bits is 1..8 and every
+    /// code lies within its bit width.
+    void check(std::string const& who) const
+    {
+        if (in == 0 || out == 0) throw invalid_input(who + "in and out must be positive");
+        if (bits < 1 || bits > 8)
+            throw invalid_input(who + "weights of " + std::to_string(bits) + " bits; packed layers take 1 (binary) "
+                                "to 8 (odd levels in int8 codes)");
+        if (binary() && signs.size() != out * words())
+            throw invalid_input(who + std::to_string(signs.size()) + " sign words for " + std::to_string(out) +
+                                " rows of " + std::to_string(words()));
+        if (!binary()) {
+            if (codes.size() != out * in)
+                throw invalid_input(who + std::to_string(codes.size()) + " codes for " + std::to_string(out) + " x " +
+                                    std::to_string(in) + " weights");
+            int const lo = -(1 << (bits - 1)), hi = (1 << (bits - 1)) - 1;
+            for (std::int8_t const c : codes)
+                if (c < lo || c > hi)
+                    throw invalid_input(who + "code " + std::to_string(c) + " is outside [" + std::to_string(lo) + ", " +
+                                        std::to_string(hi) + "] of " + std::to_string(bits) + "-bit levels");
+        }
+    }
+
     /// The integer weight of output j, input k: +-1, or 2c + 1.
     std::int32_t level(std::size_t j, std::size_t k) const noexcept
     {
@@ -192,23 +215,7 @@ private:
     void check() const
     {
         std::string const who = "lowbit::deploy::packed_dense: ";
-        if (w_.in == 0 || w_.out == 0) throw invalid_input(who + "in and out must be positive");
-        if (w_.bits < 1 || w_.bits > 8)
-            throw invalid_input(who + "weights of " + std::to_string(w_.bits) + " bits; packed layers take 1 (binary) "
-                                "to 8 (odd levels in int8 codes)");
-        if (w_.binary() && w_.signs.size() != w_.out * w_.words())
-            throw invalid_input(who + std::to_string(w_.signs.size()) + " sign words for " + std::to_string(w_.out) +
-                                " rows of " + std::to_string(w_.words()));
-        if (!w_.binary()) {
-            if (w_.codes.size() != w_.out * w_.in)
-                throw invalid_input(who + std::to_string(w_.codes.size()) + " codes for " + std::to_string(w_.out) +
-                                    " x " + std::to_string(w_.in) + " weights");
-            int const lo = -(1 << (w_.bits - 1)), hi = (1 << (w_.bits - 1)) - 1;
-            for (std::int8_t const c : w_.codes)
-                if (c < lo || c > hi)
-                    throw invalid_input(who + "code " + std::to_string(c) + " is outside [" + std::to_string(lo) +
-                                        ", " + std::to_string(hi) + "] of " + std::to_string(w_.bits) + "-bit levels");
-        }
+        w_.check(who);
         // Every int32 in sight must not overflow: |v| <= max input * max level * in, and for levels the
         // kernel's sum of q c and its double, <= max input * 2^bits * in.
         std::int64_t const input_max = input_ == layer_input::codes ? 255 : 1;

@@ -133,23 +133,7 @@ private:
     void check() const
     {
         std::string const who = "lowbit::deploy::packed_kbit_dense: ";
-        if (w_.in == 0 || w_.out == 0) throw invalid_input(who + "in and out must be positive");
-        if (w_.bits < 1 || w_.bits > 8)
-            throw invalid_input(who + "weights of " + std::to_string(w_.bits) + " bits; packed layers take 1 (binary) "
-                                "to 8 (odd levels in int8 codes)");
-        if (w_.binary() && w_.signs.size() != w_.out * w_.words())
-            throw invalid_input(who + std::to_string(w_.signs.size()) + " sign words for " + std::to_string(w_.out) +
-                                " rows of " + std::to_string(w_.words()));
-        if (!w_.binary()) {
-            if (w_.codes.size() != w_.out * w_.in)
-                throw invalid_input(who + std::to_string(w_.codes.size()) + " codes for " + std::to_string(w_.out) +
-                                    " x " + std::to_string(w_.in) + " weights");
-            int const lo = -(1 << (w_.bits - 1)), hi = (1 << (w_.bits - 1)) - 1;
-            for (std::int8_t const c : w_.codes)
-                if (c < lo || c > hi)
-                    throw invalid_input(who + "code " + std::to_string(c) + " is outside [" + std::to_string(lo) +
-                                        ", " + std::to_string(hi) + "] of " + std::to_string(w_.bits) + "-bit levels");
-        }
+        w_.check(who);
         // Inputs are at most 255: |v| <= 255 * max level * in, and the kernel's sum of q c and its double stay
         // below 255 * 2^bits * in.
         std::int64_t const largest = w_.binary() ? 1 : std::int64_t{1} << w_.bits;
