@@ -38,6 +38,7 @@
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/compile_cnn.hpp>
 #include <lowbit/deploy/compile_kbit.hpp>
+#include <lowbit/deploy/compile_kbit_cnn.hpp>
 #include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/packed_dense.hpp>

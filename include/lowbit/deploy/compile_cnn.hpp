@@ -34,6 +34,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/compile_options.hpp>
+#include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_cnn.hpp>
 #include <lowbit/deploy/packed_conv2d.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
@@ -68,6 +69,16 @@ namespace lowbit::deploy {
 
 namespace detail {
 
+/// The bit width of a PACT activation layer (detail::pact_layer: ReLU + ste::pact<Bits>, Bits 1..8), else 0.
+template <class A>
+constexpr int pact_bits_of() noexcept
+{
+    if constexpr (pact_layer<A>::value)
+        return pact_layer<A>::bits;
+    else
+        return 0;
+}
+
 /// A block conv2d - batch_norm - activation of nn::cnn, with any policy and activation.
 template <class B>
 struct conv_block : std::false_type {};
@@ -75,6 +86,7 @@ template <class P, class A>
 struct conv_block<nn::sequential<nn::conv2d<P>, nn::batch_norm<4>, A>> : std::true_type {
     using policy = P;
     static constexpr bool sign = std::same_as<A, nn::quantize_activation<ste::sign_activation>>;
+    static constexpr int pact_bits = pact_bits_of<A>();
 };
 
 /// The classifier of nn::cnn: with bias_head, a dense layer with its policy.
@@ -102,6 +114,14 @@ struct cnn_parts<nn::sequential<B1, B2, nn::max_pool2d, B3, B4, nn::max_pool2d, 
                                       conv_block<B4>::sign &&
                                       std::same_as<A, nn::quantize_activation<ste::sign_activation>> &&
                                       bias_head_of<H>::value;
+    /// PACT's bits when every activation is the same PACT activation and the head has a bias, else 0.
+    static constexpr int act_bits =
+        conv_block<B1>::pact_bits > 0 && conv_block<B1>::pact_bits == conv_block<B2>::pact_bits &&
+                conv_block<B1>::pact_bits == conv_block<B3>::pact_bits &&
+                conv_block<B1>::pact_bits == conv_block<B4>::pact_bits && conv_block<B1>::pact_bits == pact_bits_of<A>() &&
+                bias_head_of<H>::value
+            ? conv_block<B1>::pact_bits
+            : 0;
 };
 
 template <class... P>
@@ -141,6 +161,75 @@ kernels::binary_conv2d_shape conv_shape(nn::conv2d<P>& conv, std::size_t height,
             .stride = o.stride, .padding = o.padding};
 }
 
+/// The sizes of every layer of nn::cnn's model for compile_options' input size (inferred from the dense
+/// layer's width when it is 0), and the order of the first dense layer's weight columns that reads the packed
+/// NHWC feature map.
+struct cnn_layout {
+    std::array<pool_window, 4> pools{};      ///< after each convolution (kernel 0: none)
+    std::array<std::size_t, 4> heights{};    ///< each convolution's input height
+    std::array<std::size_t, 4> widths{};     ///< and width
+    std::vector<std::size_t> flatten_order;  ///< column k of the packed dense layer is the model's column order[k]
+};
+
+template <class Model>
+cnn_layout cnn_layout_of(Model& model, compile_options const& options)
+{
+    auto& b1 = model.template layer<0>();
+    auto& b2 = model.template layer<1>();
+    auto& b3 = model.template layer<3>();
+    auto& b4 = model.template layer<4>();
+    auto& hidden = model.template layer<7>();
+    std::array<pool_window, 4> const pools{pool_window{}, pool_of(model.template layer<2>()), pool_window{},
+                                           pool_of(model.template layer<5>())};
+    std::array<kernels::binary_conv2d_shape, 4> const geometry{
+        conv_shape(b1.template layer<0>(), 0, 0), conv_shape(b2.template layer<0>(), 0, 0),
+        conv_shape(b3.template layer<0>(), 0, 0), conv_shape(b4.template layer<0>(), 0, 0)};
+    std::string const who = "lowbit::deploy::compile: ";
+    // The side after every layer for an input side, 0 where a layer does not fit.
+    auto const forward_side = [&](std::size_t side, std::array<std::size_t, 4>& at) {
+        for (std::size_t i = 0; i < 4; ++i) {
+            kernels::binary_conv2d_shape const& g = geometry[i];
+            at[i] = side;
+            if (side == 0 || side + 2 * g.padding < g.kernel) return std::size_t{0};
+            side = pools[i].out((side + 2 * g.padding - g.kernel) / g.stride + 1);
+        }
+        return side;
+    };
+    std::size_t const c4 = geometry[3].filters, flat = hidden.options().in;
+    std::size_t height = options.height, width = options.width;
+    if (height == 0 || width == 0) {
+        // The smallest square input whose last feature map has flat / c4 pixels: invert each layer by its
+        // smallest preimage, then check by running the sizes forward.
+        auto const side = static_cast<std::size_t>(std::llround(std::sqrt(static_cast<double>(flat / c4))));
+        std::size_t s = side;
+        for (std::size_t i = 4; i-- > 0;) {
+            kernels::binary_conv2d_shape const& g = geometry[i];
+            if (!pools[i].none()) s = (s - 1) * pools[i].stride + pools[i].kernel;
+            std::size_t const in = (s - 1) * g.stride + g.kernel;
+            s = in > 2 * g.padding ? in - 2 * g.padding : 1;
+        }
+        std::array<std::size_t, 4> at{};
+        if (flat % c4 != 0 || side * side * c4 != flat || side == 0 || forward_side(s, at) != side)
+            throw invalid_input(who + "cannot infer the CNN's input size from its dense layer of " +
+                                std::to_string(flat) + " inputs after " + std::to_string(c4) +
+                                " channels; set compile_options::height and width");
+        height = height == 0 ? s : height;
+        width = width == 0 ? s : width;
+    }
+    std::array<std::size_t, 4> hs{}, ws{};
+    std::size_t const h_out = forward_side(height, hs), w_out = forward_side(width, ws);
+    if (h_out * w_out * c4 != flat)
+        throw invalid_input(who + "a " + std::to_string(height) + "x" + std::to_string(width) + " input gives a " +
+                            std::to_string(c4) + " x " + std::to_string(h_out) + " x " + std::to_string(w_out) +
+                            " feature map, but the dense layer reads " + std::to_string(flat) + " features");
+    cnn_layout g{.pools = pools, .heights = hs, .widths = ws, .flatten_order = std::vector<std::size_t>(flat)};
+    // nn::flatten orders the features (c, y, x); the packed rows are (y, x, c).
+    std::size_t const pixels = h_out * w_out;
+    for (std::size_t p = 0; p < pixels; ++p)
+        for (std::size_t c = 0; c < c4; ++c) g.flatten_order[p * c4 + c] = c * pixels + p;
+    return g;
+}
+
 /// Lowers a conv - BN - sign block of size @p height x @p width. The first layer (@p map non-null) reads
 /// input codes and gets one set of thresholds per padding class; the others read sign bits.
 template <class P>
@@ -157,16 +246,8 @@ packed_conv2d lower_conv_block(nn::conv2d<P>& conv, nn::batch_norm<4> const& bn,
     if (map != nullptr) {
         std::int64_t const v_max = integer_bound(l, 255);
         padding_classes const classes = padding_classes::of(s);
-        for (padding_classes::taps const& taps : classes.valid) {
-            std::vector<std::int64_t> d(s.filters, 0);  // D_j(class): the levels over the valid taps
-            for (std::size_t j = 0; j < s.filters; ++j)
-                for (std::size_t ky = 0; ky < s.kernel; ++ky)
-                    for (std::size_t kx = 0; kx < s.kernel; ++kx)
-                        if (taps.has(ky, kx))
-                            for (std::size_t c = 0; c < s.channels; ++c)
-                                d[j] += l.w.level(j, (ky * s.kernel + kx) * s.channels + c);
-            t.push_back(fold_layer(bn, l, map->scale, map->offset, v_max, d));
-        }
+        for (padding_classes::taps const& taps : classes.valid)
+            t.push_back(fold_layer(bn, l, map->scale, map->offset, v_max, class_level_sums(l, s, taps)));
     } else {
         t.push_back(fold_layer(bn, l, 1.0, 0.0, integer_bound(l, 1)));
     }
@@ -194,8 +275,9 @@ packed_cnn compile(Model& model, compile_options const& options = {})
     static_assert(parts::binarized,
                   "lowbit::deploy::compile supports the binarized CNN of nn::cnn(options, W, First, Last, "
                   "ste::sign_activation{}, nn::bias_head): conv - batch_norm - sign blocks, max pooling, dense - "
-                  "batch_norm - sign - dense with bias; other activations (ReLU, float, PACT) and the batch_norm head "
-                  "have no packed form yet");
+                  "batch_norm - sign - dense with bias, and the same CNN with ste::pact<Bits>{...} (Bits 1..8) in "
+                  "place of ste::sign_activation{}; other activations (float ReLU, DoReFa, LSQ) and the batch_norm "
+                  "head have no packed form yet");
     constexpr bool erased = detail::any_erased(static_cast<policies*>(nullptr));
     static_assert(!parts::binarized || !erased,
                   "lowbit::deploy::compile needs the concrete weight quantizers in the model's type: "
@@ -213,49 +295,9 @@ packed_cnn compile(Model& model, compile_options const& options = {})
         auto& b4 = model.template layer<4>();
         auto& hidden = model.template layer<7>();
         auto& last = model.template layer<10>();
-        std::array<pool_window, 4> const pools{pool_window{}, detail::pool_of(model.template layer<2>()),
-                                               pool_window{}, detail::pool_of(model.template layer<5>())};
-        std::array<kernels::binary_conv2d_shape, 4> const geometry{
-            detail::conv_shape(b1.template layer<0>(), 0, 0), detail::conv_shape(b2.template layer<0>(), 0, 0),
-            detail::conv_shape(b3.template layer<0>(), 0, 0), detail::conv_shape(b4.template layer<0>(), 0, 0)};
-        std::string const who = "lowbit::deploy::compile: ";
-        // The side after every layer for an input side, 0 where a layer does not fit.
-        auto const forward_side = [&](std::size_t side, std::array<std::size_t, 4>& at) {
-            for (std::size_t i = 0; i < 4; ++i) {
-                kernels::binary_conv2d_shape const& g = geometry[i];
-                at[i] = side;
-                if (side == 0 || side + 2 * g.padding < g.kernel) return std::size_t{0};
-                side = pools[i].out((side + 2 * g.padding - g.kernel) / g.stride + 1);
-            }
-            return side;
-        };
-        std::size_t const c4 = geometry[3].filters, flat = hidden.options().in;
-        std::size_t height = options.height, width = options.width;
-        if (height == 0 || width == 0) {
-            // The smallest square input whose last feature map has flat / c4 pixels: invert each layer by its
-            // smallest preimage, then check by running the sizes forward.
-            auto const side = static_cast<std::size_t>(std::llround(std::sqrt(static_cast<double>(flat / c4))));
-            std::size_t s = side;
-            for (std::size_t i = 4; i-- > 0;) {
-                kernels::binary_conv2d_shape const& g = geometry[i];
-                if (!pools[i].none()) s = (s - 1) * pools[i].stride + pools[i].kernel;
-                std::size_t const in = (s - 1) * g.stride + g.kernel;
-                s = in > 2 * g.padding ? in - 2 * g.padding : 1;
-            }
-            std::array<std::size_t, 4> at{};
-            if (flat % c4 != 0 || side * side * c4 != flat || side == 0 || forward_side(s, at) != side)
-                throw invalid_input(who + "cannot infer the CNN's input size from its dense layer of " +
-                                    std::to_string(flat) + " inputs after " + std::to_string(c4) +
-                                    " channels; set compile_options::height and width");
-            height = height == 0 ? s : height;
-            width = width == 0 ? s : width;
-        }
-        std::array<std::size_t, 4> hs{}, ws{};
-        std::size_t const h_out = forward_side(height, hs), w_out = forward_side(width, ws);
-        if (h_out * w_out * c4 != flat)
-            throw invalid_input(who + "a " + std::to_string(height) + "x" + std::to_string(width) + " input gives a " +
-                                std::to_string(c4) + " x " + std::to_string(h_out) + " x " + std::to_string(w_out) +
-                                " feature map, but the dense layer reads " + std::to_string(flat) + " features");
+        detail::cnn_layout const g = detail::cnn_layout_of(model, options);
+        auto const& hs = g.heights;
+        auto const& ws = g.widths;
         std::vector<packed_conv2d> convs;
         convs.push_back(detail::lower_conv_block(b1.template layer<0>(), b1.template layer<1>(), hs[0], ws[0],
                                                  &options.input, "first"));
@@ -265,12 +307,7 @@ packed_cnn compile(Model& model, compile_options const& options = {})
                                                  "third"));
         convs.push_back(detail::lower_conv_block(b4.template layer<0>(), b4.template layer<1>(), hs[3], ws[3], nullptr,
                                                  "fourth"));
-        // nn::flatten orders the features (c, y, x); the packed rows are (y, x, c).
-        std::size_t const pixels = h_out * w_out;
-        std::vector<std::size_t> order(flat);
-        for (std::size_t p = 0; p < pixels; ++p)
-            for (std::size_t c = 0; c < c4; ++c) order[p * c4 + c] = c * pixels + p;
-        detail::lowered_dense l5 = detail::lower_dense(hidden, "hidden dense", order);
+        detail::lowered_dense l5 = detail::lower_dense(hidden, "hidden dense", g.flatten_order);
         detail::lowered_dense l6 = detail::lower_dense(last, "last");
         sign_thresholds t5 = detail::fold_layer(model.template layer<8>(), l5, 1.0, 0.0, detail::integer_bound(l5, 1));
         (void)detail::integer_bound(l6, 1);
@@ -280,7 +317,7 @@ packed_cnn compile(Model& model, compile_options const& options = {})
         std::vector<packed_dense> dense;
         dense.emplace_back(layer_input::signs, std::move(l5.w), std::move(t5));
         dense.emplace_back(layer_input::signs, std::move(l6.w), std::move(bias));
-        return packed_cnn(options.input, std::move(convs), std::vector<pool_window>(pools.begin(), pools.end()),
+        return packed_cnn(options.input, std::move(convs), std::vector<pool_window>(g.pools.begin(), g.pools.end()),
                           std::move(dense));
     }
     return {};

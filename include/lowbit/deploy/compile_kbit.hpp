@@ -66,22 +66,6 @@ struct kbit_mlp_parts<
     static constexpr int bits = Bits;
 };
 
-/// The code rules of BN + ReLU + PACT after a lowered layer whose pre-activation is
-/// y_j(v) = (a v + c D_j) step_j (+ bias_j), for |v| <= v_max.
-template <class Act>
-level_thresholds fold_kbit_layer(nn::batch_norm<2> const& bn, Act const& act, lowered_dense const& l, double a,
-                                 double c, std::int64_t v_max)
-{
-    if (bn.options().channels != l.w.out)
-        throw invalid_input("lowbit::deploy::compile: a batch_norm of " + std::to_string(bn.options().channels) +
-                            " channels follows a layer of " + std::to_string(l.w.out));
-    return fold_level_thresholds(bn, act, -v_max, v_max, [&](std::size_t j, std::int64_t v) {
-        auto const y = static_cast<float>((a * static_cast<double>(v) + c * static_cast<double>(l.level_sum[j])) *
-                                          l.step[j]);
-        return l.bias.empty() ? y : y + l.bias[j];  // nn::dense adds its bias to the float product
-    });
-}
-
 } // namespace detail
 
 /// @brief Models of nn::mlp's shape with PACT activations and the bias head, any weight policies and any
@@ -128,9 +112,9 @@ packed_kbit_mlp compile(Model& model, compile_options const& options = {})
         // reject layers whose sums could leave int32 before folding over them.
         std::int64_t const b0 = detail::integer_bound(l0, 255), b1 = detail::integer_bound(l1, n);
         (void)detail::integer_bound(l2, n);
-        level_thresholds t0 = detail::fold_kbit_layer(model.template layer<1>(), act0, l0, options.input.scale,
+        level_thresholds t0 = detail::fold_level_layer(model.template layer<1>(), act0, l0, options.input.scale,
                                                       options.input.offset, b0);
-        level_thresholds t1 = detail::fold_kbit_layer(model.template layer<4>(), act1, l1, unit0, 0.0, b1);
+        level_thresholds t1 = detail::fold_level_layer(model.template layer<4>(), act1, l1, unit0, 0.0, b1);
         std::vector<double> scale(l2.w.out);
         for (std::size_t j = 0; j < scale.size(); ++j) scale[j] = unit1 * l2.step[j];
         std::vector<float> bias = std::move(l2.bias);

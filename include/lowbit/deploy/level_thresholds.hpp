@@ -86,6 +86,13 @@ struct level_thresholds {
 
     std::size_t size() const noexcept { return negate.size(); }
 
+    /// @brief Whether these are the rules of @p channels channels: 1..255 levels, and as many thresholds.
+    bool fits(std::size_t channels) const noexcept
+    {
+        return size() == channels && levels >= 1 && levels <= 255 &&
+               threshold.size() == channels * static_cast<std::size_t>(levels);
+    }
+
     /// @brief The code (0 .. levels) of channel @p j for the integer result @p v.
     std::uint8_t code(std::size_t j, std::int64_t v) const noexcept
     {
@@ -94,6 +101,20 @@ struct level_thresholds {
         int q = 0;
         for (int c = 0; c < levels; ++c) q += u >= t[c] ? 1 : 0;
         return static_cast<std::uint8_t>(q);
+    }
+
+    /// @brief The codes of every channel (size() of them, into @p q) for one row of integer results @p v.
+    void codes(std::int32_t const* v, std::uint8_t* q) const noexcept
+    {
+        auto const n = static_cast<std::size_t>(levels);
+        for (std::size_t j = 0; j < negate.size(); ++j) {
+            // The count of passed thresholds, branch-free so that the loop over levels vectorises.
+            std::int32_t const u = negate[j] != 0 ? -v[j] : v[j];
+            std::int32_t const* t = threshold.data() + j * n;
+            unsigned count = 0;
+            for (std::size_t c = 0; c < n; ++c) count += u >= t[c] ? 1u : 0u;
+            q[j] = static_cast<std::uint8_t>(count);
+        }
     }
 };
 

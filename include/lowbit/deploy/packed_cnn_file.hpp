@@ -32,6 +32,7 @@
 #include <lowbit/deploy/packed_conv2d.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/packed_file.hpp>
+#include <lowbit/deploy/packed_kind.hpp>
 #include <lowbit/deploy/sign_max_pool.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
 #include <lowbit/io/archive.hpp>
@@ -50,56 +51,18 @@
 
 namespace lowbit::deploy {
 
-/// @brief The `format` metadata of a packed CNN file.
-inline constexpr std::string_view packed_cnn_format = "lowbit-packed-cnn";
 /// @brief The `packed_version` of packed CNN files this lowbit writes and reads.
 inline constexpr std::uint32_t packed_cnn_version = 1;
 
-/// @brief The kinds of packed model files: packed_mlp (`lowbit-packed-mlp`), packed_cnn (`lowbit-packed-cnn`),
-/// packed_kbit_mlp (`lowbit-packed-kbit-mlp`, deploy/packed_kbit_file.hpp).
-enum class packed_model_kind : std::uint8_t { mlp, cnn, kbit_mlp };
-
-/// @brief The kind of the packed model held by @p a, from its `format` metadata.
-/// @throws io::io_error naming a.source() when it is not a packed model.
-inline packed_model_kind packed_kind(io::archive const& a)
-{
-    auto const format = a.meta().find("format");
-    if (format != a.meta().end() && format->second == packed_cnn_format) return packed_model_kind::cnn;
-    if (format != a.meta().end() && format->second == packed_format) return packed_model_kind::mlp;
-    if (format != a.meta().end() && format->second == packed_kbit_format) return packed_model_kind::kbit_mlp;
-    std::string const found = format == a.meta().end() ? std::string("missing") : "'" + format->second + "'";
-    throw io::io_error{a.source(), "not a packed lowbit model: metadata 'format' is " + found +
-                                       ", expected '" + std::string(packed_format) + "', '" +
-                                       std::string(packed_cnn_format) + "' or '" + std::string(packed_kbit_format) +
-                                       "' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)"};
-}
 
 namespace detail {
-/// Reads the weights of @p in inputs under prefix @p p (`<p>signs` or `<p>codes`, by `<p>bits`).
-inline packed_weights read_weights(io::archive const& a, std::string const& p, std::size_t in)
+/// The metadata every packed CNN file starts with: format, version, the input images, classes, layer counts,
+/// and the input map.
+template <class Cnn>
+void add_cnn_header(io::archive& a, Cnn const& m, std::string_view format, std::uint32_t version)
 {
-    packed_weights w;
-    w.bits = static_cast<int>(meta_number(a, p + "bits", 8));
-    w.in = in;
-    if (w.bits == 1) {
-        std::vector<std::size_t> const& s = entry_shape(a, p + "signs");
-        w.out = s.empty() ? 0 : s[0];
-        w.signs = a.integers<std::uint64_t>(p + "signs", std::vector<std::size_t>{w.out, w.words()});
-    } else {
-        std::vector<std::size_t> const& s = entry_shape(a, p + "codes");
-        w.out = s.empty() ? 0 : s[0];
-        w.codes = a.integers<std::int8_t>(p + "codes", std::vector<std::size_t>{w.out, w.in});
-    }
-    return w;
-}
-} // namespace detail
-
-/// @brief @p m as an archive (what save_packed writes).
-inline io::archive to_archive(packed_cnn const& m)
-{
-    io::archive a;
-    a.meta()["format"] = std::string(packed_cnn_format);
-    a.meta()["packed_version"] = std::to_string(packed_cnn_version);
+    a.meta()["format"] = std::string(format);
+    a.meta()["packed_version"] = std::to_string(version);
     a.meta()["channels"] = std::to_string(m.channels());
     a.meta()["height"] = std::to_string(m.height());
     a.meta()["width"] = std::to_string(m.width());
@@ -107,21 +70,52 @@ inline io::archive to_archive(packed_cnn const& m)
     a.meta()["convs"] = std::to_string(m.convs().size());
     a.meta()["dense"] = std::to_string(m.dense().size());
     a.add("input.map", {2}, {m.input().scale, m.input().offset});
+}
+
+/// A convolution's geometry, its pooling and its weights under prefix @p p (`conv<i>.`).
+inline void add_conv(io::archive& a, std::string const& p, kernels::binary_conv2d_shape const& s, pool_window pool,
+                     packed_weights const& w)
+{
+    a.meta()[p + "kernel"] = std::to_string(s.kernel);
+    a.meta()[p + "stride"] = std::to_string(s.stride);
+    a.meta()[p + "padding"] = std::to_string(s.padding);
+    a.meta()[p + "pool_kernel"] = std::to_string(pool.kernel);
+    a.meta()[p + "pool_stride"] = std::to_string(pool.stride);
+    add_weights(a, p, w);
+}
+
+struct conv_entries {
+    kernels::binary_conv2d_shape shape{};
+    pool_window pool{};
+    packed_weights w{};
+};
+
+/// What add_conv wrote under prefix @p p, for an input of @p channels x @p height x @p width.
+inline conv_entries read_conv(io::archive const& a, std::string const& p, std::size_t channels, std::size_t height,
+                              std::size_t width)
+{
+    conv_entries c;
+    c.shape = {.channels = channels, .height = height, .width = width};
+    c.shape.kernel = meta_number(a, p + "kernel", 64);
+    c.shape.stride = meta_number(a, p + "stride", 64);
+    c.shape.padding = meta_number(a, p + "padding", 64);
+    c.pool = {.kernel = meta_number(a, p + "pool_kernel", 64), .stride = meta_number(a, p + "pool_stride", 64)};
+    c.w = read_weights(a, p, c.shape.patch_bits());
+    c.shape.filters = c.w.out;
+    return c;
+}
+} // namespace detail
+
+/// @brief @p m as an archive (what save_packed writes).
+inline io::archive to_archive(packed_cnn const& m)
+{
+    io::archive a;
+    detail::add_cnn_header(a, m, packed_cnn_format, packed_cnn_version);
     for (std::size_t i = 0; i < m.convs().size(); ++i) {
         packed_conv2d const& c = m.convs()[i];
-        kernels::binary_conv2d_shape const& s = c.shape();
         packed_weights const& w = c.weights();
         std::string const p = "conv" + std::to_string(i) + ".";
-        a.meta()[p + "bits"] = std::to_string(w.bits);
-        a.meta()[p + "kernel"] = std::to_string(s.kernel);
-        a.meta()[p + "stride"] = std::to_string(s.stride);
-        a.meta()[p + "padding"] = std::to_string(s.padding);
-        a.meta()[p + "pool_kernel"] = std::to_string(m.pools()[i].kernel);
-        a.meta()[p + "pool_stride"] = std::to_string(m.pools()[i].stride);
-        if (w.binary())
-            a.add(p + "signs", {w.out, w.words()}, w.signs);
-        else
-            a.add(p + "codes", {w.out, w.in}, w.codes);
+        detail::add_conv(a, p, c.shape(), m.pools()[i], w);
         std::size_t const classes = c.thresholds().size(), words = kernels::words_for_bits(w.out);
         std::vector<std::int32_t> threshold;
         std::vector<std::uint64_t> flip;
@@ -143,16 +137,7 @@ inline io::archive to_archive(packed_cnn const& m)
 /// shape or type mismatch, layers that do not chain).
 inline packed_cnn cnn_from_archive(io::archive const& a)
 {
-    switch (packed_kind(a)) {
-    case packed_model_kind::cnn: break;
-    case packed_model_kind::mlp:
-        throw io::io_error{a.source(), "this is a packed MLP ('" + std::string(packed_format) +
-                                           "'), not a packed CNN: load it with deploy::load_packed"};
-    case packed_model_kind::kbit_mlp:
-        throw io::io_error{a.source(), "this is a packed k-bit MLP ('" + std::string(packed_kbit_format) +
-                                           "'), not a packed CNN: load it with deploy::load_packed_kbit "
-                                           "(deploy/packed_kbit_file.hpp)"};
-    }
+    detail::expect_kind(a, packed_model_kind::cnn);
     std::size_t const version = detail::meta_number(a, "packed_version", 1000000);
     if (version != packed_cnn_version)
         throw io::io_error{a.source(), "unsupported packed CNN version " + std::to_string(version) +
@@ -168,14 +153,7 @@ inline packed_cnn cnn_from_archive(io::archive const& a)
         std::vector<pool_window> pools;
         for (std::size_t i = 0; i < count; ++i) {
             std::string const p = "conv" + std::to_string(i) + ".";
-            kernels::binary_conv2d_shape s{.channels = channels, .height = height, .width = width};
-            s.kernel = detail::meta_number(a, p + "kernel", 64);
-            s.stride = detail::meta_number(a, p + "stride", 64);
-            s.padding = detail::meta_number(a, p + "padding", 64);
-            pool_window const pool{.kernel = detail::meta_number(a, p + "pool_kernel", 64),
-                                   .stride = detail::meta_number(a, p + "pool_stride", 64)};
-            packed_weights w = detail::read_weights(a, p, s.patch_bits());
-            s.filters = w.out;
+            auto [s, pool, w] = detail::read_conv(a, p, channels, height, width);
             std::size_t const words = kernels::words_for_bits(w.out);
             std::vector<std::size_t> const& ts = detail::entry_shape(a, p + "threshold");
             std::size_t const classes = ts.empty() ? 0 : ts[0];
@@ -202,22 +180,8 @@ inline packed_cnn cnn_from_archive(io::archive const& a)
         std::vector<packed_dense> dense;
         std::size_t in = channels * height * width;
         for (std::size_t i = 0; i < dense_count; ++i) {
-            std::string const p = "dense" + std::to_string(i) + ".";
-            packed_weights w = detail::read_weights(a, p, in);
-            std::vector<std::size_t> const outs{w.out};
-            if (i + 1 == dense_count) {
-                if (w.binary()) {
-                    std::span<float const> const s = a.values(p + "scale", outs);
-                    w.scale.assign(s.begin(), s.end());
-                }
-                std::span<float const> const b = a.values(p + "bias", outs);
-                dense.emplace_back(layer_input::signs, std::move(w), std::vector<float>(b.begin(), b.end()));
-            } else {
-                sign_thresholds t{a.integers<std::int32_t>(p + "threshold", outs),
-                                  a.integers<std::uint64_t>(p + "flip",
-                                                            std::vector<std::size_t>{kernels::words_for_bits(w.out)})};
-                dense.emplace_back(layer_input::signs, std::move(w), std::move(t));
-            }
+            dense.push_back(
+                detail::read_dense(a, "dense" + std::to_string(i) + ".", in, layer_input::signs, i + 1 == dense_count));
             in = dense.back().out();
         }
         return packed_cnn(input_map{.scale = map[0], .offset = map[1]}, std::move(convs), std::move(pools),

@@ -32,7 +32,9 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
+#include <lowbit/deploy/detail/code_conv.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
+#include <lowbit/deploy/padding_classes.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
 #include <lowbit/kernels/binary_conv2d.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
@@ -50,52 +52,6 @@
 #include <vector>
 
 namespace lowbit::deploy {
-
-/// @brief The output pixel classes of a zero-padded convolution: pixels whose windows have the same taps
-/// inside the image. Classes are numbered as kernels::binary_conv2d_weights numbers them: the distinct valid
-/// kernel-row ranges in order of first appearance (top to bottom) times the distinct valid kernel-column ranges
-/// (left to right), class = row index * column ranges + column index. Without padding there is one class.
-struct padding_classes {
-    /// The valid kernel rows [y0, y1) and columns [x0, x1) of a class.
-    struct taps {
-        std::size_t y0 = 0, y1 = 0, x0 = 0, x1 = 0;
-        bool has(std::size_t ky, std::size_t kx) const noexcept { return ky >= y0 && ky < y1 && kx >= x0 && kx < x1; }
-    };
-    std::vector<std::uint32_t> pixel_class{};  ///< per output pixel of one image, row-major
-    std::vector<taps> valid{};                 ///< per class
-
-    std::size_t count() const noexcept { return valid.size(); }
-
-    /// @brief The classes of the convolution @p s.
-    static padding_classes of(kernels::binary_conv2d_shape const& s)
-    {
-        using range = std::pair<std::size_t, std::size_t>;
-        auto ranges = [&](std::size_t in, std::size_t out, std::vector<range>& unique,
-                          std::vector<std::uint32_t>& index) {
-            auto const k = static_cast<std::ptrdiff_t>(s.kernel);
-            for (std::size_t o = 0; o < out; ++o) {
-                auto const start = static_cast<std::ptrdiff_t>(o * s.stride) - static_cast<std::ptrdiff_t>(s.padding);
-                std::ptrdiff_t const lo = std::clamp<std::ptrdiff_t>(-start, 0, k);
-                std::ptrdiff_t const hi = std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(in) - start, lo, k);
-                range const key{static_cast<std::size_t>(lo), static_cast<std::size_t>(hi)};
-                auto const it = std::find(unique.begin(), unique.end(), key);
-                index.push_back(static_cast<std::uint32_t>(it - unique.begin()));
-                if (it == unique.end()) unique.push_back(key);
-            }
-        };
-        std::vector<range> ys, xs;
-        std::vector<std::uint32_t> yi, xi;
-        ranges(s.height, s.out_height(), ys, yi);
-        ranges(s.width, s.out_width(), xs, xi);
-        padding_classes c;
-        for (std::size_t oy = 0; oy < s.out_height(); ++oy)
-            for (std::size_t ox = 0; ox < s.out_width(); ++ox)
-                c.pixel_class.push_back(yi[oy] * static_cast<std::uint32_t>(xs.size()) + xi[ox]);
-        for (range const& y : ys)
-            for (range const& x : xs) c.valid.push_back({y.first, y.second, x.first, x.second});
-        return c;
-    }
-};
 
 /// @brief One packed convolution with BatchNorm + sign; see the file comment.
 class packed_conv2d {
@@ -226,10 +182,7 @@ private:
     {
         kernels::binary_conv2d_shape s = shape_;
         if (input_ == layer_input::codes) {
-            if (w_.binary())
-                i8_ = kernels::int8_packed_b(kernels::bit_matrix_view{w_.signs.data(), w_.out, w_.in, w_.words()});
-            else
-                i8_ = kernels::int8_packed_b(kernels::matrix_view<std::int8_t>{w_.codes.data(), w_.out, w_.in, w_.in});
+            i8_ = detail::int8_weights(w_);
         } else if (w_.binary()) {
             kernels::bit_matrix_view const signs{w_.signs.data(), w_.out, w_.in, w_.words()};
             conv_ = kernels::binary_conv2d_weights(s, signs);
@@ -287,39 +240,7 @@ private:
     void code_integers(kernels::matrix_view<std::uint8_t> const& x, std::size_t n0, std::size_t n,
                        std::int32_t* v) const
     {
-        kernels::binary_conv2d_shape const& s = shape_;
-        std::size_t const patch = s.patch_bits(), oh = s.out_height(), ow = s.out_width(), rows = n * oh * ow;
-        auto const pad = static_cast<std::ptrdiff_t>(s.padding);
-        std::vector<std::uint8_t>& a = scratch<std::uint8_t, 1>(rows * patch);
-        std::fill(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(rows * patch), std::uint8_t{0});
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t oy = 0; oy < oh; ++oy)
-                for (std::size_t ox = 0; ox < ow; ++ox) {
-                    std::uint8_t* row = a.data() + ((i * oh + oy) * ow + ox) * patch;
-                    for (std::size_t ky = 0; ky < s.kernel; ++ky) {
-                        auto const iy = static_cast<std::ptrdiff_t>(oy * s.stride + ky) - pad;
-                        if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(s.height)) continue;
-                        for (std::size_t kx = 0; kx < s.kernel; ++kx) {
-                            auto const ix = static_cast<std::ptrdiff_t>(ox * s.stride + kx) - pad;
-                            if (ix < 0 || ix >= static_cast<std::ptrdiff_t>(s.width)) continue;
-                            std::uint8_t const* src =
-                                x.data + (((n0 + i) * s.height + static_cast<std::size_t>(iy)) * s.width +
-                                          static_cast<std::size_t>(ix)) * x.ld;
-                            std::copy(src, src + s.channels, row + (ky * s.kernel + kx) * s.channels);
-                        }
-                    }
-                }
-        kernels::int8_gemm(kernels::matrix_view<std::uint8_t>{a.data(), rows, patch, patch}, i8_,
-                           kernels::int32_output{v, s.filters});
-        if (w_.binary()) return;
-        // Odd levels 2c + 1: v = 2 sum q c + sum q (padded taps are code 0 in both sums).
-        for (std::size_t r = 0; r < rows; ++r) {
-            std::int32_t sum = 0;
-            std::uint8_t const* q = a.data() + r * patch;
-            for (std::size_t k = 0; k < patch; ++k) sum += q[k];
-            std::int32_t* vr = v + r * s.filters;
-            for (std::size_t j = 0; j < s.filters; ++j) vr[j] = 2 * vr[j] + sum;
-        }
+        detail::code_conv_integers(shape_, w_, i8_, x, n0, n, scratch<std::uint8_t, 1>(0), v);
     }
 
     /// v of images n0 .. n0 + n - 1 of input sign bits, zero-padded: binary_conv2d, over the bit planes of

@@ -28,6 +28,7 @@
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
+#include <lowbit/deploy/packed_kind.hpp>
 #include <lowbit/deploy/packed_mlp.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
 #include <lowbit/io/archive.hpp>
@@ -47,26 +48,28 @@
 
 namespace lowbit::deploy {
 
-/// @brief The `format` metadata of a packed model file.
-inline constexpr std::string_view packed_format = "lowbit-packed-mlp";
-/// @brief The `format` metadata of a packed k-bit (PACT) MLP file (deploy/packed_kbit_file.hpp). Named here
-/// so that load_packed can name the right loader for it.
-inline constexpr std::string_view packed_kbit_format = "lowbit-packed-kbit-mlp";
 /// @brief The `packed_version` metadata this lowbit writes and reads: the entry names and meanings above. A
 /// change of them is a new version; the container's own version (io::archive_version) is separate.
 inline constexpr std::uint32_t packed_version = 1;
 
 namespace detail {
-/// The entries of dense layer @p l under prefix @p p (`layer<i>.` in MLP files): bits, signs or codes, then
-/// scale and bias (the logits layer) or threshold and flip.
-inline void add_dense(io::archive& a, std::string const& p, packed_dense const& l)
+/// The weights @p w under prefix @p p: `<p>bits`, and `<p>signs` [out, ceil(in / 64)] (binary) or `<p>codes`
+/// [out, in] (odd levels).
+inline void add_weights(io::archive& a, std::string const& p, packed_weights const& w)
 {
-    packed_weights const& w = l.weights();
     a.meta()[p + "bits"] = std::to_string(w.bits);
     if (w.binary())
         a.add(p + "signs", {w.out, w.words()}, w.signs);
     else
         a.add(p + "codes", {w.out, w.in}, w.codes);
+}
+
+/// The entries of dense layer @p l under prefix @p p (`layer<i>.` in MLP files): bits, signs or codes, then
+/// scale and bias (the logits layer) or threshold and flip.
+inline void add_dense(io::archive& a, std::string const& p, packed_dense const& l)
+{
+    packed_weights const& w = l.weights();
+    add_weights(a, p, w);
     if (l.logits()) {
         if (w.binary()) a.add(p + "scale", {w.out}, w.scale);
         a.add(p + "bias", {w.out}, std::vector<float>(l.bias().begin(), l.bias().end()));
@@ -112,6 +115,44 @@ inline std::vector<std::size_t> const& entry_shape(io::archive const& a, std::st
     if (e == nullptr) throw io::io_error{a.source(), "missing entry '" + name + "'"};
     return e->shape;
 }
+
+/// Reads the weights of @p in inputs under prefix @p p (`<p>signs` or `<p>codes`, by `<p>bits`).
+inline packed_weights read_weights(io::archive const& a, std::string const& p, std::size_t in)
+{
+    packed_weights w;
+    w.bits = static_cast<int>(meta_number(a, p + "bits", 8));
+    w.in = in;
+    if (w.bits == 1) {
+        std::vector<std::size_t> const& s = entry_shape(a, p + "signs");
+        w.out = s.empty() ? 0 : s[0];
+        w.signs = a.integers<std::uint64_t>(p + "signs", std::vector<std::size_t>{w.out, w.words()});
+    } else {
+        std::vector<std::size_t> const& s = entry_shape(a, p + "codes");
+        w.out = s.empty() ? 0 : s[0];
+        w.codes = a.integers<std::int8_t>(p + "codes", std::vector<std::size_t>{w.out, w.in});
+    }
+    return w;
+}
+
+/// Reads the dense layer add_dense wrote under prefix @p p, reading @p input of @p in features; @p last: the
+/// logits layer. Throws invalid_input for sizes or values the layer refuses.
+inline packed_dense read_dense(io::archive const& a, std::string const& p, std::size_t in, layer_input input,
+                               bool last)
+{
+    packed_weights w = read_weights(a, p, in);
+    std::vector<std::size_t> const channels{w.out};
+    if (last) {
+        if (w.binary()) {
+            std::span<float const> const s = a.values(p + "scale", channels);
+            w.scale.assign(s.begin(), s.end());
+        }
+        std::span<float const> const b = a.values(p + "bias", channels);
+        return packed_dense(input, std::move(w), std::vector<float>(b.begin(), b.end()));
+    }
+    sign_thresholds t{a.integers<std::int32_t>(p + "threshold", channels),
+                      a.integers<std::uint64_t>(p + "flip", std::vector<std::size_t>{kernels::words_for_bits(w.out)})};
+    return packed_dense(input, std::move(w), std::move(t));
+}
 } // namespace detail
 
 /// @brief The packed model held by @p a (as load_archive read it).
@@ -120,21 +161,7 @@ inline std::vector<std::size_t> const& entry_shape(io::archive const& a, std::st
 /// entry, a shape or type mismatch, layers that do not chain).
 inline packed_mlp from_archive(io::archive const& a)
 {
-    auto const& meta = a.meta();
-    auto const format = meta.find("format");
-    if (format != meta.end() && format->second == "lowbit-packed-cnn")
-        throw io::io_error{a.source(), "this is a packed CNN ('lowbit-packed-cnn'), not a packed MLP: load it with "
-                                       "deploy::load_packed_cnn (deploy/packed_cnn_file.hpp; deploy::packed_kind tells "
-                                       "the kinds apart)"};
-    if (format != meta.end() && format->second == packed_kbit_format)
-        throw io::io_error{a.source(), "this is a packed k-bit MLP ('" + std::string(packed_kbit_format) +
-                                           "'), not a packed MLP: load it with deploy::load_packed_kbit "
-                                           "(deploy/packed_kbit_file.hpp; deploy::packed_kind tells the kinds apart)"};
-    if (format == meta.end() || format->second != packed_format)
-        throw io::io_error{a.source(), "not a packed lowbit model: metadata 'format' is " +
-                                           (format == meta.end() ? std::string("missing") : "'" + format->second + "'") +
-                                           ", expected '" + std::string(packed_format) +
-                                           "' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)"};
+    detail::expect_kind(a, packed_model_kind::mlp);
     std::size_t const version = detail::meta_number(a, "packed_version", 1000000);
     if (version != packed_version)
         throw io::io_error{a.source(), "unsupported packed model version " + std::to_string(version) +
@@ -147,34 +174,8 @@ inline packed_mlp from_archive(io::archive const& a)
     try {
         for (std::size_t i = 0; i < count; ++i) {
             std::string const p = "layer" + std::to_string(i) + ".";
-            bool const last = i + 1 == count;
-            packed_weights w;
-            w.bits = static_cast<int>(detail::meta_number(a, p + "bits", 8));
-            w.in = in;
-            if (w.bits == 1) {
-                std::vector<std::size_t> const& s = detail::entry_shape(a, p + "signs");
-                w.out = s.empty() ? 0 : s[0];
-                w.signs = a.integers<std::uint64_t>(p + "signs", std::vector<std::size_t>{w.out, w.words()});
-            } else {
-                std::vector<std::size_t> const& s = detail::entry_shape(a, p + "codes");
-                w.out = s.empty() ? 0 : s[0];
-                w.codes = a.integers<std::int8_t>(p + "codes", std::vector<std::size_t>{w.out, w.in});
-            }
-            std::vector<std::size_t> const channels{w.out};
-            layer_input const input = i == 0 ? layer_input::codes : layer_input::signs;
-            if (last) {
-                if (w.binary()) {
-                    std::span<float const> const s = a.values(p + "scale", channels);
-                    w.scale.assign(s.begin(), s.end());
-                }
-                std::span<float const> const b = a.values(p + "bias", channels);
-                layers.emplace_back(input, std::move(w), std::vector<float>(b.begin(), b.end()));
-            } else {
-                sign_thresholds t{a.integers<std::int32_t>(p + "threshold", channels),
-                                  a.integers<std::uint64_t>(p + "flip",
-                                                            std::vector<std::size_t>{kernels::words_for_bits(w.out)})};
-                layers.emplace_back(input, std::move(w), std::move(t));
-            }
+            layers.push_back(detail::read_dense(a, p, in, i == 0 ? layer_input::codes : layer_input::signs,
+                                                i + 1 == count));
             in = layers.back().out();
         }
         return packed_mlp(input_map{.scale = map[0], .offset = map[1]}, std::move(layers));

@@ -23,6 +23,7 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
+#include <lowbit/deploy/detail/code_conv.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
@@ -52,8 +53,7 @@ public:
     packed_kbit_dense(packed_weights w, level_thresholds t) : w_(std::move(w)), t_(std::move(t))
     {
         check();
-        if (t_.size() != w_.out || t_.levels < 1 || t_.levels > 255 ||
-            t_.threshold.size() != w_.out * static_cast<std::size_t>(t_.levels))
+        if (!t_.fits(w_.out))
             throw invalid_input("lowbit::deploy::packed_kbit_dense: " + std::to_string(t_.threshold.size()) +
                                 " thresholds of " + std::to_string(t_.levels) + " levels for " +
                                 std::to_string(w_.out) + " channels");
@@ -105,16 +105,12 @@ public:
         if (ldy < w_.out) throw invalid_input("lowbit::deploy::packed_kbit_dense: code rows shorter than the channels");
         if (x.rows == 0) return;
         raw const r = run(x);
-        std::size_t const n = w_.out, levels = static_cast<std::size_t>(t_.levels);
-        for (std::size_t i = 0; i < x.rows; ++i)
-            for (std::size_t j = 0; j < n; ++j) {
-                // The count of passed thresholds, branch-free so that the loop over levels vectorises.
-                std::int32_t const v = r.value(i, j, n), u = t_.negate[j] != 0 ? -v : v;
-                std::int32_t const* t = t_.threshold.data() + j * levels;
-                unsigned q = 0;
-                for (std::size_t c = 0; c < levels; ++c) q += u >= t[c] ? 1u : 0u;
-                y[i * ldy + j] = static_cast<std::uint8_t>(q);
-            }
+        std::size_t const n = w_.out;
+        std::vector<std::int32_t>& v = scratch<2>(n);
+        for (std::size_t i = 0; i < x.rows; ++i) {
+            for (std::size_t j = 0; j < n; ++j) v[j] = r.value(i, j, n);
+            t_.codes(v.data(), y + i * ldy);
+        }
     }
 
     /// @brief Logits (m rows of @p ldy floats, ldy >= out) of codes @p x (m x in).
@@ -130,25 +126,11 @@ public:
     }
 
 private:
-    void check() const
-    {
-        std::string const who = "lowbit::deploy::packed_kbit_dense: ";
-        w_.check(who);
-        // Inputs are at most 255: |v| <= 255 * max level * in, and the kernel's sum of q c and its double stay
-        // below 255 * 2^bits * in.
-        std::int64_t const largest = w_.binary() ? 1 : std::int64_t{1} << w_.bits;
-        if (static_cast<double>(255 * largest) * static_cast<double>(w_.in) >=
-            static_cast<double>(std::numeric_limits<std::int32_t>::max() - 1))
-            throw invalid_input(who + std::to_string(w_.in) + " inputs of " + std::to_string(w_.bits) +
-                                "-bit weights could overflow the int32 sums");
-    }
+    void check() const { detail::check_code_weights(w_, "lowbit::deploy::packed_kbit_dense: "); }
 
     void pack()
     {
-        if (w_.binary())
-            i8_ = kernels::int8_packed_b(kernels::bit_matrix_view{w_.signs.data(), w_.out, w_.in, w_.words()});
-        else
-            i8_ = kernels::int8_packed_b(kernels::matrix_view<std::int8_t>{w_.codes.data(), w_.out, w_.in, w_.in});
+        i8_ = detail::int8_weights(w_);
     }
 
     void expect(std::size_t cols) const

@@ -14,6 +14,7 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
+#include <lowbit/deploy/pool_window.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
 
 #include <algorithm>
@@ -23,20 +24,6 @@
 
 namespace lowbit::deploy {
 
-/// @brief The window of a max pooling (nn::max_pool2d's pool_options); kernel 0 means no pooling.
-struct pool_window {
-    std::size_t kernel = 0;
-    std::size_t stride = 0;
-
-    bool none() const noexcept { return kernel == 0; }
-    /// @brief The output size of an input side of @p in (in itself without pooling).
-    std::size_t out(std::size_t in) const noexcept
-    {
-        if (none()) return in;
-        return in < kernel || stride == 0 ? 0 : (in - kernel) / stride + 1;
-    }
-};
-
 /// @brief Max pooling of @p batch images of @p height x @p width pixels of sign bits (@p x: NHWC rows of
 /// x.cols channel bits) into rows of @p ldy words at @p y (NHWC, out(height) x out(width) pixels per image).
 /// @throws invalid_input for a zero kernel or stride, a window larger than the image, or a shape mismatch.
@@ -44,11 +31,7 @@ inline void sign_max_pool(kernels::bit_matrix_view x, std::size_t batch, std::si
                           pool_window p, std::uint64_t* y, std::size_t ldy)
 {
     std::string const who = "lowbit::deploy::sign_max_pool: ";
-    if (p.kernel == 0 || p.stride == 0) throw invalid_input(who + "kernel and stride must be positive");
-    if (height < p.kernel || width < p.kernel)
-        throw invalid_input(who + "the " + std::to_string(height) + "x" + std::to_string(width) +
-                            " input is smaller than the " + std::to_string(p.kernel) + "x" + std::to_string(p.kernel) +
-                            " window");
+    p.check(height, width, who);
     if (x.rows != batch * height * width)
         throw invalid_input(who + "shape mismatch: expected " + std::to_string(batch * height * width) +
                             " pixel rows, got " + std::to_string(x.rows));

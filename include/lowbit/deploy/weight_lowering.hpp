@@ -15,8 +15,11 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
+#include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
+#include <lowbit/deploy/padding_classes.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
+#include <lowbit/kernels/binary_conv2d.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/dense.hpp>
@@ -176,6 +179,44 @@ sign_thresholds fold_layer(nn::batch_norm<Rank> const& bn, lowered_dense const& 
                            std::int64_t v_max)
 {
     return fold_layer(bn, l, a, c, v_max, l.level_sum);
+}
+
+/// The code rules of BN + ReLU + PACT (@p act) after a layer whose pre-activation is
+/// y_j(v) = (a v + c D_j) step_j (+ bias_j), for |v| <= v_max, with D_j = @p level_sum[j] as in fold_layer.
+template <std::size_t Rank, class Act>
+level_thresholds fold_level_layer(nn::batch_norm<Rank> const& bn, Act const& act, lowered_dense const& l, double a,
+                                  double c, std::int64_t v_max, std::vector<std::int64_t> const& level_sum)
+{
+    if (bn.options().channels != l.w.out)
+        throw invalid_input("lowbit::deploy::compile: a batch_norm of " + std::to_string(bn.options().channels) +
+                            " channels follows a layer of " + std::to_string(l.w.out));
+    return fold_level_thresholds(bn, act, -v_max, v_max, [&](std::size_t j, std::int64_t v) {
+        auto const y = static_cast<float>((a * static_cast<double>(v) + c * static_cast<double>(level_sum[j])) *
+                                          l.step[j]);
+        return l.bias.empty() ? y : y + l.bias[j];
+    });
+}
+
+/// fold_level_layer with the layer's own level sums.
+template <std::size_t Rank, class Act>
+level_thresholds fold_level_layer(nn::batch_norm<Rank> const& bn, Act const& act, lowered_dense const& l, double a,
+                                  double c, std::int64_t v_max)
+{
+    return fold_level_layer(bn, act, l, a, c, v_max, l.level_sum);
+}
+
+/// The sum of filter j's levels over the taps of @p taps (a padding class of the convolution @p s), for
+/// every filter: the D_j(class) of a first convolution on input codes (deploy/padding_classes.hpp).
+inline std::vector<std::int64_t> class_level_sums(lowered_dense const& l, kernels::binary_conv2d_shape const& s,
+                                                  padding_classes::taps const& taps)
+{
+    std::vector<std::int64_t> d(s.filters, 0);
+    for (std::size_t j = 0; j < s.filters; ++j)
+        for (std::size_t ky = 0; ky < s.kernel; ++ky)
+            for (std::size_t kx = 0; kx < s.kernel; ++kx)
+                if (taps.has(ky, kx))
+                    for (std::size_t c = 0; c < s.channels; ++c) d[j] += l.w.level(j, (ky * s.kernel + kx) * s.channels + c);
+    return d;
 }
 
 } // namespace detail

@@ -12,6 +12,7 @@
 #include <lowbit/quant/ste/ste.hpp>
 #include <lowbit/train/checkpoint.hpp>
 
+#include "../../support/file_problem.hpp"
 #include "../../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -29,38 +30,15 @@
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
+using lowbit::test::contains;
+using lowbit::test::problem;
+using lowbit::test::read_file;
+using lowbit::test::write_file;
 
 namespace {
 
-std::string read_file(std::filesystem::path const& p)
-{
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
-void write_file(std::filesystem::path const& p, std::string const& bytes)
-{
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-/// The problem of the io_error that @p load(p) throws, checking that it names p.
-template <class Load>
-std::string problem(std::filesystem::path const& p, Load load)
-{
-    try {
-        (void)load(p);
-    } catch (io::io_error const& e) {
-        CHECK(e.file() == p);
-        CHECK(std::string(e.what()) == "lowbit: " + p.string() + ": " + e.problem());
-        return e.problem();
-    }
-    FAIL("no io_error for " << p);
-    return {};
-}
 std::string cnn_problem(std::filesystem::path const& p) { return problem(p, [](auto const& f) { return deploy::load_packed_cnn(f); }); }
-
-bool contains(std::string const& s, std::string const& part) { return s.find(part) != std::string::npos; }
 
 auto small_cnn()
 {
@@ -154,7 +132,8 @@ TEST_CASE("load_packed_cnn names the file and the problem")
 
     train::save_checkpoint(dir / "train.lbck", model, {{"model", "cnn"}});
     CHECK(contains(cnn_problem(dir / "train.lbck"), "not a packed lowbit model: metadata 'format' is missing, expected "
-                                                     "'lowbit-packed-mlp', 'lowbit-packed-cnn' or 'lowbit-packed-kbit-mlp'"));
+                                                     "'lowbit-packed-mlp', 'lowbit-packed-cnn', 'lowbit-packed-kbit-mlp' or "
+                                                     "'lowbit-packed-kbit-cnn'"));
 
     io::archive a = io::load_archive(dir / "m.lbpk");
     a.meta()["packed_version"] = "2";

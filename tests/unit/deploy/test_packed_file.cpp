@@ -11,6 +11,7 @@
 #include <lowbit/quant/ste/ste.hpp>
 #include <lowbit/train/checkpoint.hpp>
 
+#include "../../support/file_problem.hpp"
 #include "../../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -27,20 +28,12 @@
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
+using lowbit::test::contains;
+using lowbit::test::problem;
+using lowbit::test::read_file;
+using lowbit::test::write_file;
 
 namespace {
-
-std::string read_file(std::filesystem::path const& p)
-{
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(std::filesystem::path const& p, std::string const& bytes)
-{
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 void put_u32(std::string& s, std::size_t at, std::uint32_t v)
 {
@@ -49,21 +42,7 @@ void put_u32(std::string& s, std::size_t at, std::uint32_t v)
 
 void reseal(std::string& s) { put_u32(s, s.size() - 4, io::crc32(std::string_view(s).substr(0, s.size() - 4))); }
 
-/// The problem of the io_error that load_packed(p) throws, checking that it names p.
-std::string load_problem(std::filesystem::path const& p)
-{
-    try {
-        (void)deploy::load_packed(p);
-    } catch (io::io_error const& e) {
-        CHECK(e.file() == p);
-        CHECK(std::string(e.what()) == "lowbit: " + p.string() + ": " + e.problem());
-        return e.problem();
-    }
-    FAIL("no io_error for " << p);
-    return {};
-}
-
-bool contains(std::string const& s, std::string const& part) { return s.find(part) != std::string::npos; }
+std::string load_problem(std::filesystem::path const& p) { return problem(p, [](auto const& f) { return deploy::load_packed(f); }); }
 
 auto small_bnn()
 {

@@ -14,6 +14,7 @@
 #include <lowbit/quant/ste/ste.hpp>
 #include <lowbit/train/checkpoint.hpp>
 
+#include "../../support/file_problem.hpp"
 #include "../../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -34,58 +35,17 @@
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
+using lowbit::test::contains;
+using lowbit::test::problem;
+using lowbit::test::read_file;
+using lowbit::test::without;
+using lowbit::test::write_file;
 
 namespace {
 
-std::string read_file(std::filesystem::path const& p)
-{
-    std::ifstream in(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(std::filesystem::path const& p, std::string const& bytes)
-{
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-/// The problem of the io_error that @p load(p) throws, checking that it names p.
-template <class Load>
-std::string problem(std::filesystem::path const& p, Load load)
-{
-    try {
-        (void)load(p);
-    } catch (io::io_error const& e) {
-        CHECK(e.file() == p);
-        CHECK(std::string(e.what()) == "lowbit: " + p.string() + ": " + e.problem());
-        return e.problem();
-    }
-    FAIL("no io_error for " << p);
-    return {};
-}
 std::string kbit_problem(std::filesystem::path const& p)
 {
     return problem(p, [](auto const& f) { return deploy::load_packed_kbit(f); });
-}
-
-bool contains(std::string const& s, std::string const& part) { return s.find(part) != std::string::npos; }
-
-/// @p a without entry @p name (the archive has no erase: copy the rest, each in its own type).
-io::archive without(io::archive const& a, std::string const& name)
-{
-    io::archive b;
-    b.meta() = a.meta();
-    for (io::archive_entry const& e : a.entries()) {
-        if (e.name == name) continue;
-        switch (e.dtype) {
-        case io::archive_dtype::float32: b.add(e.name, e.shape, e.values); break;
-        case io::archive_dtype::uint8: b.add(e.name, e.shape, a.integers<std::uint8_t>(e.name, e.shape)); break;
-        case io::archive_dtype::int8: b.add(e.name, e.shape, a.integers<std::int8_t>(e.name, e.shape)); break;
-        case io::archive_dtype::int32: b.add(e.name, e.shape, a.integers<std::int32_t>(e.name, e.shape)); break;
-        case io::archive_dtype::uint64: b.add(e.name, e.shape, a.integers<std::uint64_t>(e.name, e.shape)); break;
-        }
-    }
-    return b;
 }
 
 template <class First, class W, class Last, int Bits>
@@ -216,8 +176,8 @@ TEST_CASE("packed MLP, CNN and k-bit MLP files: each loader names the kind and t
 
     train::save_checkpoint(dir / "train.lbck", mlp, {{"model", "mlp"}});
     CHECK(kbit_problem(dir / "train.lbck") ==
-          "not a packed lowbit model: metadata 'format' is missing, expected 'lowbit-packed-mlp', 'lowbit-packed-cnn' "
-          "or 'lowbit-packed-kbit-mlp' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)");
+          "not a packed lowbit model: metadata 'format' is missing, expected 'lowbit-packed-mlp', 'lowbit-packed-cnn', "
+          "'lowbit-packed-kbit-mlp' or 'lowbit-packed-kbit-cnn' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)");
 
     CHECK(contains(problem(dir / "kbit.lbpk", [](auto const& f) { return deploy::load_packed(f); }),
                    "this is a packed k-bit MLP ('lowbit-packed-kbit-mlp'), not a packed MLP: load it with "
