@@ -19,6 +19,7 @@
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/trainer.hpp>
 
+#include "../../support/agreement.hpp"
 #include "../../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -36,22 +37,9 @@
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
+using lowbit::test::argmax_row;
 
 namespace {
-
-bool have_fashion_mnist()
-{
-    std::error_code ec;
-    return std::filesystem::is_directory(std::filesystem::path{data::default_fashion_mnist_dir}, ec);
-}
-
-std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
-{
-    std::size_t best = 0;
-    for (std::size_t j = 1; j < l.shape(1); ++j)
-        if (l(i, j) > l(i, best)) best = j;
-    return best;
-}
 
 /// Rows of +-1 floats to bits, as the packed model stores them (bit 1 = +1).
 std::vector<std::uint64_t> to_bits(xt::xtensor<float, 2> const& s)
@@ -67,7 +55,7 @@ std::vector<std::uint64_t> to_bits(xt::xtensor<float, 2> const& s)
 } // namespace
 
 TEST_CASE("a trained binarized MLP and its packed model agree on all 10000 Fashion-MNIST test images" *
-          doctest::skip(!have_fashion_mnist()))
+          doctest::skip(!test::have_fashion_mnist()))
 {
     std::size_t const hidden = 128, train_images = 6000;
     auto const train = data::load_fashion_mnist(data::split::train);
@@ -115,17 +103,7 @@ TEST_CASE("a trained binarized MLP and its packed model agree on all 10000 Fashi
     // each within 1.5 2^-23 of its level d / 255, then adds b_j; the packed model rounds v / 255 + b_j once:
     // |difference| <= 1.5 K 2^-23 + gamma_(K+1) (sum |Q| + |b|) + both roundings, which (K + 2) 2^-23
     // (sum |Q| + |b| + 2) bounds with a factor 2 to spare.
-    std::vector<float> const w_last = model.layer<6>().weight().values();
-    ste::dorefa_weight<8> q8 = model.layer<6>().weight().policy();
-    std::vector<float> q(w_last.size());
-    q8.forward(w_last, q);
-    auto const bias = model.layer<6>().bias();
-    std::vector<double> tolerance(10);
-    for (std::size_t j = 0; j < 10; ++j) {
-        double s = std::abs(static_cast<double>(bias[j])) + 2.0;
-        for (std::size_t k = 0; k < hidden; ++k) s += std::abs(static_cast<double>(q[j * hidden + k]));
-        tolerance[j] = static_cast<double>(hidden + 2) * std::ldexp(1.0, -23) * s;
-    }
+    std::vector<double> const tolerance = test::logit_tolerance(model.layer<6>(), 1.0);
 
     std::size_t same_class = 0, correct = 0, fake_correct = 0, outside = 0;
     double worst = 0.0, worst_ratio = 0.0;

@@ -23,6 +23,7 @@
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/trainer.hpp>
 
+#include "../../support/agreement.hpp"
 #include "../../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -42,22 +43,9 @@
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
+using lowbit::test::argmax_row;
 
 namespace {
-
-bool have_fashion_mnist()
-{
-    std::error_code ec;
-    return std::filesystem::is_directory(std::filesystem::path{data::default_fashion_mnist_dir}, ec);
-}
-
-std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
-{
-    std::size_t best = 0;
-    for (std::size_t j = 1; j < l.shape(1); ++j)
-        if (l(i, j) > l(i, best)) best = j;
-    return best;
-}
 
 /// Per image: the +-1 values of a [n, C, H, W] sign layer against the packed NHWC bits; adds the differing
 /// signs of each image to @p per_image.
@@ -82,7 +70,7 @@ void count_dense(xt::xtensor<float, 2> const& f, xt::xtensor<std::uint64_t, 2> c
 } // namespace
 
 TEST_CASE("a trained binarized CNN and its packed model agree on all 10000 Fashion-MNIST test images" *
-          doctest::skip(!have_fashion_mnist()))
+          doctest::skip(!test::have_fashion_mnist()))
 {
     auto const start = std::chrono::steady_clock::now();
     std::size_t const train_images = 3000;
@@ -154,17 +142,7 @@ TEST_CASE("a trained binarized CNN and its packed model agree on all 10000 Fashi
     std::size_t const signs_per_image = 2 * width1 * 28 * 28 + 2 * width2 * 14 * 14 + hidden;
 
     // The tolerance of the logits (docs/deploy.md), as for the MLP: K = hidden terms +-Q_jk of the 8-bit last layer.
-    std::vector<float> const w_last = model.layer<10>().weight().values();
-    ste::dorefa_weight<8> q8 = model.layer<10>().weight().policy();
-    std::vector<float> q(w_last.size());
-    q8.forward(w_last, q);
-    auto const bias = model.layer<10>().bias();
-    std::vector<double> tolerance(10);
-    for (std::size_t j = 0; j < 10; ++j) {
-        double s = std::abs(static_cast<double>(bias[j])) + 2.0;
-        for (std::size_t k = 0; k < hidden; ++k) s += std::abs(static_cast<double>(q[j * hidden + k]));
-        tolerance[j] = static_cast<double>(hidden + 2) * std::ldexp(1.0, -23) * s;
-    }
+    std::vector<double> const tolerance = test::logit_tolerance(model.layer<10>(), 1.0);
 
     std::size_t same_class = 0, correct = 0, fake_correct = 0, outside = 0;
     double worst = 0.0, worst_ratio = 0.0;

@@ -17,6 +17,8 @@
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/trainer.hpp>
 
+#include "../../support/agreement.hpp"
+
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
@@ -32,22 +34,9 @@
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
+using lowbit::test::argmax_row;
 
 namespace {
-
-bool have_fashion_mnist()
-{
-    std::error_code ec;
-    return std::filesystem::is_directory(std::filesystem::path{data::default_fashion_mnist_dir}, ec);
-}
-
-std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
-{
-    std::size_t best = 0;
-    for (std::size_t j = 1; j < l.shape(1); ++j)
-        if (l(i, j) > l(i, best)) best = j;
-    return best;
-}
 
 template <class Hidden, int Bits>
 struct recipe {
@@ -58,7 +47,7 @@ struct recipe {
 } // namespace
 
 TEST_CASE_TEMPLATE("trained PACT MLPs and their packed models agree on all 10000 Fashion-MNIST test images" *
-                       doctest::skip(!have_fashion_mnist()),
+                       doctest::skip(!test::have_fashion_mnist()),
                    R, recipe<ste::dorefa_weight<2>, 4>, recipe<ste::xnor_weight<>, 2>)
 {
     constexpr int bits = R::bits;
@@ -103,17 +92,7 @@ TEST_CASE_TEMPLATE("trained PACT MLPs and their packed models agree on all 10000
 
     // The tolerance of the logits: the fake-quant model sums K = hidden float products Q_jk a_k, each a_k
     // within 2^-23 of alpha code / n, then adds b_j; the packed model rounds (alpha / n) v / 255 + b_j once.
-    std::vector<float> const w_last = model.template layer<6>().weight().values();
-    ste::dorefa_weight<8> q8 = model.template layer<6>().weight().policy();
-    std::vector<float> q(w_last.size());
-    q8.forward(w_last, q);
-    auto const bias = model.template layer<6>().bias();
-    std::vector<double> tolerance(10);
-    for (std::size_t j = 0; j < 10; ++j) {
-        double s = std::abs(static_cast<double>(bias[j])) + 2.0;
-        for (std::size_t k = 0; k < hidden; ++k) s += alpha2 * std::abs(static_cast<double>(q[j * hidden + k]));
-        tolerance[j] = static_cast<double>(hidden + 2) * std::ldexp(1.0, -23) * s;
-    }
+    std::vector<double> const tolerance = test::logit_tolerance(model.template layer<6>(), alpha2);
 
     std::size_t same_class = 0, correct = 0, fake_correct = 0, outside = 0;
     double worst = 0.0, worst_ratio = 0.0;
