@@ -2,9 +2,10 @@
 #pragma once
 /// @file
 /// @brief deploy::compile: a trained binarized MLP (lowbit::nn) -> a packed inference model
-/// (deploy::packed_mlp) that runs on the integer kernels. The overloads for the binarized CNN (-> packed_cnn)
-/// and for the MLP with k-bit PACT activations (-> packed_kbit_mlp) are in deploy/compile_cnn.hpp and
-/// deploy/compile_kbit.hpp, included here: compile() is the one entry point for all three.
+/// (deploy::packed_mlp) that runs on the integer kernels. The overloads for the binarized CNN (-> packed_cnn),
+/// the MLP with k-bit PACT activations (-> packed_kbit_mlp) and the CNN with k-bit PACT activations
+/// (-> packed_kbit_cnn) are in deploy/compile_cnn.hpp, deploy/compile_kbit.hpp and deploy/compile_kbit_cnn.hpp,
+/// included here: compile() is the one entry point for all four.
 ///
 /// What it takes: the model of
 /// `nn::mlp(options, W, First, Last, ste::sign_activation{}, nn::bias_head)`, i.e.
@@ -95,7 +96,7 @@ packed_mlp compile(Model& model, compile_options const& options = {})
                   "lowbit::deploy::compile supports the binarized MLP of nn::mlp(options, W, First, Last, "
                   "ste::sign_activation{}, nn::bias_head): dense - batch_norm - sign - dense - batch_norm - sign - dense "
                   "with bias, the same MLP with k-bit PACT activations (ste::pact<Bits>{...} in place of "
-                  "ste::sign_activation{}, Bits 1..8), and the binarized CNN of nn::cnn; other models (float or "
+                  "ste::sign_activation{}, Bits 1..8), and the binarized or PACT CNN of nn::cnn; other models (float or "
                   "other quantized activations, the batch_norm head, other layer sequences) have no packed form yet");
     if constexpr (parts::value) {
         using first = typename parts::first;
