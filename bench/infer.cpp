@@ -11,7 +11,9 @@
 //   packed_all_binary/codes  the variant with XNOR weights in the first and last layers too;
 //   float         the float model;
 //   cnn/packed/codes, cnn/float  the same for the CNN (cnn/float: nn::cnn's evaluation forward with Q(w), im2col
-//                 + sgemm per convolution).
+//                 + sgemm per convolution);
+//   kbit/..., kbit_cnn/...  the MLP and the CNN with 4-bit PACT activations and 2-bit DoReFa weights (8-bit
+//                 first and last layers), against float twins with the same PACT activations.
 // Counters: images_per_s (the rate of images, per second of wall time) and model_bytes (the packed file, or
 // the float checkpoint). The weights are untrained (initialised, BatchNorm statistics set from one batch):
 // the work does not depend on their values.
@@ -21,6 +23,8 @@
 #include <lowbit/deploy/compile.hpp>
 #include <lowbit/deploy/packed_cnn_file.hpp>
 #include <lowbit/deploy/packed_file.hpp>
+#include <lowbit/deploy/packed_kbit_cnn_file.hpp>
+#include <lowbit/deploy/packed_kbit_file.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
@@ -32,9 +36,11 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -82,40 +88,90 @@ void calibrate(Model& model, X const& x)
     });
 }
 
-struct setup {
-    bnn_type bnn = make_bnn();
-    float_type flt = make_float();
-    lowbit::deploy::packed_mlp packed, packed_binary;
-    std::size_t packed_binary_bytes = 0;
-    xt::xtensor<std::uint8_t, 2> codes;
-    xt::xtensor<float, 2> x;
+/// The binarized CNN and its float twin, as for the MLP.
+auto make_bnn_cnn()
+{
+    return nn::cnn({.seed = 1}, ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{},
+                   ste::sign_activation{}, nn::bias_head);
+}
+
+template <class Act>
+auto make_float_cnn(Act act)
+{
+    return nn::cnn({.seed = 1}, nn::float_weights, nn::float_weights, nn::float_weights, act, nn::bias_head);
+}
+
+/// The k-bit (PACT) models: 4-bit PACT activations, 2-bit DoReFa weights, 8-bit DoReFa first and last layers
+/// (deploy/compile_kbit.hpp, deploy/compile_kbit_cnn.hpp), and their float twins with the same activations.
+ste::pact<4> pact4() { return ste::pact<4>{{.alpha = 3.0f}}; }
+
+auto make_kbit()
+{
+    return nn::mlp({.inputs = 784, .hidden = hidden, .classes = 10, .init = nn::init::uniform_unit, .seed = 1},
+                   ste::dorefa_weight<2>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, pact4(), nn::bias_head);
+}
+
+auto make_float_kbit()
+{
+    return nn::mlp({.inputs = 784, .hidden = hidden, .classes = 10, .seed = 1}, nn::float_weights, nn::float_weights,
+                   nn::float_weights, pact4(), nn::bias_head);
+}
+
+auto make_kbit_cnn()
+{
+    return nn::cnn({.seed = 1}, ste::dorefa_weight<2>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, pact4(),
+                   nn::bias_head);
+}
+
+/// A quantized model compiled by deploy::compile, and its float twin: the same function with Q(w) as float
+/// weights and the same BatchNorm state (and PACT alphas), on random 8-bit input of @p shape.
+template <class Quantized, class Float, std::size_t Rank>
+struct twins {
+    Quantized q;
+    Float flt;
+    decltype(lowbit::deploy::compile(std::declval<Quantized&>())) packed;
+    xt::xtensor<std::uint8_t, Rank> codes;
+    xt::xtensor<float, Rank> x;
     std::size_t packed_bytes = 0, float_bytes = 0;
 
-    setup()
+    twins(Quantized quantized, Float twin, std::array<std::size_t, Rank> const& shape)
+        : q(std::move(quantized)), flt(std::move(twin))
     {
         std::mt19937_64 rng(3);
-        codes = xt::xtensor<std::uint8_t, 2>::from_shape({256, 784});
+        codes = xt::xtensor<std::uint8_t, Rank>::from_shape(shape);
         for (auto& c : codes) c = static_cast<std::uint8_t>(rng() % 3 == 0 ? 0 : rng() & 0xFF);
-        x = xt::xtensor<float, 2>::from_shape(codes.shape());
+        x = xt::xtensor<float, Rank>::from_shape(codes.shape());
         for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(codes.data()[i]) / 255.0f;
-        calibrate(bnn, x);
-        packed = lowbit::deploy::compile(bnn);
+        calibrate(q, x);
+        packed = lowbit::deploy::compile(q);
         packed_bytes = lowbit::deploy::packed_bytes(packed);
+        lowbit::io::archive a = lowbit::train::to_archive(q);
+        lowbit::train::from_archive(flt, a);
+        std::vector<std::vector<float>> values;  // Q(w) of every weight, in the models' common order
+        q.for_each_weight([&](auto& w) {
+            auto const v = w.forward_values({.training = false});
+            values.emplace_back(v.begin(), v.end());
+        });
+        std::size_t i = 0;
+        flt.for_each_weight([&](auto& w) { w.assign(values.at(i++)); });
+        float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(flt)).size();
+    }
+};
+
+template <class Q, class F, std::size_t Rank>
+twins(Q, F, std::array<std::size_t, Rank> const&) -> twins<Q, F, Rank>;
+
+/// The binarized MLP and its twin, and the all-binary variant's packed model.
+struct setup : twins<bnn_type, float_type, 2> {
+    lowbit::deploy::packed_mlp packed_binary;
+    std::size_t packed_binary_bytes = 0;
+
+    setup() : twins(make_bnn(), make_float(), {256, 784})
+    {
         auto binary = make_all_binary();
         calibrate(binary, x);
         packed_binary = lowbit::deploy::compile(binary);
         packed_binary_bytes = lowbit::deploy::packed_bytes(packed_binary);
-        // The float model: the same function with Q(w) as float weights, and the same BatchNorm state.
-        lowbit::io::archive a = lowbit::train::to_archive(bnn);
-        lowbit::train::from_archive(flt, a);
-        auto copy_q = [](auto& from, auto& to) {
-            auto const q = from.weight().forward_values({.training = false});
-            to.weight().assign(std::vector<float>(q.begin(), q.end()));
-        };
-        copy_q(bnn.layer<0>(), flt.layer<0>());
-        copy_q(bnn.layer<3>(), flt.layer<3>());
-        copy_q(bnn.layer<6>(), flt.layer<6>());
-        float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(flt)).size();
     }
 };
 
@@ -125,56 +181,21 @@ setup& models()
     return s;
 }
 
-/// The binarized CNN and its float twin, as for the MLP.
-auto make_bnn_cnn()
+auto& cnn_models()
 {
-    return nn::cnn({.seed = 1}, ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{},
-                   ste::sign_activation{}, nn::bias_head);
+    static twins s(make_bnn_cnn(), make_float_cnn(ste::sign_activation{}), std::array<std::size_t, 4>{256, 1, 28, 28});
+    return s;
 }
 
-auto make_float_cnn()
+auto& kbit_models()
 {
-    return nn::cnn({.seed = 1}, nn::float_weights, nn::float_weights, nn::float_weights, ste::sign_activation{},
-                   nn::bias_head);
+    static twins s(make_kbit(), make_float_kbit(), std::array<std::size_t, 2>{256, 784});
+    return s;
 }
 
-struct cnn_setup {
-    decltype(make_bnn_cnn()) bnn = make_bnn_cnn();
-    decltype(make_float_cnn()) flt = make_float_cnn();
-    lowbit::deploy::packed_cnn packed;
-    xt::xtensor<std::uint8_t, 4> codes;
-    xt::xtensor<float, 4> x;
-    std::size_t packed_bytes = 0, float_bytes = 0;
-
-    cnn_setup()
-    {
-        std::mt19937_64 rng(3);
-        codes = xt::xtensor<std::uint8_t, 4>::from_shape({256, 1, 28, 28});
-        for (auto& c : codes) c = static_cast<std::uint8_t>(rng() % 3 == 0 ? 0 : rng() & 0xFF);
-        x = xt::xtensor<float, 4>::from_shape(codes.shape());
-        for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(codes.data()[i]) / 255.0f;
-        calibrate(bnn, x);
-        packed = lowbit::deploy::compile(bnn);
-        packed_bytes = lowbit::deploy::packed_bytes(packed);
-        lowbit::io::archive a = lowbit::train::to_archive(bnn);
-        lowbit::train::from_archive(flt, a);
-        auto copy_q = [](auto& from, auto& to) {
-            auto const q = from.weight().forward_values({.training = false});
-            to.weight().assign(std::vector<float>(q.begin(), q.end()));
-        };
-        copy_q(bnn.layer<0>().layer<0>(), flt.layer<0>().layer<0>());
-        copy_q(bnn.layer<1>().layer<0>(), flt.layer<1>().layer<0>());
-        copy_q(bnn.layer<3>().layer<0>(), flt.layer<3>().layer<0>());
-        copy_q(bnn.layer<4>().layer<0>(), flt.layer<4>().layer<0>());
-        copy_q(bnn.layer<7>(), flt.layer<7>());
-        copy_q(bnn.layer<10>(), flt.layer<10>());
-        float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(flt)).size();
-    }
-};
-
-cnn_setup& cnn_models()
+auto& kbit_cnn_models()
 {
-    static cnn_setup s;
+    static twins s(make_kbit_cnn(), make_float_cnn(pact4()), std::array<std::size_t, 4>{256, 1, 28, 28});
     return s;
 }
 
@@ -193,18 +214,6 @@ void counters(benchmark::State& state, std::size_t batch, std::size_t bytes)
     state.counters["model_bytes"] = static_cast<double>(bytes);
 }
 
-void BM_packed_codes(benchmark::State& state)
-{
-    setup& s = models();
-    threads const t(state.range(0));
-    auto const batch = static_cast<std::size_t>(state.range(1));
-    xt::xtensor<std::uint8_t, 2> const in = xt::view(s.codes, xt::range(0, batch), xt::all());
-    for (auto _ : state) {
-        xt::xtensor<float, 2> l = s.packed.forward(in);
-        benchmark::DoNotOptimize(l.data());
-    }
-    counters(state, batch, s.packed_bytes);
-}
 
 void BM_packed_binary(benchmark::State& state)
 {
@@ -232,25 +241,14 @@ void BM_packed_float(benchmark::State& state)
     counters(state, batch, s.packed_bytes);
 }
 
-void BM_float(benchmark::State& state)
-{
-    setup& s = models();
-    threads const t(state.range(0));
-    auto const batch = static_cast<std::size_t>(state.range(1));
-    xt::xtensor<float, 2> const in = xt::view(s.x, xt::range(0, batch), xt::all());
-    for (auto _ : state) {
-        xt::xtensor<float, 2> l = s.flt.forward(in, {.training = false});
-        benchmark::DoNotOptimize(l.data());
-    }
-    counters(state, batch, s.float_bytes);
-}
 
-void BM_cnn_packed_codes(benchmark::State& state)
+/// The packed model of @p s on 8-bit codes, and its float twin.
+template <class Twins>
+void packed_codes(benchmark::State& state, Twins& s)
 {
-    cnn_setup& s = cnn_models();
     threads const t(state.range(0));
     auto const batch = static_cast<std::size_t>(state.range(1));
-    xt::xtensor<std::uint8_t, 4> const in = xt::view(s.codes, xt::range(0, batch));
+    auto const in = xt::eval(xt::view(s.codes, xt::range(0, batch)));
     for (auto _ : state) {
         xt::xtensor<float, 2> l = s.packed.forward(in);
         benchmark::DoNotOptimize(l.data());
@@ -258,18 +256,27 @@ void BM_cnn_packed_codes(benchmark::State& state)
     counters(state, batch, s.packed_bytes);
 }
 
-void BM_cnn_float(benchmark::State& state)
+template <class Twins>
+void float_twin(benchmark::State& state, Twins& s)
 {
-    cnn_setup& s = cnn_models();
     threads const t(state.range(0));
     auto const batch = static_cast<std::size_t>(state.range(1));
-    xt::xtensor<float, 4> const in = xt::view(s.x, xt::range(0, batch));
+    auto const in = xt::eval(xt::view(s.x, xt::range(0, batch)));
     for (auto _ : state) {
         xt::xtensor<float, 2> l = s.flt.forward(in, {.training = false});
         benchmark::DoNotOptimize(l.data());
     }
     counters(state, batch, s.float_bytes);
 }
+
+void BM_packed_codes(benchmark::State& state) { packed_codes(state, models()); }
+void BM_float(benchmark::State& state) { float_twin(state, models()); }
+void BM_cnn_packed_codes(benchmark::State& state) { packed_codes(state, cnn_models()); }
+void BM_cnn_float(benchmark::State& state) { float_twin(state, cnn_models()); }
+void BM_kbit_packed_codes(benchmark::State& state) { packed_codes(state, kbit_models()); }
+void BM_kbit_float(benchmark::State& state) { float_twin(state, kbit_models()); }
+void BM_kbit_cnn_packed_codes(benchmark::State& state) { packed_codes(state, kbit_cnn_models()); }
+void BM_kbit_cnn_float(benchmark::State& state) { float_twin(state, kbit_cnn_models()); }
 
 void shapes(benchmark::internal::Benchmark* b)
 {
@@ -285,5 +292,9 @@ BENCHMARK(BM_packed_binary)->Name("packed_all_binary/codes")->Apply(shapes);
 BENCHMARK(BM_float)->Name("float")->Apply(shapes);
 BENCHMARK(BM_cnn_packed_codes)->Name("cnn/packed/codes")->Apply(shapes);
 BENCHMARK(BM_cnn_float)->Name("cnn/float")->Apply(shapes);
+BENCHMARK(BM_kbit_packed_codes)->Name("kbit/packed/codes")->Apply(shapes);
+BENCHMARK(BM_kbit_float)->Name("kbit/float")->Apply(shapes);
+BENCHMARK(BM_kbit_cnn_packed_codes)->Name("kbit_cnn/packed/codes")->Apply(shapes);
+BENCHMARK(BM_kbit_cnn_float)->Name("kbit_cnn/float")->Apply(shapes);
 
 } // namespace

@@ -102,21 +102,52 @@ struct level_thresholds {
         for (int c = 0; c < levels; ++c) q += u >= t[c] ? 1 : 0;
         return static_cast<std::uint8_t>(q);
     }
+};
 
-    /// @brief The codes of every channel (size() of them, into @p q) for one row of integer results @p v.
+namespace detail {
+/// level_thresholds laid out for speed: the thresholds level-major ([levels][channels]) and the orientation as
+/// a factor +-1, so that the count of passed thresholds of a row of channels is `levels` vector compares over
+/// the channels (the channel-major rule's loop runs over 3 or 15 levels, too short to vectorise well).
+/// codes() equals level_thresholds::code for every channel and v (|v| < 2^31 - 1, which the layers' int32
+/// bounds guarantee); the packed layers' tests check that against the rule.
+struct level_table {
+    std::size_t levels = 0, channels = 0;
+    std::vector<std::int32_t> by_level;  ///< levels x channels
+    std::vector<std::int32_t> sign;      ///< per channel: 1, or -1 for negate
+
+    level_table() = default;
+    explicit level_table(level_thresholds const& t)
+        : levels(static_cast<std::size_t>(t.levels)), channels(t.size()), by_level(levels * channels), sign(channels)
+    {
+        for (std::size_t j = 0; j < channels; ++j) {
+            sign[j] = t.negate[j] != 0 ? -1 : 1;
+            for (std::size_t c = 0; c < levels; ++c) by_level[c * channels + j] = t.threshold[j * levels + c];
+        }
+    }
+
+    /// The codes of one row of integer results @p v (channels of them) into @p q.
     void codes(std::int32_t const* v, std::uint8_t* q) const noexcept
     {
-        auto const n = static_cast<std::size_t>(levels);
-        for (std::size_t j = 0; j < negate.size(); ++j) {
-            // The count of passed thresholds, branch-free so that the loop over levels vectorises.
-            std::int32_t const u = negate[j] != 0 ? -v[j] : v[j];
-            std::int32_t const* t = threshold.data() + j * n;
-            unsigned count = 0;
-            for (std::size_t c = 0; c < n; ++c) count += u >= t[c] ? 1u : 0u;
-            q[j] = static_cast<std::uint8_t>(count);
+        // Blocks of 64 channels counted in local int32 arrays: the output bytes could alias anything (unsigned
+        // char), and a count of another width than the compare does not vectorise (GCC 12).
+        constexpr std::size_t block = 64;
+        std::array<std::int32_t, block> u;
+        std::array<std::int32_t, block> count{};
+        for (std::size_t j0 = 0; j0 < channels; j0 += block) {
+            std::size_t const m = std::min(block, channels - j0);
+            for (std::size_t k = 0; k < m; ++k) u[k] = v[j0 + k] * sign[j0 + k];
+            count.fill(0);
+            for (std::size_t c = 0; c < levels; ++c) {
+                std::int32_t const* t = by_level.data() + c * channels + j0;
+                for (std::size_t k = 0; k < m; ++k) count[k] += u[k] >= t[k] ? 1 : 0;
+            }
+            std::array<std::uint8_t, block> bytes;  // the whole block: a fixed trip count narrows in vectors
+            for (std::size_t k = 0; k < block; ++k) bytes[k] = static_cast<std::uint8_t>(count[k]);
+            std::copy(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(m), q + j0);
         }
     }
 };
+} // namespace detail
 
 /// @brief The exact code rules of act(bn(y(j, v))) for every integer v in [v_min, v_max], where act is a
 /// PACT activation layer (ReLU + ste::pact<Bits>): per channel and level, a binary search over v of copies of

@@ -76,6 +76,7 @@ public:
                                     std::to_string(l.levels) + " levels for " + std::to_string(s.filters) +
                                     " filters (every set: filters x the same levels, 1..255)");
         i8_ = detail::int8_weights(w_);
+        for (level_thresholds const& l : t_) tables_.emplace_back(l);
     }
 
     kernels::binary_conv2d_shape const& shape() const noexcept { return shape_; }
@@ -98,7 +99,8 @@ public:
             std::vector<std::int32_t>& v = scratch<std::int32_t, 0>(n * pixels * filters);
             detail::code_conv_integers(shape_, w_, i8_, x, n0, n, scratch<std::uint8_t, 1>(0), v.data());
             for (std::size_t r = 0; r < n * pixels; ++r) {
-                level_thresholds const& t = t_.size() == 1 ? t_.front() : t_[classes_.pixel_class[r % pixels]];
+                detail::level_table const& t =
+                    tables_.size() == 1 ? tables_.front() : tables_[classes_.pixel_class[r % pixels]];
                 t.codes(v.data() + r * filters, y + (n0 * pixels + r) * ldy);
             }
         });
@@ -151,6 +153,7 @@ private:
     kernels::binary_conv2d_shape shape_{};
     packed_weights w_;
     std::vector<level_thresholds> t_;
+    std::vector<detail::level_table> tables_;  // t_, laid out for the output loop
     padding_classes classes_;
     kernels::int8_packed_b i8_;
 };

@@ -58,6 +58,7 @@ public:
                                 " thresholds of " + std::to_string(t_.levels) + " levels for " +
                                 std::to_string(w_.out) + " channels");
         pack();
+        table_ = detail::level_table(t_);
     }
 
     /// @brief A layer whose output is float logits v scale_j + bias_j.
@@ -109,7 +110,7 @@ public:
         std::vector<std::int32_t>& v = scratch<2>(n);
         for (std::size_t i = 0; i < x.rows; ++i) {
             for (std::size_t j = 0; j < n; ++j) v[j] = r.value(i, j, n);
-            t_.codes(v.data(), y + i * ldy);
+            table_.codes(v.data(), y + i * ldy);
         }
     }
 
@@ -179,6 +180,7 @@ private:
     bool logits_ = false;
     packed_weights w_;
     level_thresholds t_;
+    detail::level_table table_;  // t_, laid out for the output loop
     std::vector<double> scale_;
     std::vector<float> bias_;
     kernels::int8_packed_b i8_;
