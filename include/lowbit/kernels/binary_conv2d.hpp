@@ -289,11 +289,16 @@ void binary_conv2d(binary_conv2d_weights const& w, bit_matrix_view x, std::size_
         dense_buffer.resize(dense_rows * rw);
     }
     std::uint64_t* dense = dense_buffer.data();
-    parallel_for(dense_rows, 64, [&](std::size_t begin, std::size_t end) { detail::binary_dense_rows(s, x, begin, end, dense); });
+    // Chunks of at least 2^16 words each: waking the pool costs more than copying a small image's rows (at
+    // batch 1 a 28x28 convolution took 19.9 us on 2 threads against 14.7 us on 1 before this bound).
+    constexpr std::size_t chunk_words = std::size_t{1} << 16;
+    parallel_for(dense_rows, std::max<std::size_t>(64, chunk_words / std::max<std::size_t>(rw, 1)),
+                 [&](std::size_t begin, std::size_t end) { detail::binary_dense_rows(s, x, begin, end, dense); });
     std::size_t const panels = detail::popcount_a_panels(m, 1);
     std::size_t const panel_words = detail::popcount_words(s.patch_bits()) * detail::popcount_mr(1);
     std::uint32_t* pa = detail::popcount_buffer(0, panels * panel_words);
-    parallel_for(panels, 64, [&](std::size_t begin, std::size_t end) {
+    parallel_for(panels, std::max<std::size_t>(64, chunk_words / std::max<std::size_t>(panel_words, 1)),
+                 [&](std::size_t begin, std::size_t end) {
         detail::binary_im2col_panels(s, dense, m, begin, end, pa);
     });
     detail::int_epilogue e = detail::lower_output(out, s.filters);
