@@ -126,10 +126,10 @@ TEST_CASE("a trained binarized MLP and its packed model agree on all 10000 Fashi
                                << differing_signs << " of " << 2 * hidden * n << "; largest logit difference " << worst
                                << " (" << worst_ratio << " of the tolerance, which is about " << tolerance[0] << ")");
     CHECK(same_class == n);
-    // 0 where measured (OpenBLAS, AVX-512); a float GEMM with another summation order could move a BatchNorm
-    // output that lies within rounding of 0 to the other side, a handful at most -- a wrong threshold would
-    // show as thousands.
-    CHECK(differing_signs <= 4);
+    // 0 in the Debug and ASan builds CI runs; a float GEMM with another summation order (a Release build with
+    // -march=native trains other floats and contracts to FMA) moves BatchNorm outputs that lie within rounding
+    // of 0 to the other side: 13 of 2,048,000 were seen once. A wrong threshold would show as thousands.
+    CHECK(differing_signs <= 40);
     CHECK(outside == 0);
     CHECK(accuracy > 0.6);  // one epoch on 6000 images: about 0.7 (chance is 0.1)
 }

@@ -117,7 +117,7 @@ TEST_CASE_TEMPLATE("trained PACT MLPs and their packed models agree on all 10000
                  << "; largest logit difference " << worst << " (" << worst_ratio << " of the tolerance)");
     CHECK(same_class == n);
     // A wrong threshold would show as thousands; the fake-quant model's float sums may move a handful.
-    CHECK(differing <= 4);
+    CHECK(differing <= 40);  // as test_deploy_fashion: 0 in CI's builds, a handful in others
     CHECK(inner > hidden * n / 10);  // the codes between 0 and n occur: the levels are exercised
     CHECK(outside == 0);
     CHECK(accuracy > 0.6);
