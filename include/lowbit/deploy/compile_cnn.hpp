@@ -230,18 +230,31 @@ cnn_layout cnn_layout_of(Model& model, compile_options const& options)
     return g;
 }
 
+/// A convolution's geometry for a @p height x @p width input, and its weights lowered in the packed patch
+/// order (ky, kx, c).
+struct lowered_conv {
+    kernels::binary_conv2d_shape shape;
+    lowered_dense weights;
+};
+
+template <class P>
+lowered_conv lower_conv(nn::conv2d<P>& conv, std::size_t height, std::size_t width, std::string const& which)
+{
+    kernels::binary_conv2d_shape const s = conv_shape(conv, height, width);
+    if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
+        throw invalid_input("lowbit::deploy::compile: the " + which + " convolution's " + std::to_string(height) + "x" +
+                            std::to_string(width) + " input is smaller than its kernel");
+    return {s, lower_weights(conv.weight().policy(), conv.weight().values(), s.filters, s.patch_bits(),
+                             patch_order(s.channels, s.kernel), conv.bias(), which + " convolution")};
+}
+
 /// Lowers a conv - BN - sign block of size @p height x @p width. The first layer (@p map non-null) reads
 /// input codes and gets one set of thresholds per padding class; the others read sign bits.
 template <class P>
 packed_conv2d lower_conv_block(nn::conv2d<P>& conv, nn::batch_norm<4> const& bn, std::size_t height,
                                std::size_t width, input_map const* map, std::string const& which)
 {
-    kernels::binary_conv2d_shape const s = conv_shape(conv, height, width);
-    if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
-        throw invalid_input("lowbit::deploy::compile: the " + which + " convolution's " + std::to_string(height) + "x" +
-                            std::to_string(width) + " input is smaller than its kernel");
-    lowered_dense l = lower_weights(conv.weight().policy(), conv.weight().values(), s.filters, s.patch_bits(),
-                                    patch_order(s.channels, s.kernel), conv.bias(), which + " convolution");
+    auto [s, l] = lower_conv(conv, height, width, which);
     std::vector<sign_thresholds> t;
     if (map != nullptr) {
         std::int64_t const v_max = integer_bound(l, 255);

@@ -61,12 +61,7 @@ packed_kbit_conv2d lower_kbit_conv_block(nn::conv2d<P>& conv, nn::batch_norm<4> 
                                          std::size_t height, std::size_t width, input_map const* map, double unit,
                                          std::int64_t max_code, std::string const& which)
 {
-    kernels::binary_conv2d_shape const s = conv_shape(conv, height, width);
-    if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
-        throw invalid_input("lowbit::deploy::compile: the " + which + " convolution's " + std::to_string(height) + "x" +
-                            std::to_string(width) + " input is smaller than its kernel");
-    lowered_dense l = lower_weights(conv.weight().policy(), conv.weight().values(), s.filters, s.patch_bits(),
-                                    patch_order(s.channels, s.kernel), conv.bias(), which + " convolution");
+    auto [s, l] = lower_conv(conv, height, width, which);
     std::vector<level_thresholds> t;
     if (map != nullptr) {
         std::int64_t const v_max = integer_bound(l, 255);

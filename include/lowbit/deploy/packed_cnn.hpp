@@ -20,6 +20,7 @@
 /// may serve several threads; the kernels run on lowbit's thread pool (lowbit::set_num_threads).
 
 #include <lowbit/config.hpp>
+#include <lowbit/deploy/detail/cnn_chain.hpp>
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/packed_conv2d.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
@@ -58,43 +59,15 @@ public:
         std::string const who = "lowbit::deploy::packed_cnn: ";
         if (convs_.empty() || dense_.empty())
             throw invalid_input(who + "needs at least one convolution and one dense layer");
-        if (pools_.size() != convs_.size())
-            throw invalid_input(who + std::to_string(pools_.size()) + " poolings for " + std::to_string(convs_.size()) +
-                                " convolutions (one per convolution; kernel 0 for none)");
-        std::size_t c = 0, h = 0, w = 0;
-        for (std::size_t i = 0; i < convs_.size(); ++i) {
-            kernels::binary_conv2d_shape const& s = convs_[i].shape();
-            std::string const layer = "convolution " + std::to_string(i);
+        for (std::size_t i = 0; i < convs_.size(); ++i)
             if ((convs_[i].input() == layer_input::codes) != (i == 0))
-                throw invalid_input(who + layer + (i == 0 ? " must read the input codes" : " must read sign bits"));
-            if (i > 0 && (s.channels != c || s.height != h || s.width != w))
-                throw invalid_input(who + layer + " reads " + std::to_string(s.channels) + " x " +
-                                    std::to_string(s.height) + " x " + std::to_string(s.width) +
-                                    ", the layer before writes " + std::to_string(c) + " x " + std::to_string(h) +
-                                    " x " + std::to_string(w));
-            pool_window const p = pools_[i];
-            if (!p.none() && (p.stride == 0 || s.out_height() < p.kernel || s.out_width() < p.kernel))
-                throw invalid_input(who + "the pooling after " + layer +
-                                    " has stride 0 or a window larger than the " + std::to_string(s.out_height()) +
-                                    "x" + std::to_string(s.out_width()) + " feature map");
-            c = s.filters;
-            h = p.out(s.out_height());
-            w = p.out(s.out_width());
-        }
-        for (std::size_t i = 0; i < dense_.size(); ++i) {
-            packed_dense const& l = dense_[i];
-            bool const last = i + 1 == dense_.size();
-            std::string const layer = "dense layer " + std::to_string(i);
-            if (l.input() != layer_input::signs) throw invalid_input(who + layer + " must read sign bits");
-            if (l.logits() != last)
-                throw invalid_input(who + layer + (last ? " must write logits" : " must write sign bits"));
-            std::size_t const want = i == 0 ? c * h * w : dense_[i - 1].out();
-            if (l.in() != want)
-                throw invalid_input(who + layer + " reads " + std::to_string(l.in()) +
-                                    " features, the layer before writes " + std::to_string(want) +
-                                    (i == 0 ? " (the flattened feature map)" : ""));
-        }
-        flat_ = {c, h, w};
+                throw invalid_input(who + "convolution " + std::to_string(i) +
+                                    (i == 0 ? " must read the input codes" : " must read sign bits"));
+        flat_ = detail::chain_convs<packed_conv2d>(who, convs_, pools_);
+        for (std::size_t i = 0; i < dense_.size(); ++i)
+            if (dense_[i].input() != layer_input::signs)
+                throw invalid_input(who + "dense layer " + std::to_string(i) + " must read sign bits");
+        detail::chain_dense<packed_dense>(who, dense_, flat_.c * flat_.h * flat_.w, "sign bits");
     }
 
     deploy::input_map const& input() const noexcept { return input_; }
@@ -184,11 +157,7 @@ private:
     template <class Shape>
     void check_shape(Shape const& s) const
     {
-        if (s[1] != channels() || s[2] != height() || s[3] != width())
-            throw invalid_input("lowbit::deploy::packed_cnn: shape mismatch: expected images of " +
-                                std::to_string(channels()) + " x " + std::to_string(height()) + " x " +
-                                std::to_string(width()) + ", got " + std::to_string(s[1]) + " x " +
-                                std::to_string(s[2]) + " x " + std::to_string(s[3]));
+        detail::check_images("lowbit::deploy::packed_cnn: ", s, {channels(), height(), width()});
     }
 
     /// Runs the layers up to @p stop: with stop_before_pool, convolution @p stop without its pooling (stop <
@@ -202,10 +171,7 @@ private:
         std::size_t const m = codes.shape(0), c0 = channels(), plane = height() * width();
         // NCHW codes -> NHWC rows of C codes, the rows the first convolution's im2col copies.
         std::vector<std::uint8_t> nhwc(codes.size());
-        for (std::size_t n = 0; n < m; ++n)
-            for (std::size_t ch = 0; ch < c0; ++ch)
-                for (std::size_t p = 0; p < plane; ++p)
-                    nhwc[(n * plane + p) * c0 + ch] = codes.data()[(n * c0 + ch) * plane + p];
+        detail::nchw_to_nhwc(codes.data(), m, c0, plane, nhwc.data());
         for (std::size_t i = 0; i < convs_.size(); ++i) {
             packed_conv2d const& conv = convs_[i];
             kernels::binary_conv2d_shape const& s = conv.shape();
@@ -247,15 +213,11 @@ private:
         }
     }
 
-    struct feature_map {
-        std::size_t c = 0, h = 0, w = 0;
-    };
-
     deploy::input_map input_{};
     std::vector<packed_conv2d> convs_;
     std::vector<pool_window> pools_;
     std::vector<packed_dense> dense_;
-    feature_map flat_{};
+    detail::feature_map flat_{};
 };
 
 } // namespace lowbit::deploy

@@ -33,6 +33,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/detail/code_conv.hpp>
+#include <lowbit/deploy/detail/scratch.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/padding_classes.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
@@ -98,7 +99,7 @@ public:
     {
         expect(layer_input::codes, x.rows, x.cols, batch);
         expect_ld(ldy);
-        for_chunks(batch, [&](std::size_t n0, std::size_t n) {
+        detail::for_image_chunks(batch, out_pixels(), [&](std::size_t n0, std::size_t n) {
             std::vector<std::int32_t>& v = scratch<std::int32_t, 0>(n * out_pixels() * shape_.filters);
             code_integers(x, n0, n, v.data());
             threshold_rows(v.data(), n * out_pixels(), y + n0 * out_pixels() * ldy, ldy);
@@ -115,7 +116,7 @@ public:
             kernels::binary_conv2d(conv_, x, batch, t_.front().output(y, ldy));
             return;
         }
-        for_chunks(batch, [&](std::size_t n0, std::size_t n) {
+        detail::for_image_chunks(batch, out_pixels(), [&](std::size_t n0, std::size_t n) {
             std::vector<std::int32_t>& v = scratch<std::int32_t, 0>(n * out_pixels() * shape_.filters);
             sign_integers(x, n0, n, v.data());
             threshold_rows(v.data(), n * out_pixels(), y + n0 * out_pixels() * ldy, ldy);
@@ -127,7 +128,7 @@ public:
     void integers(kernels::matrix_view<std::uint8_t> x, std::size_t batch, std::int64_t* v, std::size_t ldv) const
     {
         expect(layer_input::codes, x.rows, x.cols, batch);
-        for_chunks(batch, [&](std::size_t n0, std::size_t n) {
+        detail::for_image_chunks(batch, out_pixels(), [&](std::size_t n0, std::size_t n) {
             std::vector<std::int32_t>& r = scratch<std::int32_t, 0>(n * out_pixels() * shape_.filters);
             code_integers(x, n0, n, r.data());
             copy_rows(r.data(), n * out_pixels(), v + n0 * out_pixels() * ldv, ldv);
@@ -137,7 +138,7 @@ public:
     void integers(kernels::bit_matrix_view x, std::size_t batch, std::int64_t* v, std::size_t ldv) const
     {
         expect(layer_input::signs, x.rows, x.cols, batch);
-        for_chunks(batch, [&](std::size_t n0, std::size_t n) {
+        detail::for_image_chunks(batch, out_pixels(), [&](std::size_t n0, std::size_t n) {
             std::vector<std::int32_t>& r = scratch<std::int32_t, 0>(n * out_pixels() * shape_.filters);
             sign_integers(x, n0, n, r.data());
             copy_rows(r.data(), n * out_pixels(), v + n0 * out_pixels() * ldv, ldv);
@@ -150,16 +151,7 @@ private:
     void check() const
     {
         kernels::binary_conv2d_shape const& s = shape_;
-        if (s.channels == 0 || s.filters == 0 || s.kernel == 0 || s.stride == 0 || s.height == 0 || s.width == 0)
-            throw invalid_input(who() + "channels, height, width, filters, kernel and stride must be positive");
-        if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
-            throw invalid_input(who() + "the " + std::to_string(s.height) + "x" + std::to_string(s.width) +
-                                " input is smaller than the " + std::to_string(s.kernel) + "x" +
-                                std::to_string(s.kernel) + " kernel");
-        if (w_.in != s.patch_bits() || w_.out != s.filters)
-            throw invalid_input(who() + "weights of " + std::to_string(w_.out) + " x " + std::to_string(w_.in) +
-                                " for " + std::to_string(s.filters) + " filters of " + std::to_string(s.patch_bits()) +
-                                " taps (kernel^2 * channels)");
+        detail::check_conv_geometry(who(), s, w_);
         // The layer rules of a dense layer of `patch` inputs: bits, sizes, code ranges, int32 bounds.
         packed_weights probe = w_;
         probe.scale.assign(w_.out, 1.0f);
@@ -218,22 +210,10 @@ private:
         if (ldy < out_words()) throw invalid_input(who() + "sign rows shorter than ceil(filters / 64) words");
     }
 
-    /// Images in chunks of about 8192 output pixels: the int32 results of a chunk stay in the cache, and a
-    /// 256-image batch does not need 256 x 784 x filters int32 at once.
-    template <class F>
-    void for_chunks(std::size_t batch, F&& f) const
-    {
-        std::size_t const per = std::max<std::size_t>(1, 8192 / std::max<std::size_t>(1, out_pixels()));
-        for (std::size_t n0 = 0; n0 < batch; n0 += per) f(n0, std::min(per, batch - n0));
-    }
-
-    /// Per-thread scratch buffers reused from call to call (as packed_dense's).
     template <class T, int Slot>
     static std::vector<T>& scratch(std::size_t n)
     {
-        thread_local std::vector<T> buffer;
-        if (buffer.size() < n) buffer.resize(n);
-        return buffer;
+        return detail::scratch<packed_conv2d, T, Slot>(n);
     }
 
     /// v of images n0 .. n0 + n - 1 of input codes: im2col of the codes (0 at padded taps), then int8_gemm.

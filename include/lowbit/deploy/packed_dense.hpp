@@ -38,6 +38,7 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
+#include <lowbit/deploy/detail/scratch.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
 #include <lowbit/kernels/binary_gemm.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
@@ -271,9 +272,7 @@ private:
     template <class T, int Slot>
     static std::vector<T>& scratch(std::size_t n)
     {
-        thread_local std::vector<T> buffer;
-        if (buffer.size() < n) buffer.resize(n);
-        return buffer;
+        return detail::scratch<packed_dense, T, Slot>(n);
     }
 
     /// The kernel's results and the per-row term: v(i, j) = mult * acc[i * n + j] + row[i].

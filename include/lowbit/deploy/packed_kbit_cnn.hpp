@@ -23,6 +23,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/code_max_pool.hpp>
+#include <lowbit/deploy/detail/cnn_chain.hpp>
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/packed_kbit_conv2d.hpp>
 #include <lowbit/deploy/packed_kbit_dense.hpp>
@@ -59,39 +60,14 @@ public:
         std::string const who = "lowbit::deploy::packed_kbit_cnn: ";
         if (convs_.empty() || dense_.empty())
             throw invalid_input(who + "needs at least one convolution and one dense layer");
-        if (pools_.size() != convs_.size())
-            throw invalid_input(who + std::to_string(pools_.size()) + " poolings for " + std::to_string(convs_.size()) +
-                                " convolutions (one per convolution; kernel 0 for none)");
-        std::size_t c = 0, h = 0, w = 0;
-        for (std::size_t i = 0; i < convs_.size(); ++i) {
-            kernels::binary_conv2d_shape const& s = convs_[i].shape();
-            std::string const layer = "convolution " + std::to_string(i);
-            // After a PACT, code 0 is 0.0: zero padding needs no per-class thresholds.
-            if (i > 0 && convs_[i].thresholds().size() != 1)
-                throw invalid_input(who + layer + " reads k-bit codes and has one set of thresholds, not " +
+        // After a PACT, code 0 is 0.0: zero padding needs no per-class thresholds.
+        for (std::size_t i = 1; i < convs_.size(); ++i)
+            if (convs_[i].thresholds().size() != 1)
+                throw invalid_input(who + "convolution " + std::to_string(i) +
+                                    " reads k-bit codes and has one set of thresholds, not " +
                                     std::to_string(convs_[i].thresholds().size()));
-            if (i > 0 && (s.channels != c || s.height != h || s.width != w))
-                throw invalid_input(who + layer + " reads " + std::to_string(s.channels) + " x " +
-                                    std::to_string(s.height) + " x " + std::to_string(s.width) +
-                                    ", the layer before writes " + std::to_string(c) + " x " + std::to_string(h) +
-                                    " x " + std::to_string(w));
-            pool_window const p = pools_[i];
-            if (!p.none()) p.check(s.out_height(), s.out_width(), who + "the pooling after " + layer + ": ");
-            c = s.filters;
-            h = p.out(s.out_height());
-            w = p.out(s.out_width());
-        }
-        for (std::size_t i = 0; i < dense_.size(); ++i) {
-            packed_kbit_dense const& l = dense_[i];
-            bool const last = i + 1 == dense_.size();
-            std::string const layer = "dense layer " + std::to_string(i);
-            if (l.logits() != last) throw invalid_input(who + layer + (last ? " must write logits" : " must write codes"));
-            std::size_t const want = i == 0 ? c * h * w : dense_[i - 1].out();
-            if (l.in() != want)
-                throw invalid_input(who + layer + " reads " + std::to_string(l.in()) +
-                                    " features, the layer before writes " + std::to_string(want) +
-                                    (i == 0 ? " (the flattened feature map)" : ""));
-        }
+        detail::feature_map const flat = detail::chain_convs<packed_kbit_conv2d>(who, convs_, pools_);
+        detail::chain_dense<packed_kbit_dense>(who, dense_, flat.c * flat.h * flat.w, "codes");
     }
 
     deploy::input_map const& input() const noexcept { return input_; }
@@ -148,11 +124,7 @@ private:
     template <class Shape>
     void check_shape(Shape const& s) const
     {
-        if (s[1] != channels() || s[2] != height() || s[3] != width())
-            throw invalid_input("lowbit::deploy::packed_kbit_cnn: shape mismatch: expected images of " +
-                                std::to_string(channels()) + " x " + std::to_string(height()) + " x " +
-                                std::to_string(width()) + ", got " + std::to_string(s[1]) + " x " +
-                                std::to_string(s[2]) + " x " + std::to_string(s[3]));
+        detail::check_images("lowbit::deploy::packed_kbit_cnn: ", s, {channels(), height(), width()});
     }
 
     static xt::xtensor<std::uint8_t, 2> copy_rows(std::vector<std::uint8_t> const& a, std::size_t rows,
@@ -169,11 +141,8 @@ private:
              std::vector<xt::xtensor<std::uint8_t, 2>>* trace = nullptr) const
     {
         std::size_t const m = codes.shape(0), c0 = channels(), plane = height() * width();
-        // NCHW codes -> NHWC rows of C codes.
         a.resize(codes.size());
-        for (std::size_t n = 0; n < m; ++n)
-            for (std::size_t ch = 0; ch < c0; ++ch)
-                for (std::size_t p = 0; p < plane; ++p) a[(n * plane + p) * c0 + ch] = codes.data()[(n * c0 + ch) * plane + p];
+        detail::nchw_to_nhwc(codes.data(), m, c0, plane, a.data());
         std::vector<std::uint8_t> b;
         for (std::size_t i = 0; i < convs_.size(); ++i) {
             packed_kbit_conv2d const& conv = convs_[i];

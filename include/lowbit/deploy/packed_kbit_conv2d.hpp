@@ -25,6 +25,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/detail/code_conv.hpp>
+#include <lowbit/deploy/detail/scratch.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/padding_classes.hpp>
@@ -55,16 +56,7 @@ public:
         : shape_(shape), w_(std::move(w)), t_(std::move(t))
     {
         kernels::binary_conv2d_shape const& s = shape_;
-        if (s.channels == 0 || s.filters == 0 || s.kernel == 0 || s.stride == 0 || s.height == 0 || s.width == 0)
-            throw invalid_input(who() + "channels, height, width, filters, kernel and stride must be positive");
-        if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
-            throw invalid_input(who() + "the " + std::to_string(s.height) + "x" + std::to_string(s.width) +
-                                " input is smaller than the " + std::to_string(s.kernel) + "x" +
-                                std::to_string(s.kernel) + " kernel");
-        if (w_.in != s.patch_bits() || w_.out != s.filters)
-            throw invalid_input(who() + "weights of " + std::to_string(w_.out) + " x " + std::to_string(w_.in) +
-                                " for " + std::to_string(s.filters) + " filters of " + std::to_string(s.patch_bits()) +
-                                " taps (kernel^2 * channels)");
+        detail::check_conv_geometry(who(), s, w_);
         detail::check_code_weights(w_, who());
         classes_ = padding_classes::of(shape_);
         if (t_.size() != 1 && t_.size() != classes_.count())
@@ -95,7 +87,7 @@ public:
         expect(x, batch);
         if (ldy < shape_.filters) throw invalid_input(who() + "code rows shorter than the filters");
         std::size_t const pixels = out_pixels(), filters = shape_.filters;
-        for_chunks(batch, [&](std::size_t n0, std::size_t n) {
+        detail::for_image_chunks(batch, out_pixels(), [&](std::size_t n0, std::size_t n) {
             std::vector<std::int32_t>& v = scratch<std::int32_t, 0>(n * pixels * filters);
             detail::code_conv_integers(shape_, w_, i8_, x, n0, n, scratch<std::uint8_t, 1>(0), v.data());
             for (std::size_t r = 0; r < n * pixels; ++r) {
@@ -112,7 +104,7 @@ public:
     {
         expect(x, batch);
         std::size_t const pixels = out_pixels(), filters = shape_.filters;
-        for_chunks(batch, [&](std::size_t n0, std::size_t n) {
+        detail::for_image_chunks(batch, out_pixels(), [&](std::size_t n0, std::size_t n) {
             std::vector<std::int32_t>& r = scratch<std::int32_t, 0>(n * pixels * filters);
             detail::code_conv_integers(shape_, w_, i8_, x, n0, n, scratch<std::uint8_t, 1>(0), r.data());
             for (std::size_t i = 0; i < n * pixels; ++i)
@@ -132,22 +124,10 @@ private:
                                 std::to_string(x.rows) + " rows of " + std::to_string(x.cols));
     }
 
-    /// Images in chunks of about 8192 output pixels, as deploy::packed_conv2d: the int32 results and the im2col
-    /// rows of a chunk stay small.
-    template <class F>
-    void for_chunks(std::size_t batch, F&& f) const
-    {
-        std::size_t const per = std::max<std::size_t>(1, 8192 / std::max<std::size_t>(1, out_pixels()));
-        for (std::size_t n0 = 0; n0 < batch; n0 += per) f(n0, std::min(per, batch - n0));
-    }
-
-    /// Per-thread scratch buffers reused from call to call.
     template <class T, int Slot>
     static std::vector<T>& scratch(std::size_t n)
     {
-        thread_local std::vector<T> buffer;
-        if (buffer.size() < n) buffer.resize(n);
-        return buffer;
+        return detail::scratch<packed_kbit_conv2d, T, Slot>(n);
     }
 
     kernels::binary_conv2d_shape shape_{};

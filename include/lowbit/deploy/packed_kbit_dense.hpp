@@ -24,6 +24,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/detail/code_conv.hpp>
+#include <lowbit/deploy/detail/scratch.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
@@ -152,13 +153,10 @@ private:
         }
     };
 
-    /// Per-thread scratch buffers reused from call to call (as packed_dense's).
     template <int Slot>
     static std::vector<std::int32_t>& scratch(std::size_t n)
     {
-        thread_local std::vector<std::int32_t> buffer;
-        if (buffer.size() < n) buffer.resize(n);
-        return buffer;
+        return detail::scratch<packed_kbit_dense, std::int32_t, Slot>(n);
     }
 
     /// v = sum_k q_k s_jk (binary) or 2 sum_k q_k c_jk + sum_k q_k (levels 2c + 1: the per-row term is one the

@@ -399,7 +399,9 @@ TEST_CASE("packed_kbit_conv2d and packed_kbit_cnn refuse what they cannot run, w
                          doctest::Contains("dense layer 0 must write codes"), invalid_input);
     CHECK_THROWS_WITH_AS(deploy::packed_kbit_cnn({}, {conv}, {deploy::pool_window{.kernel = 5, .stride = 1}},
                                                  {hidden(), logits(2)}),
-                         doctest::Contains("smaller than the 5x5 window"), invalid_input);
+                         doctest::Contains("the pooling after convolution 0 has stride 0 or a window larger than the "
+                                           "4x4 feature map"),
+                         invalid_input);
     kernels::binary_conv2d_shape s2 = s;
     s2.channels = 3;
     deploy::packed_weights const w2{.in = 27, .out = 3, .bits = 1, .signs = std::vector<std::uint64_t>(3, 0)};

@@ -48,6 +48,22 @@ inline void check_code_weights(packed_weights const& w, std::string const& who)
                             "-bit weights could overflow the int32 sums");
 }
 
+/// Throws invalid_input, prefixed by @p who, unless @p s is a convolution with positive sizes whose padded
+/// input fits its kernel, and @p w has one row per filter of kernel^2 * channels taps.
+inline void check_conv_geometry(std::string const& who, kernels::binary_conv2d_shape const& s, packed_weights const& w)
+{
+    if (s.channels == 0 || s.filters == 0 || s.kernel == 0 || s.stride == 0 || s.height == 0 || s.width == 0)
+        throw invalid_input(who + "channels, height, width, filters, kernel and stride must be positive");
+    if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
+        throw invalid_input(who + "the " + std::to_string(s.height) + "x" + std::to_string(s.width) +
+                            " input is smaller than the " + std::to_string(s.kernel) + "x" + std::to_string(s.kernel) +
+                            " kernel");
+    if (w.in != s.patch_bits() || w.out != s.filters)
+        throw invalid_input(who + "weights of " + std::to_string(w.out) + " x " + std::to_string(w.in) + " for " +
+                            std::to_string(s.filters) + " filters of " + std::to_string(s.patch_bits()) +
+                            " taps (kernel^2 * channels)");
+}
+
 /// im2col of images n0 .. n0 + n - 1 of @p x (NHWC rows of s.channels codes) into @p a: one row of
 /// s.patch_bits() codes per output pixel, (ky, kx, c) order, code 0 at padded taps.
 inline void code_im2col(kernels::binary_conv2d_shape const& s, kernels::matrix_view<std::uint8_t> const& x,
