@@ -22,6 +22,7 @@
 #include <lowbit/quant/ste/ste.hpp>
 #include <lowbit/train/checkpoint.hpp>
 
+#include "../../support/conv_loops.hpp"
 #include "../../support/file_problem.hpp"
 #include "../../support/temp_dir.hpp"
 
@@ -165,24 +166,10 @@ void check_conv(nn::conv2d_options o, std::size_t h, std::size_t w, bool first, 
     // Integers: sum over the valid taps of code x level, in plain loops over NCHW.
     std::vector<std::int64_t> v(rows * o.out);
     conv.integers(in, n, v.data(), o.out);
+    std::vector<std::int64_t> const loops = test::conv_loops(
+        s, conv.weights(), n, [&](std::size_t i, std::size_t c, std::size_t y, std::size_t xx) { return std::int64_t{q(i, c, y, xx)}; });
     std::size_t wrong = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t oy = 0; oy < s.out_height(); ++oy)
-            for (std::size_t ox = 0; ox < s.out_width(); ++ox)
-                for (std::size_t j = 0; j < o.out; ++j) {
-                    std::int64_t sum = 0;
-                    for (std::size_t ky = 0; ky < o.kernel; ++ky)
-                        for (std::size_t kx = 0; kx < o.kernel; ++kx) {
-                            auto const iy = static_cast<std::ptrdiff_t>(oy * o.stride + ky) - static_cast<std::ptrdiff_t>(o.padding);
-                            auto const ix = static_cast<std::ptrdiff_t>(ox * o.stride + kx) - static_cast<std::ptrdiff_t>(o.padding);
-                            if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(h) || ix >= static_cast<std::ptrdiff_t>(w))
-                                continue;
-                            for (std::size_t c = 0; c < o.in; ++c)
-                                sum += std::int64_t{q(i, c, static_cast<std::size_t>(iy), static_cast<std::size_t>(ix))} *
-                                       conv.weights().level(j, (ky * o.kernel + kx) * o.in + c);
-                        }
-                    wrong += v[((i * s.out_height() + oy) * s.out_width() + ox) * o.out + j] != sum;
-                }
+    for (std::size_t r = 0; r < loops.size(); ++r) wrong += v[r] != loops[r];
     CHECK(wrong == 0);
 
     // Codes: each pixel's class's thresholds applied to v, and against the float layers (zero padding in float).

@@ -16,6 +16,8 @@
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
 
+#include "../../support/conv_loops.hpp"
+
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
@@ -146,27 +148,13 @@ void check_conv(P policy, nn::conv2d_options o, std::size_t h, std::size_t w, bo
     else
         conv.integers(kernels::bit_matrix_view{xb.data(), n * h * w, o.in, kernels::words_for_bits(o.in)}, n, v.data(),
                       o.out);
+    std::vector<std::int64_t> const loops =
+        test::conv_loops(s, conv.weights(), n, [&](std::size_t i, std::size_t c, std::size_t y, std::size_t xx) {
+            std::size_t const at = ((i * o.in + c) * h + y) * w + xx;
+            return codes ? std::int64_t{q.data()[at]} : (x.data()[at] > 0.0f ? std::int64_t{1} : std::int64_t{-1});
+        });
     std::size_t wrong = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t oy = 0; oy < s.out_height(); ++oy)
-            for (std::size_t ox = 0; ox < s.out_width(); ++ox)
-                for (std::size_t j = 0; j < o.out; ++j) {
-                    std::int64_t sum = 0;
-                    for (std::size_t ky = 0; ky < o.kernel; ++ky)
-                        for (std::size_t kx = 0; kx < o.kernel; ++kx) {
-                            auto const iy = static_cast<std::ptrdiff_t>(oy * o.stride + ky) - static_cast<std::ptrdiff_t>(o.padding);
-                            auto const ix = static_cast<std::ptrdiff_t>(ox * o.stride + kx) - static_cast<std::ptrdiff_t>(o.padding);
-                            if (iy < 0 || ix < 0 || iy >= static_cast<std::ptrdiff_t>(h) || ix >= static_cast<std::ptrdiff_t>(w))
-                                continue;
-                            for (std::size_t c = 0; c < o.in; ++c) {
-                                std::size_t const at = ((i * o.in + c) * h + static_cast<std::size_t>(iy)) * w +
-                                                       static_cast<std::size_t>(ix);
-                                std::int64_t const in = codes ? std::int64_t{q.data()[at]} : (x.data()[at] > 0.0f ? 1 : -1);
-                                sum += in * conv.weights().level(j, (ky * o.kernel + kx) * o.in + c);
-                            }
-                        }
-                    wrong += v[((i * s.out_height() + oy) * s.out_width() + ox) * o.out + j] != sum;
-                }
+    for (std::size_t r = 0; r < loops.size(); ++r) wrong += v[r] != loops[r];
     CHECK(wrong == 0);
 
     // Sign bits against the float layers: conv2d (zero padding in float), batch_norm, sign(0) = +1.
