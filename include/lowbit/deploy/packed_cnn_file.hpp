@@ -3,9 +3,9 @@
 /// @file
 /// @brief The packed CNN file: save_packed / load_packed_cnn write and read a deploy::packed_cnn as a lowbit
 /// archive (io/archive.hpp: magic `LOWBITCK`, format version 2, little-endian, CRC-32 at the end, saved
-/// atomically), with the metadata `format = lowbit-packed-cnn` and `packed_version = 1`; packed_kind() tells
-/// a packed MLP file from a packed CNN file. The `format` value is the model kind: MLP files are unchanged
-/// (`lowbit-packed-mlp`, packed version 1), and each loader names the other when given the wrong kind.
+/// atomically), with the metadata `format = lowbit-packed-cnn` and `packed_version = 1`. The `format` value is
+/// the model kind (deploy/packed_kind.hpp lists them); each loader names the right one for a file of another
+/// kind. The helpers for a CNN's header and convolutions are shared with the k-bit CNN file.
 ///
 /// Metadata: `channels`, `height`, `width` (the input images), `classes`, `convs`, `dense`, and per
 /// convolution i `conv<i>.bits`, `.kernel`, `.stride`, `.padding`, `.pool_kernel`, `.pool_stride` (0 0: no
@@ -90,9 +90,10 @@ struct conv_entries {
     packed_weights w{};
 };
 
-/// What add_conv wrote under prefix @p p, for an input of @p channels x @p height x @p width.
-inline conv_entries read_conv(io::archive const& a, std::string const& p, std::size_t channels, std::size_t height,
-                              std::size_t width)
+/// What add_conv wrote under prefix @p p for convolution @p index, for an input of @p channels x @p height x
+/// @p width. Throws invalid_input for a pooling window that does not fit the feature map.
+inline conv_entries read_conv(io::archive const& a, std::string const& p, std::size_t index, std::size_t channels,
+                              std::size_t height, std::size_t width)
 {
     conv_entries c;
     c.shape = {.channels = channels, .height = height, .width = width};
@@ -102,6 +103,12 @@ inline conv_entries read_conv(io::archive const& a, std::string const& p, std::s
     c.pool = {.kernel = meta_number(a, p + "pool_kernel", 64), .stride = meta_number(a, p + "pool_stride", 64)};
     c.w = read_weights(a, p, c.shape.patch_bits());
     c.shape.filters = c.w.out;
+    bool const fits = c.shape.height + 2 * c.shape.padding >= c.shape.kernel &&
+                      c.shape.width + 2 * c.shape.padding >= c.shape.kernel && c.shape.stride != 0;
+    if (!c.pool.none() && fits &&
+        (c.pool.stride == 0 || c.shape.out_height() < c.pool.kernel || c.shape.out_width() < c.pool.kernel))
+        throw invalid_input("the pooling after convolution " + std::to_string(index) +
+                            " has stride 0 or a window larger than its feature map");
     return c;
 }
 } // namespace detail
@@ -153,7 +160,7 @@ inline packed_cnn cnn_from_archive(io::archive const& a)
         std::vector<pool_window> pools;
         for (std::size_t i = 0; i < count; ++i) {
             std::string const p = "conv" + std::to_string(i) + ".";
-            auto [s, pool, w] = detail::read_conv(a, p, channels, height, width);
+            auto [s, pool, w] = detail::read_conv(a, p, i, channels, height, width);
             std::size_t const words = kernels::words_for_bits(w.out);
             std::vector<std::size_t> const& ts = detail::entry_shape(a, p + "threshold");
             std::size_t const classes = ts.empty() ? 0 : ts[0];
@@ -170,9 +177,6 @@ inline packed_cnn cnn_from_archive(io::archive const& a)
             }
             convs.emplace_back(i == 0 ? layer_input::codes : layer_input::signs, s, std::move(w), std::move(t));
             pools.push_back(pool);
-            if (!pool.none() && (pool.stride == 0 || s.out_height() < pool.kernel || s.out_width() < pool.kernel))
-                throw invalid_input("the pooling after convolution " + std::to_string(i) +
-                                    " has stride 0 or a window larger than its feature map");
             channels = s.filters;
             height = pool.out(s.out_height());
             width = pool.out(s.out_width());

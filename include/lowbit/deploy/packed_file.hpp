@@ -4,8 +4,8 @@
 /// @brief The packed model file: save_packed / load_packed write and read a deploy::packed_mlp as a lowbit
 /// archive (io/archive.hpp: magic `LOWBITCK`, format version 2 for its integer entries, little-endian, CRC-32
 /// at the end, saved atomically), with the metadata `format = lowbit-packed-mlp` and `packed_version = 1`.
-/// (The other kinds of packed file: a packed CNN, `format = lowbit-packed-cnn`, deploy/packed_cnn_file.hpp,
-/// and a packed k-bit MLP, `format = lowbit-packed-kbit-mlp`, deploy/packed_kbit_file.hpp.)
+/// (The other kinds of packed file -- a packed CNN, a packed k-bit MLP and a packed k-bit CNN -- and the
+/// `format` values that tell them apart are listed in deploy/packed_kind.hpp.)
 /// The entries and their layout are in docs/deploy.md:
 ///
 /// | entry                        | type    | shape                   | when                              |

@@ -96,7 +96,7 @@ inline packed_kbit_cnn kbit_cnn_from_archive(io::archive const& a)
         std::vector<pool_window> pools;
         for (std::size_t i = 0; i < count; ++i) {
             std::string const p = "conv" + std::to_string(i) + ".";
-            auto [s, pool, w] = detail::read_conv(a, p, channels, height, width);
+            auto [s, pool, w] = detail::read_conv(a, p, i, channels, height, width);
             std::vector<std::size_t> const& ts = detail::entry_shape(a, p + "threshold");
             std::size_t const sets = ts.empty() ? 0 : ts[0];
             std::vector<level_thresholds> t =

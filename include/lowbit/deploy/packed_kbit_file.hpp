@@ -36,9 +36,9 @@
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/packed_file.hpp>
-#include <lowbit/deploy/packed_kind.hpp>
 #include <lowbit/deploy/packed_kbit_dense.hpp>
 #include <lowbit/deploy/packed_kbit_mlp.hpp>
+#include <lowbit/deploy/packed_kind.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
 

@@ -496,6 +496,9 @@ TEST_CASE("load_packed_kbit_cnn names the file and the problem")
     CHECK(contains(edited([](io::archive& a) { a.meta()["conv1.act_bits"] = "0"; }), "act_bits' is 0"));
     CHECK(edited([](io::archive& a) { a.meta()["conv2.kernel"] = "5"; }) ==
           "shape mismatch for entry 'conv2.codes': the file has [65, 54], expected [65, 150]");
+    CHECK(edited([](io::archive& a) { a.meta()["conv1.pool_kernel"] = "40"; }) ==
+          "inconsistent packed model: the pooling after convolution 1 has stride 0 or a window larger than its "
+          "feature map");
     CHECK(contains(edited([](io::archive& a) { a.meta()["classes"] = "4"; }),
                    "inconsistent packed model: the last layer writes 3 logits, metadata 'classes' is 4"));
     CHECK(contains(edited([](io::archive& a) { a.meta()["conv0.act_bits"] = "2"; }),
