@@ -299,21 +299,31 @@ def infer_section(lines):
               f"The variant with 8-bit first and last layers (the models may say so): {worst:.1f}x float, "
               f"1/{fb / row('packed/codes', 1, 256)['model_bytes']:.1f} of the float bytes. Its 8-bit first layer alone "
               "(784 x 1024 bytes) is 1/9.3 of the float model, so 1/25 is out of reach for it by construction.", ""]
-    crow = lambda name, t, b: row(f"cnn/{name}", t, b)
-    if crow("float", 1, 256):
-        lines += ["The binarized CNN (`nn::cnn` widths 16/32/128, sign activations, binary hidden layers, 8-bit first "
-                  "and last layers) compiled by `deploy::compile`, against our float inference of the same model:", "",
-                  "| model | threads | latency, batch 1 (us) | images/s, batch 256 | model bytes | throughput vs float |",
-                  "|---|---|---|---|---|---|"]
+    def twin_table(prefix, intro):
+        """Rows of a packed model against its float twin (bench/infer.cpp's twins<>), if they were run."""
+        if not row(f"{prefix}/float", 1, 256):
+            return
+        lines.extend([intro, "",
+                      "| model | threads | latency, batch 1 (us) | images/s, batch 256 | model bytes | throughput vs float |",
+                      "|---|---|---|---|---|---|"])
         for name in ("float", "packed/codes"):
             for t in (1, 2):
-                one, big, ref = crow(name, t, 1), crow(name, t, 256), crow("float", t, 256)
+                one, big, ref = row(f"{prefix}/{name}", t, 1), row(f"{prefix}/{name}", t, 256), row(f"{prefix}/float", t, 256)
                 if not one or not big:
                     continue
                 lat = one["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3}[one.get("time_unit", "ns")]
-                lines.append(f"| `cnn/{name}` | {t} | {lat:.1f} | {big['images_per_s']:.0f} | "
+                lines.append(f"| `{prefix}/{name}` | {t} | {lat:.1f} | {big['images_per_s']:.0f} | "
                              f"{big.get('model_bytes', float('nan')):.0f} | {big['images_per_s'] / ref['images_per_s']:.1f}x |")
         lines.append("")
+
+    twin_table("cnn", "The binarized CNN (`nn::cnn` widths 16/32/128, sign activations, binary hidden layers, 8-bit "
+                      "first and last layers) compiled by `deploy::compile`, against our float inference of the same model:")
+    twin_table("kbit", "The MLP 784-1024-1024-10 with 4-bit PACT activations and 2-bit DoReFa hidden weights (8-bit "
+                       "first and last layers; `deploy::packed_kbit_mlp`: int8 GEMM layers, level thresholds), against "
+                       "a float twin with the same PACT activations:")
+    twin_table("kbit_cnn", "The CNN (`nn::cnn` widths 16/32/128) with 4-bit PACT activations and 2-bit DoReFa weights "
+                           "(8-bit first and last layers; `deploy::packed_kbit_cnn`: im2col + int8 GEMM convolutions), "
+                           "against a float twin with the same PACT activations:")
 
 
 def qat_section(lines):
