@@ -2,8 +2,8 @@
 #pragma once
 // lowbit-infer: what the command line (main.cpp) and the model runners share -- the options and the runners'
 // entry points. The runners (binarized.cpp: sign-activation MLP and CNN; kbit.cpp: the MLP with k-bit PACT
-// activations) are translation units of their own, so that their model instantiations compile in parallel and
-// main.cpp stays light.
+// activations; kbit_cnn.cpp: the CNN with k-bit PACT activations) are translation units of their own, so that
+// their model instantiations compile in parallel and main.cpp stays light.
 
 #include <lowbit/io/archive.hpp>
 
@@ -34,8 +34,11 @@ int run_binarized_mlp(options const& o, lowbit::io::archive const& file);
 /// The binarized CNN: lowbit-train --model cnn --quantizer xnor --bits 1 --act-bits 1, or a `lowbit-packed-cnn`
 /// file.
 int run_binarized_cnn(options const& o, lowbit::io::archive const& file);
-/// The MLP with k-bit PACT activations: a checkpoint of one of the recipes in kbit.cpp, or a
+/// The MLP with k-bit PACT activations: a checkpoint of one of the recipes in kbit_common.hpp, or a
 /// `lowbit-packed-kbit-mlp` file.
 int run_kbit_mlp(options const& o, lowbit::io::archive const& file);
+/// The CNN with k-bit PACT activations: a checkpoint of lowbit-train --model cnn with one of the recipes in
+/// kbit_common.hpp, or a `lowbit-packed-kbit-cnn` file.
+int run_kbit_cnn(options const& o, lowbit::io::archive const& file);
 
 } // namespace lowbit_infer

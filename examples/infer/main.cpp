@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// lowbit-infer: compiles a binarized MLP or CNN, or an MLP with k-bit PACT activations, trained by lowbit-train
+// lowbit-infer: compiles a binarized MLP or CNN, or an MLP or CNN with k-bit PACT activations, trained by lowbit-train
 // into the packed integer model (lowbit::deploy) and measures it on the Fashion-MNIST test set: accuracy, argmax
 // agreement with the fake-quant model, latency at batch 1, throughput at batch 256, and the packed model's bytes
 // against the float model's. The last line is one JSON object. The kind of model comes from the file: a
 // checkpoint's `model` and `act_bits` metadata (lowbit-train --model, --act-bits), a packed file's `format`.
-// This file is the command line; the runners are binarized.cpp and kbit.cpp (which lists the PACT recipes).
+// This file is the command line; the runners are binarized.cpp, kbit.cpp and kbit_cnn.cpp (kbit_common.hpp lists
+// the PACT recipes).
 //
 //   lowbit-train --method bc --quantizer xnor --bits 1 --act-bits 1 --first-last-bits 8 --save-model bnn.lbck
 //   lowbit-infer --checkpoint bnn.lbck --save-packed bnn.lbpk
@@ -15,6 +16,9 @@
 //   lowbit-train --method bc --quantizer pact --bits 2 --act-bits 4 --first-last-bits 8 --save-model pact.lbck
 //   lowbit-infer --checkpoint pact.lbck --save-packed pact.lbpk
 //   lowbit-infer --packed pact.lbpk
+//   lowbit-train --model cnn --method bc --quantizer pact --bits 2 --act-bits 4 --first-last-bits 8 --save-model pc.lbck
+//   lowbit-infer --checkpoint pc.lbck --save-packed pc.lbpk
+//   lowbit-infer --packed pc.lbpk
 //
 // Bad options exit with code 2; a missing, corrupt or mismatched file (or missing data) with code 1.
 #include "infer.hpp"
@@ -34,7 +38,7 @@ namespace {
 /// Reads the model file of @p o once and hands it to the runner of its kind: a packed file by its `format`
 /// (deploy::packed_kind, which names the file when it is not a packed model), a checkpoint by lowbit-train's
 /// `model` and `act_bits` metadata -- sign activations (act_bits 1, or a checkpoint without recipe metadata)
-/// to the binarized runners, anything else to the k-bit runner, which refuses what it cannot build.
+/// to the binarized runners, anything else to the k-bit runner of its model, which refuses what it cannot build.
 int run(lowbit_infer::options const& o)
 {
     lowbit::io::archive const file = lowbit::io::load_archive(o.checkpoint.empty() ? o.packed : o.checkpoint);
@@ -44,20 +48,22 @@ int run(lowbit_infer::options const& o)
         case kind::mlp: return lowbit_infer::run_binarized_mlp(o, file);
         case kind::cnn: return lowbit_infer::run_binarized_cnn(o, file);
         case kind::kbit_mlp: return lowbit_infer::run_kbit_mlp(o, file);
+        case kind::kbit_cnn: return lowbit_infer::run_kbit_cnn(o, file);
         default:  // a kind this lowbit-infer has no runner for
             throw lowbit::io::io_error{file.source(), "a packed model of format '" + file.meta().at("format") +
                                                           "', which lowbit-infer does not measure (it measures "
-                                                          "packed MLPs, CNNs and k-bit MLPs)"};
+                                                          "packed MLPs, CNNs, k-bit MLPs and k-bit CNNs)"};
         }
     }
     auto const meta = [&](char const* key) {
         auto const it = file.meta().find(key);
         return it == file.meta().end() ? std::string() : it->second;
     };
-    if (meta("model") == "cnn") return lowbit_infer::run_binarized_cnn(o, file);
     std::string const act_bits = meta("act_bits");
-    if (act_bits.empty() || act_bits == "1") return lowbit_infer::run_binarized_mlp(o, file);
-    return lowbit_infer::run_kbit_mlp(o, file);
+    bool const signs = act_bits.empty() || act_bits == "1";
+    if (meta("model") == "cnn")
+        return signs ? lowbit_infer::run_binarized_cnn(o, file) : lowbit_infer::run_kbit_cnn(o, file);
+    return signs ? lowbit_infer::run_binarized_mlp(o, file) : lowbit_infer::run_kbit_mlp(o, file);
 }
 
 } // namespace
@@ -66,9 +72,10 @@ int main(int argc, char** argv)
 {
     lowbit_infer::options o;
     CLI::App app{"lowbit-infer: compile a binarized MLP or CNN (lowbit-train [--model cnn] --method bc --quantizer xnor "
-                 "--bits 1 --act-bits 1 --first-last-bits 8 --save-model F), or an MLP with 2- or 4-bit PACT "
-                 "activations (lowbit-train --method bc --quantizer pact|cg-pact --bits 2, or --quantizer xnor --bits 1, "
-                 "--act-bits 2|4 --first-last-bits 8), into a packed integer model and measure it on Fashion-MNIST"};
+                 "--bits 1 --act-bits 1 --first-last-bits 8 --save-model F), or an MLP or CNN with 2- or 4-bit PACT "
+                 "activations (lowbit-train [--model cnn] --method bc --quantizer pact|cg-pact --bits 2, or --quantizer "
+                 "xnor --bits 1, --act-bits 2|4 --first-last-bits 8), into a packed integer model and measure it on "
+                 "Fashion-MNIST"};
     auto* ck = app.add_option("--checkpoint", o.checkpoint, "checkpoint written by lowbit-train --save-model");
     auto* pk = app.add_option("--packed", o.packed, "packed model written by lowbit-infer --save-packed");
     ck->excludes(pk);

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MIT
+// lowbit-infer: the CNN with k-bit PACT activations (lowbit-train --model cnn --quantizer pact / cg-pact / xnor
+// --act-bits k), compiled into deploy::packed_kbit_cnn and compared code by code, layer by layer, with the
+// fake-quant model: the codes of the four convolutions (before their pooling) and of the hidden dense layer.
+//
+// The recipes are the k-bit MLP's (kbit_common.hpp), with nn::cnn's default widths as lowbit-train builds the
+// CNN. A packed k-bit CNN file needs no recipe: any `lowbit-packed-kbit-cnn` of nn::cnn's shape (1x28x28 images,
+// 10 classes, any widths) is measured, its float bytes those of the float model of its widths.
+#include "common.hpp"
+#include "infer.hpp"
+#include "kbit_common.hpp"
+
+#include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/packed_kbit_cnn.hpp>
+#include <lowbit/deploy/packed_kbit_cnn_file.hpp>
+#include <lowbit/io/archive.hpp>
+#include <lowbit/nn/models.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/quant/ste/ste.hpp>
+#include <lowbit/train/checkpoint.hpp>
+
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lowbit_infer {
+
+namespace {
+
+namespace ste = lowbit::ste;
+namespace deploy = lowbit::deploy;
+
+/// The CNN lowbit-train --model cnn builds for a supported recipe (there with type-erased quantizers; here with
+/// the concrete types deploy::compile needs); @p shape: nn::cnn's default widths, as lowbit-train uses them.
+template <class HiddenWeights, int ActBits>
+auto make_pact_cnn(lowbit::nn::cnn_options const& shape = {})
+{
+    return lowbit::nn::cnn(shape, HiddenWeights{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{},
+                           ste::pact<ActBits>{}, lowbit::nn::bias_head);
+}
+
+/// |alpha| of a block's ReLU + PACT (sequential{relu, quantize_activation<pact>}).
+template <class ReluPact>
+double alpha_of(ReluPact& act)
+{
+    return std::abs(act.template layer<1>().quantizer().alpha());
+}
+
+/// The report's model description and JSON head, from the packed model itself (so that a checkpoint and its
+/// packed file describe themselves alike).
+void describe(report& r, deploy::packed_kbit_cnn const& packed, options const& o, bool calibrated)
+{
+    auto const z = [](std::size_t v) { return std::to_string(v); };
+    std::size_t const w1 = packed.convs()[0].shape().filters, w2 = packed.convs()[2].shape().filters;
+    std::size_t const hidden = packed.dense().front().out();
+    int const act_bits =
+        static_cast<int>(std::bit_width(static_cast<unsigned>(packed.convs()[0].thresholds().front().levels)));
+    int const bits = packed.convs()[1].weights().bits, edge = packed.convs()[0].weights().bits;
+    r.model = "cnn 1x28x28 (conv " + z(w1) + "-" + z(w1) + ", conv " + z(w2) + "-" + z(w2) + ", dense " + z(hidden) +
+              "-10; " + std::to_string(act_bits) + "-bit " + (calibrated ? "CG-PACT" : "PACT") + " activations, " +
+              (bits == 1 ? std::string("binary") : std::to_string(bits) + "-bit") + " hidden weights, " +
+              std::to_string(edge) + "-bit first/last)";
+    r.json_head = std::string("\"model\": \"cnn-kbit\", \"mode\": \"") + mode_of(o) + "\", \"widths\": [" + z(w1) +
+                  ", " + z(w2) + ", " + z(hidden) + "], \"act_bits\": " + std::to_string(act_bits) +
+                  ", \"bits\": " + std::to_string(bits) + ", \"first_last_bits\": " + std::to_string(edge) + ", ";
+    r.hidden_values = "codes";
+    r.differing_key = "hidden_code_diffs";
+    r.images_key = "images_with_code_diffs";
+    r.hidden_per_image = hidden;
+    for (deploy::packed_kbit_conv2d const& c : packed.convs()) r.hidden_per_image += c.out_pixels() * c.shape().filters;
+}
+
+/// The test set's pixel codes as images [n, 1, 28, 28].
+xt::xtensor<std::uint8_t, 4> image_codes(xt::xtensor<std::uint8_t, 2> const& codes)
+{
+    xt::xtensor<std::uint8_t, 4> out = xt::xtensor<std::uint8_t, 4>::from_shape({codes.shape(0), 1, 28, 28});
+    std::copy(codes.begin(), codes.end(), out.begin());
+    return out;
+}
+
+template <class Model>
+int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recipe const& recipe, Model model)
+{
+    lowbit::set_num_threads(o.threads);
+    // The model file first, so that a bad file fails before the data is read. The five PACT alphas are
+    // `layer{0,1,3,4}.layer2.layer1.any_quantizer.parameter` (the four blocks) and `layer9.layer1.` likewise (the
+    // hidden dense layer's) in lowbit-train's checkpoint, `.pact.alpha` in place of `.any_quantizer.parameter` here.
+    lowbit::train::from_archive(model, with_concrete_quantizer_names(file, ste::pact<2>::parameter_name),
+                                {{"model", "cnn"}});
+    report r;
+    r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
+    test_data const d = load_test_data(o, true);
+    std::size_t const n = d.codes.shape(0);
+    xt::xtensor<std::uint8_t, 4> const codes = image_codes(d.codes);
+    xt::xtensor<float, 4> const x = lowbit::nn::as_images(d.x, 1, 28, 28);
+    // The fake-quant forward: weights through their quantizers, as after BinaryConnect training.
+    model.for_each_weight([](auto& w) { w.store_as(lowbit::nn::weight_storage::shadow, 0); });
+    deploy::packed_kbit_cnn const packed = deploy::compile(model, {.input = d.st.map});
+    if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
+    check_input_map(packed, x, codes, d.st);
+
+    // The fake-quant model layer by layer, 1000 images at a time: its codes after each ReLU + PACT (NCHW floats
+    // of the four convolution blocks, before pooling; then the hidden dense layer) against the packed model's
+    // (NHWC rows). They can differ only where the fake-quant model's own float sums put a BatchNorm output within
+    // rounding of a PACT step.
+    double const levels = static_cast<double>((1 << recipe.act_bits) - 1);
+    double const alphas[] = {alpha_of(model.template layer<0>().template layer<2>()),
+                             alpha_of(model.template layer<1>().template layer<2>()),
+                             alpha_of(model.template layer<3>().template layer<2>()),
+                             alpha_of(model.template layer<4>().template layer<2>()),
+                             alpha_of(model.template layer<9>())};
+    std::size_t inner = 0;  // packed codes strictly between 0 and n: the levels are exercised, not just the ends
+    agreement c;
+    lowbit::nn::forward_context const eval{.training = false};
+    for (std::size_t s = 0; s < n; s += 1000) {
+        std::size_t const e = std::min(n, s + 1000);
+        xt::xtensor<float, 4> const xs = xt::view(x, xt::range(s, e));
+        xt::xtensor<std::uint8_t, 4> const qs = xt::view(codes, xt::range(s, e));
+        auto const a1 = model.template layer<0>().forward(xs, eval);
+        auto const a2 = model.template layer<1>().forward(a1, eval);
+        auto const a3 = model.template layer<3>().forward(model.template layer<2>().forward(a2, eval), eval);
+        auto const a4 = model.template layer<4>().forward(a3, eval);
+        auto const fl = model.template layer<6>().forward(model.template layer<5>().forward(a4, eval), eval);
+        auto const a5 = model.template layer<9>().forward(
+            model.template layer<8>().forward(model.template layer<7>().forward(fl, eval), eval), eval);
+        xt::xtensor<float, 2> const f = model.template layer<10>().forward(a5, eval);
+        std::vector<xt::xtensor<std::uint8_t, 2>> const q = packed.trace(qs);
+        std::vector<std::size_t> first(e - s, 0), all(e - s, 0);
+        inner += count_code_diffs(a1, alphas[0], levels, q[0], first.data());
+        inner += count_code_diffs(a2, alphas[1], levels, q[1], all.data());
+        inner += count_code_diffs(a3, alphas[2], levels, q[2], all.data());
+        inner += count_code_diffs(a4, alphas[3], levels, q[3], all.data());
+        inner += count_code_diffs(a5, alphas[4], levels, q[4], all.data());
+        for (std::size_t i = 0; i < e - s; ++i) all[i] += first[i];
+        c.add(f, packed.forward(qs), d.test.labels, s, all, first);
+    }
+    r.compared = c;
+    describe(r, packed, o, recipe.calibrated);
+    r.json_extra = ", \"inner_codes\": " + std::to_string(inner);
+    r.packed_bytes = deploy::packed_bytes(packed);
+    r.t = measure(packed, codes, d.test.labels, o);
+    print_report(r, o);
+    return 0;
+}
+
+int run_packed(options const& o, lowbit::io::archive const& file)
+{
+    lowbit::set_num_threads(o.threads);
+    deploy::packed_kbit_cnn const packed = deploy::kbit_cnn_from_archive(file);
+    auto const pooled = [&](std::size_t i) { return !packed.pools()[i].none(); };
+    if (packed.channels() != 1 || packed.height() != 28 || packed.width() != 28 || packed.classes() != 10 ||
+        packed.convs().size() != 4 || packed.dense().size() != 2 || pooled(0) || !pooled(1) || pooled(2) ||
+        !pooled(3))
+        throw std::runtime_error(o.packed + ": not nn::cnn's model of 1x28x28 images and 10 classes (" +
+                                 std::to_string(packed.convs().size()) + " convolutions, " +
+                                 std::to_string(packed.dense().size()) + " dense layers, " +
+                                 std::to_string(packed.classes()) + " classes)");
+    report r;
+    // The float model of its widths; every supported recipe holds the same float tensors (weights, BatchNorm,
+    // the last layer's bias, five alphas), so one of them stands for a packed file of any recipe.
+    auto model = make_pact_cnn<ste::xnor_weight<>, 2>({.width1 = packed.convs()[0].shape().filters,
+                                                        .width2 = packed.convs()[2].shape().filters,
+                                                        .hidden = packed.dense().front().out()});
+    r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
+    test_data const d = load_test_data(o, false);
+    describe(r, packed, o, false);
+    r.json_extra = ", \"inner_codes\": null";
+    r.packed_bytes = deploy::packed_bytes(packed);
+    r.t = measure(packed, image_codes(d.codes), d.test.labels, o);
+    print_report(r, o);
+    return 0;
+}
+
+} // namespace
+
+int run_kbit_cnn(options const& o, lowbit::io::archive const& file)
+{
+    if (o.checkpoint.empty()) return run_packed(o, file);
+    kbit_recipe const r = kbit_recipe_of(o, file, kbit_model::cnn);
+    return with_kbit_types(r, [&](auto weights, auto act_bits) {
+        using W = typename decltype(weights)::type;
+        return run_checkpoint(o, file, r, make_pact_cnn<W, decltype(act_bits)::value>());
+    });
+}
+
+} // namespace lowbit_infer
