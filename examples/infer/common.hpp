@@ -12,6 +12,7 @@
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
 #include <lowbit/kernels/cpu_features.hpp>
+#include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/quant/ste/any_quantizer.hpp>
 
 #include <xtensor/xtensor.hpp>
@@ -154,6 +155,30 @@ inline lowbit::io::archive with_concrete_quantizer_names(lowbit::io::archive con
         out.add(name, e.shape, e.values);
     }
     return out;
+}
+
+/// The fake-quant forward of nn::cnn's model in evaluation mode, kept layer by layer for the comparison with a
+/// packed CNN's trace(): the four convolution blocks' outputs (before pooling), the hidden dense block's, and
+/// the logits.
+struct cnn_layers {
+    xt::xtensor<float, 4> conv1, conv2, conv3, conv4;
+    xt::xtensor<float, 2> dense, logits;
+};
+
+template <class Model>
+cnn_layers cnn_activations(Model& model, xt::xtensor<float, 4> const& x)
+{
+    lowbit::nn::forward_context const eval{.training = false};
+    cnn_layers a;
+    a.conv1 = model.template layer<0>().forward(x, eval);
+    a.conv2 = model.template layer<1>().forward(a.conv1, eval);
+    a.conv3 = model.template layer<3>().forward(model.template layer<2>().forward(a.conv2, eval), eval);
+    a.conv4 = model.template layer<4>().forward(a.conv3, eval);
+    auto const flat = model.template layer<6>().forward(model.template layer<5>().forward(a.conv4, eval), eval);
+    a.dense = model.template layer<9>().forward(
+        model.template layer<8>().forward(model.template layer<7>().forward(flat, eval), eval), eval);
+    a.logits = model.template layer<10>().forward(a.dense, eval);
+    return a;
 }
 
 /// The fake-quant model against the packed one on the test set, accumulated a chunk of images at a time:

@@ -119,19 +119,11 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
                              alpha_of(model.template layer<9>())};
     std::size_t inner = 0;  // packed codes strictly between 0 and n: the levels are exercised, not just the ends
     agreement c;
-    lowbit::nn::forward_context const eval{.training = false};
     for (std::size_t s = 0; s < n; s += 1000) {
         std::size_t const e = std::min(n, s + 1000);
         xt::xtensor<float, 4> const xs = xt::view(x, xt::range(s, e));
         xt::xtensor<std::uint8_t, 4> const qs = xt::view(codes, xt::range(s, e));
-        auto const a1 = model.template layer<0>().forward(xs, eval);
-        auto const a2 = model.template layer<1>().forward(a1, eval);
-        auto const a3 = model.template layer<3>().forward(model.template layer<2>().forward(a2, eval), eval);
-        auto const a4 = model.template layer<4>().forward(a3, eval);
-        auto const fl = model.template layer<6>().forward(model.template layer<5>().forward(a4, eval), eval);
-        auto const a5 = model.template layer<9>().forward(
-            model.template layer<8>().forward(model.template layer<7>().forward(fl, eval), eval), eval);
-        xt::xtensor<float, 2> const f = model.template layer<10>().forward(a5, eval);
+        auto const [a1, a2, a3, a4, a5, f] = cnn_activations(model, xs);
         std::vector<xt::xtensor<std::uint8_t, 2>> const q = packed.trace(qs);
         std::vector<std::size_t> first(e - s, 0), all(e - s, 0);
         inner += count_code_diffs(a1, alphas[0], levels, q[0], first.data());
