@@ -4,6 +4,8 @@
 #       A doctest executable <name> linking lowbit::lowbit, the shared doctest main (lowbit_doctest_main),
 #       doctest::doctest and lowbit_warnings. Each TEST_CASE becomes one ctest test named "<name>/<case>".
 #       Test files include <doctest/doctest.h> and must NOT define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN.
+#       A case that does not run (a doctest::skip decorator: a CPU without the instruction set, no dataset)
+#       is reported by ctest as skipped, not passed: doctest then prints "test cases: 0 |" for it.
 #
 #   lowbit_add_compile_fail(NAME <name> SOURCE <file> REGEX <regex>)
 #       Compile-fail pair (Eigen's ei_add_failtest, packaging.md §5). The same file builds two executables
@@ -25,7 +27,8 @@ function(lowbit_add_test)
     add_executable(${arg_NAME} ${arg_SOURCES})
     target_link_libraries(${arg_NAME} PRIVATE lowbit::lowbit lowbit_doctest_main doctest::doctest
                                               lowbit_warnings ${arg_LIBRARIES})
-    doctest_discover_tests(${arg_NAME} TEST_PREFIX "${arg_NAME}/" ADD_LABELS 1)
+    doctest_discover_tests(${arg_NAME} TEST_PREFIX "${arg_NAME}/" ADD_LABELS 1
+                           PROPERTIES SKIP_REGULAR_EXPRESSION "test cases: *0 [|]")
 endfunction()
 
 function(lowbit_add_compile_fail)
@@ -58,4 +61,22 @@ function(lowbit_add_compile_fail)
     # PASS_REGULAR_EXPRESSION makes ctest ignore the exit code and look for the diagnostic instead;
     # no WILL_FAIL (it would invert the result).
     set_tests_properties(${arg_NAME}_ko PROPERTIES PASS_REGULAR_EXPRESSION "${arg_REGEX}")
+endfunction()
+
+# lowbit_add_cli_test(NAME <name> SCRIPT <sh script> PASS <regex>)
+#     A command-line test: the sh script runs in a subshell, then its exit status is printed as "[exit N]". The
+#     test passes when the output matches <regex> AND the status is 0. (PASS_REGULAR_EXPRESSION alone makes
+#     ctest ignore the exit status, so a script's `test $? -eq 1` could never fail.) A script that expects a
+#     command to fail checks that command's status itself: `cmd; test $? -eq 1`, or `... || exit 1` midway.
+#     Further test properties go through set_tests_properties as usual.
+function(lowbit_add_cli_test)
+    cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME;SCRIPT;PASS" "")
+    if(NOT arg_NAME OR NOT arg_SCRIPT OR NOT arg_PASS)
+        message(FATAL_ERROR "lowbit_add_cli_test: NAME, SCRIPT and PASS are required")
+    endif()
+    if(arg_UNPARSED_ARGUMENTS)
+        message(FATAL_ERROR "lowbit_add_cli_test(${arg_NAME}): unknown arguments ${arg_UNPARSED_ARGUMENTS}")
+    endif()
+    add_test(NAME ${arg_NAME} COMMAND sh -c "( ${arg_SCRIPT} ) 2>&1; echo \"[exit $?]\"")
+    set_tests_properties(${arg_NAME} PROPERTIES PASS_REGULAR_EXPRESSION "(${arg_PASS}).*\\[exit 0\\]")
 endfunction()

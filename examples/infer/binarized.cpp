@@ -4,6 +4,7 @@
 #include "common.hpp"
 #include "infer.hpp"
 
+#include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
 #include <lowbit/deploy/packed_cnn.hpp>
 #include <lowbit/deploy/packed_cnn_file.hpp>
@@ -88,12 +89,6 @@ int binarized_first_last_bits(options const& o, lowbit::io::archive const& a, ch
     return bits_of_file;
 }
 
-/// Whether bit j of row i of packed sign bits [n, words] is set (+1).
-bool bit(xt::xtensor<std::uint64_t, 2> const& bits, std::size_t i, std::size_t j)
-{
-    return ((bits(i, j / 64) >> (j % 64)) & 1u) != 0;
-}
-
 /// lowbit-infer for the binarized MLP: @p make_model(hidden) builds the checkpoint's model (for a packed file,
 /// the float model of its shape, whose bytes the packed ones are compared with).
 template <class MakeModel>
@@ -125,31 +120,9 @@ int run_mlp(options const& o, lowbit::io::archive const& file, MakeModel make_mo
         packed = deploy::compile(model, {.input = d.st.map});
         if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
         check_input_map(packed, d.x, d.codes, d.st);
-        // The fake-quant model layer by layer, so that its hidden signs can be compared with the packed bits:
-        // they can differ only where its own float sums put BatchNorm's output within rounding of 0.
-        agreement c;
-        lowbit::nn::forward_context const eval{.training = false};
-        std::size_t const n = d.codes.shape(0);
-        for (std::size_t s = 0; s < n; s += 1000) {
-            std::size_t const e = std::min(n, s + 1000);
-            xt::xtensor<float, 2> const xs = xt::view(d.x, xt::range(s, e), xt::all());
-            xt::xtensor<std::uint8_t, 2> const qs = xt::view(d.codes, xt::range(s, e), xt::all());
-            auto const y1 = model.template layer<1>().forward(model.template layer<0>().forward(xs, eval), eval);
-            auto const h1 = model.template layer<2>().forward(y1, eval);
-            auto const y2 = model.template layer<4>().forward(model.template layer<3>().forward(h1, eval), eval);
-            auto const h2 = model.template layer<5>().forward(y2, eval);
-            xt::xtensor<float, 2> const f = model.template layer<6>().forward(h2, eval);
-            xt::xtensor<std::uint64_t, 2> const p1 = packed.signs(qs, 0), p2 = packed.signs(qs, 1);
-            std::vector<std::size_t> first(e - s, 0), all(e - s, 0);
-            for (std::size_t i = 0; i < e - s; ++i)
-                for (std::size_t j = 0; j < hidden; ++j) {
-                    first[i] += (h1(i, j) > 0.0f) != bit(p1, i, j);
-                    all[i] += (h2(i, j) > 0.0f) != bit(p2, i, j);
-                }
-            for (std::size_t i = 0; i < e - s; ++i) all[i] += first[i];
-            c.add(f, packed.forward(qs), d.test.labels, s, all, first);
-        }
-        r.compared = c;
+        // The fake-quant model layer by layer against the packed bits: they can differ only where its own float
+        // sums put BatchNorm's output within rounding of 0 (deploy::audit checks each difference for that).
+        r.compared = deploy::audit(model, packed, d.x, d.codes, d.test.labels);
     }
     r.packed_bytes = deploy::packed_bytes(packed);
     r.t = measure(packed, d.codes, d.test.labels, o);
@@ -157,22 +130,8 @@ int run_mlp(options const& o, lowbit::io::archive const& file, MakeModel make_mo
     r.model = "784-" + h + "-" + h + "-10";
     r.json_head = std::string("\"model\": \"mlp\", \"mode\": \"") + mode_of(o) + "\", \"hidden\": " + h +
                   ", \"first_last_bits\": " + std::to_string(packed.layers()[0].weights().bits) + ", ";
-    r.hidden_per_image = 2 * hidden;
     print_report(r, o);
     return 0;
-}
-
-/// The +-1 floats of a [n, C, H, W] sign layer against the packed NHWC bits: adds the differing signs of each
-/// image to @p per_image.
-void count_conv_flips(xt::xtensor<float, 4> const& f, xt::xtensor<std::uint64_t, 2> const& bits, std::size_t* per_image)
-{
-    std::size_t const n = f.shape(0), c = f.shape(1), plane = f.shape(2) * f.shape(3), words = bits.shape(1);
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t ch = 0; ch < c; ++ch)
-            for (std::size_t p = 0; p < plane; ++p) {
-                bool const plus = f.data()[(i * c + ch) * plane + p] > 0.0f;
-                per_image[i] += plus != (((bits.data()[(i * plane + p) * words + ch / 64] >> (ch % 64)) & 1u) != 0);
-            }
 }
 
 /// As run_mlp for the binarized CNN (lowbit-train --model cnn), with the hidden signs of all four convolutions
@@ -205,28 +164,8 @@ int run_cnn(options const& o, lowbit::io::archive const& file, Model model)
         if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
         check_input_map(packed, x, codes, d.st);
         // The fake-quant model layer by layer, 1000 images at a time, against the packed model's sign layers.
-        agreement c;
-        for (std::size_t s = 0; s < n; s += 1000) {
-            std::size_t const e = std::min(n, s + 1000);
-            xt::xtensor<float, 4> const xs = xt::view(x, xt::range(s, e));
-            xt::xtensor<std::uint8_t, 4> const qs = xt::view(codes, xt::range(s, e));
-            auto const [a1, a2, a3, a4, a5, f] = cnn_activations(model, xs);
-            std::vector<xt::xtensor<std::uint64_t, 2>> const bits = packed.trace(qs);
-            std::vector<std::size_t> first(e - s, 0), all(e - s, 0);
-            count_conv_flips(a1, bits[0], first.data());
-            count_conv_flips(a2, bits[1], all.data());
-            count_conv_flips(a3, bits[2], all.data());
-            count_conv_flips(a4, bits[3], all.data());
-            for (std::size_t i = 0; i < e - s; ++i) {
-                for (std::size_t j = 0; j < a5.shape(1); ++j) all[i] += (a5(i, j) > 0.0f) != bit(bits[4], i, j);
-                all[i] += first[i];
-            }
-            c.add(f, packed.forward(qs), d.test.labels, s, all, first);
-        }
-        r.compared = c;
+        r.compared = deploy::audit(model, packed, x, codes, d.test.labels);
     }
-    for (deploy::packed_conv2d const& c : packed.convs()) r.hidden_per_image += c.out_pixels() * c.shape().filters;
-    r.hidden_per_image += packed.dense().front().out();
     r.packed_bytes = deploy::packed_bytes(packed);
     r.t = measure(packed, codes, d.test.labels, o);
     std::size_t const w1 = packed.convs()[0].shape().filters, w2 = packed.convs()[2].shape().filters;

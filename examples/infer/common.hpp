@@ -9,6 +9,7 @@
 
 #include <lowbit/data/fashion_mnist.hpp>
 #include <lowbit/deploy/input_map.hpp>
+#include <lowbit/deploy/rounding_audit.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
 #include <lowbit/kernels/cpu_features.hpp>
@@ -157,72 +158,6 @@ inline lowbit::io::archive with_concrete_quantizer_names(lowbit::io::archive con
     return out;
 }
 
-/// The fake-quant forward of nn::cnn's model in evaluation mode, kept layer by layer for the comparison with a
-/// packed CNN's trace(): the four convolution blocks' outputs (before pooling), the hidden dense block's, and
-/// the logits.
-struct cnn_layers {
-    xt::xtensor<float, 4> conv1, conv2, conv3, conv4;
-    xt::xtensor<float, 2> dense, logits;
-};
-
-template <class Model>
-cnn_layers cnn_activations(Model& model, xt::xtensor<float, 4> const& x)
-{
-    lowbit::nn::forward_context const eval{.training = false};
-    cnn_layers a;
-    a.conv1 = model.template layer<0>().forward(x, eval);
-    a.conv2 = model.template layer<1>().forward(a.conv1, eval);
-    a.conv3 = model.template layer<3>().forward(model.template layer<2>().forward(a.conv2, eval), eval);
-    a.conv4 = model.template layer<4>().forward(a.conv3, eval);
-    auto const flat = model.template layer<6>().forward(model.template layer<5>().forward(a.conv4, eval), eval);
-    a.dense = model.template layer<9>().forward(
-        model.template layer<8>().forward(model.template layer<7>().forward(flat, eval), eval), eval);
-    a.logits = model.template layer<10>().forward(a.dense, eval);
-    return a;
-}
-
-/// The fake-quant model against the packed one on the test set, accumulated a chunk of images at a time:
-/// accuracy, argmax agreement, the hidden values (signs or codes) that differ, and the largest logit
-/// difference over the images whose hidden values all agree (elsewhere a logit may move by a whole step).
-///
-/// The packed model is exact, but the fake-quant model's own float sums can put a BatchNorm output within
-/// rounding of a threshold, and how often depends on the build (summation order, FMA, vector width): on a
-/// barely trained model with near-tied logits such a flip can cascade into another class. The argmax
-/// disagreements among the images whose hidden values ALL agree (disagree_where_hidden_agree) leave those
-/// out: there both models read the same codes, so they can differ only by the last layer's float rounding.
-/// It is the build-independent figure; the argmax agreement over all images is not.
-struct agreement {
-    std::size_t images = 0, correct = 0, same = 0;
-    std::size_t differing = 0, images_differing = 0, first_layer = 0;
-    std::size_t disagree_where_hidden_agree = 0;  ///< argmax disagreements where all hidden values agree
-    double max_diff = 0.0;
-
-    /// Images s .. s + fake.shape(0) - 1: both models' logits, and per image the number of differing hidden
-    /// values over all hidden layers and in the first one alone.
-    void add(xt::xtensor<float, 2> const& fake, xt::xtensor<float, 2> const& packed,
-             xt::xtensor<std::uint8_t, 1> const& labels, std::size_t s, std::span<std::size_t const> differing_in,
-             std::span<std::size_t const> first_layer_in)
-    {
-        for (std::size_t i = 0; i < fake.shape(0); ++i) {
-            bool const same_class = argmax_row(fake, i) == argmax_row(packed, i);
-            correct += argmax_row(fake, i) == labels(s + i);
-            same += same_class;
-            first_layer += first_layer_in[i];
-            differing += differing_in[i];
-            images_differing += differing_in[i] != 0;
-            if (differing_in[i] == 0) {
-                disagree_where_hidden_agree += !same_class;
-                for (std::size_t j = 0; j < fake.shape(1); ++j)
-                    max_diff = std::max(max_diff, std::abs(static_cast<double>(fake(i, j)) - packed(i, j)));
-            }
-        }
-        images += fake.shape(0);
-    }
-
-    double fake_accuracy() const { return static_cast<double>(correct) / static_cast<double>(images); }
-    double rate() const { return static_cast<double>(same) / static_cast<double>(images); }
-};
-
 struct timing {
     double packed_acc = 0.0;
     double images_per_s = 0.0;
@@ -282,8 +217,9 @@ struct report {
     char const* differing_key = "hidden_sign_flips";
     char const* images_key = "images_with_sign_flips";
     std::string json_extra;         ///< further `, "key": value` pairs after the two counts
-    std::size_t hidden_per_image = 0;  ///< hidden values compared per image
-    std::optional<agreement> compared;  ///< checkpoints only: the fake-quant model against the packed one
+    /// Checkpoints only: the fake-quant model against the packed one (deploy::audit), code by code and logit by
+    /// logit, every difference checked against the fake-quant model's own float rounding.
+    std::optional<lowbit::deploy::rounding_audit> compared;
     timing t;
     std::size_t packed_bytes = 0, float_bytes = 0;
 };
@@ -304,14 +240,17 @@ inline void print_report(report const& r, options const& o)
     std::printf("model %s, %s; packed %zu bytes, float %zu bytes (1/%.1f)\n", r.model.c_str(),
                 o.checkpoint.empty() ? o.packed.c_str() : o.checkpoint.c_str(), r.packed_bytes, r.float_bytes,
                 compression);
-    std::optional<agreement> const& c = r.compared;
+    std::optional<lowbit::deploy::rounding_audit> const& c = r.compared;
+    auto const rate = [&c](std::size_t count) { return static_cast<double>(count) / static_cast<double>(c->images()); };
     if (c)
         std::printf("fake-quant accuracy %.4f, packed %.4f; argmax agreement %.4f (%zu of %zu differ, %zu of them "
-                    "where every hidden value agrees); hidden %s differing: %zu of %zu (first layer: %zu), in %zu "
-                    "images; largest logit difference where they agree %.3g\n",
-                    c->fake_accuracy(), r.t.packed_acc, c->rate(), c->images - c->same, c->images,
-                    c->disagree_where_hidden_agree, r.hidden_values, c->differing, r.hidden_per_image * c->images,
-                    c->first_layer, c->images_differing, c->max_diff);
+                    "where every hidden value agrees and no two logits are within rounding); hidden %s differing: "
+                    "%zu of %zu compared, in %zu images, %zu of them outside the fake-quant model's rounding; %zu "
+                    "within rounding of a step; largest logit difference where they agree %.3g (%.3g of its bound)\n",
+                    rate(c->fake_correct), r.t.packed_acc, 1.0 - rate(c->argmax_disagreements),
+                    c->argmax_disagreements, c->images(), c->argmax_disagreements_where_codes_agree, r.hidden_values,
+                    c->differing, c->values, c->images_differing(), c->unexplained, c->ambiguous, c->max_logit_diff,
+                    c->max_logit_ratio);
     else
         std::printf("packed accuracy %.4f\n", r.t.packed_acc);
     using lowbit::kernels::best_isa;
@@ -321,22 +260,28 @@ inline void print_report(report const& r, options const& o)
                 r.t.latency_us, o.runs, o.batch, r.t.images_per_s, o.threads,
                 lowbit::kernels::isa_name(best_isa(int_kernel::popcount)),
                 lowbit::kernels::isa_name(best_isa(int_kernel::int8)));
-    auto const count = [&](std::size_t agreement::*field) {
-        return c ? std::optional<std::size_t>((*c).*field) : std::nullopt;
+    auto const count = [&c](auto field) {
+        return count_or_null(c ? std::optional<std::size_t>(field(*c)) : std::nullopt);
     };
-    std::printf("{%s\"threads\": %u, \"packed_acc\": %.4f, \"fake_quant_acc\": %s, \"argmax_agreement\": %s, "
-                "\"argmax_disagreements\": %s, \"argmax_disagreements_where_hidden_agree\": %s, \"%s\": %s, "
-                "\"%s\": %s%s, \"max_logit_diff\": %s, "
+    using audit = lowbit::deploy::rounding_audit;
+    std::printf("{%s\"threads\": %u, \"test_images\": %s, \"packed_acc\": %.4f, \"fake_quant_acc\": %s, \"argmax_agreement\": %s, "
+                "\"argmax_disagreements\": %s, \"argmax_disagreements_where_codes_agree\": %s, \"%s\": %s, "
+                "\"%s\": %s, \"unexplained_code_diffs\": %s, \"codes_within_rounding\": %s, "
+                "\"images_near_rounding\": %s%s, \"max_logit_diff\": %s, \"logits_outside_bound\": %s, "
                 "\"latency_us_batch1\": %.2f, \"images_per_s_batch%zu\": %.1f, \"packed_bytes\": %zu, "
                 "\"float_bytes\": %zu, \"compression\": %.2f}\n",
-                r.json_head.c_str(), o.threads, r.t.packed_acc,
-                json_number(c ? std::optional(c->fake_accuracy()) : std::nullopt, "%.4f").c_str(),
-                json_number(c ? std::optional(c->rate()) : std::nullopt, "%.4f").c_str(),
-                count_or_null(c ? std::optional(c->images - c->same) : std::nullopt).c_str(),
-                count_or_null(count(&agreement::disagree_where_hidden_agree)).c_str(), r.differing_key,
-                count_or_null(count(&agreement::differing)).c_str(), r.images_key,
-                count_or_null(count(&agreement::images_differing)).c_str(), r.json_extra.c_str(),
-                json_number(c ? std::optional(c->max_diff) : std::nullopt, "%.3g").c_str(), r.t.latency_us, o.batch,
+                r.json_head.c_str(), o.threads, count([](audit const& a) { return a.images(); }).c_str(), r.t.packed_acc,
+                json_number(c ? std::optional(rate(c->fake_correct)) : std::nullopt, "%.4f").c_str(),
+                json_number(c ? std::optional(1.0 - rate(c->argmax_disagreements)) : std::nullopt, "%.4f").c_str(),
+                count([](audit const& a) { return a.argmax_disagreements; }).c_str(),
+                count([](audit const& a) { return a.argmax_disagreements_where_codes_agree; }).c_str(), r.differing_key,
+                count([](audit const& a) { return a.differing; }).c_str(), r.images_key,
+                count([](audit const& a) { return a.images_differing(); }).c_str(),
+                count([](audit const& a) { return a.unexplained; }).c_str(),
+                count([](audit const& a) { return a.ambiguous; }).c_str(),
+                count([](audit const& a) { return a.images_near_rounding(); }).c_str(), r.json_extra.c_str(),
+                json_number(c ? std::optional(c->max_logit_diff) : std::nullopt, "%.3g").c_str(),
+                count([](audit const& a) { return a.logits_outside; }).c_str(), r.t.latency_us, o.batch,
                 r.t.images_per_s, r.packed_bytes, r.float_bytes, compression);
 }
 

@@ -9,6 +9,7 @@
 #include "infer.hpp"
 #include "kbit_common.hpp"
 
+#include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
 #include <lowbit/deploy/packed_kbit_file.hpp>
 #include <lowbit/deploy/packed_kbit_mlp.hpp>
@@ -73,7 +74,6 @@ void describe(report& r, deploy::packed_kbit_mlp const& packed, options const& o
     r.hidden_values = "codes";
     r.differing_key = "hidden_code_diffs";
     r.images_key = "images_with_code_diffs";
-    r.hidden_per_image = 2 * hidden;
 }
 
 template <class Model>
@@ -93,33 +93,11 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
     if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
     check_input_map(packed, d.x, d.codes, d.st);
 
-    // The fake-quant model layer by layer: its code after each ReLU + PACT (pact_code) against the packed model's.
-    // They can differ only where the fake-quant model's own float sums put a BatchNorm output within rounding of
-    // a PACT step.
-    double const n_levels = static_cast<double>((1 << recipe.act_bits) - 1);
-    double const alpha1 = std::abs(model.template layer<2>().template layer<1>().quantizer().alpha());
-    double const alpha2 = std::abs(model.template layer<5>().template layer<1>().quantizer().alpha());
-    std::size_t const n = d.codes.shape(0);
-    std::size_t inner = 0;  // packed codes strictly between 0 and n: the levels are exercised, not just the ends
-    agreement c;
-    lowbit::nn::forward_context const eval{.training = false};
-    for (std::size_t s = 0; s < n; s += 1000) {
-        std::size_t const e = std::min(n, s + 1000);
-        xt::xtensor<float, 2> const xs = xt::view(d.x, xt::range(s, e), xt::all());
-        xt::xtensor<std::uint8_t, 2> const qs = xt::view(d.codes, xt::range(s, e), xt::all());
-        auto const h1 = model.template layer<2>().forward(
-            model.template layer<1>().forward(model.template layer<0>().forward(xs, eval), eval), eval);
-        auto const h2 = model.template layer<5>().forward(
-            model.template layer<4>().forward(model.template layer<3>().forward(h1, eval), eval), eval);
-        xt::xtensor<float, 2> const f = model.template layer<6>().forward(h2, eval);
-        xt::xtensor<std::uint8_t, 2> const p1 = packed.codes(qs, 0), p2 = packed.codes(qs, 1);
-        std::vector<std::size_t> first(e - s, 0), all(e - s, 0);
-        inner += count_code_diffs(h1, alpha1, n_levels, p1, first.data());
-        inner += count_code_diffs(h2, alpha2, n_levels, p2, all.data());
-        for (std::size_t i = 0; i < e - s; ++i) all[i] += first[i];
-        c.add(f, packed.forward(qs), d.test.labels, s, all, first);
-    }
-    r.compared = c;
+    // The fake-quant model layer by layer: its code after each ReLU + PACT against the packed model's. They can
+    // differ only where the fake-quant model's own float sums put a BatchNorm output within rounding of a PACT
+    // step (deploy::audit checks each difference for that).
+    r.compared = deploy::audit(model, packed, d.x, d.codes, d.test.labels);
+    std::size_t const inner = inner_codes(packed, d.codes, recipe.act_bits);
     describe(r, packed, o, recipe.calibrated);
     r.json_extra = ", \"inner_codes\": " + std::to_string(inner);
     r.packed_bytes = deploy::packed_bytes(packed);

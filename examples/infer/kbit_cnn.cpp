@@ -10,6 +10,7 @@
 #include "infer.hpp"
 #include "kbit_common.hpp"
 
+#include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
 #include <lowbit/deploy/packed_kbit_cnn.hpp>
 #include <lowbit/deploy/packed_kbit_cnn_file.hpp>
@@ -47,13 +48,6 @@ auto make_pact_cnn(lowbit::nn::cnn_options const& shape = {})
                            ste::pact<ActBits>{}, lowbit::nn::bias_head);
 }
 
-/// |alpha| of a block's ReLU + PACT (sequential{relu, quantize_activation<pact>}).
-template <class ReluPact>
-double alpha_of(ReluPact& act)
-{
-    return std::abs(act.template layer<1>().quantizer().alpha());
-}
-
 /// The report's model description and JSON head, from the packed model itself (so that a checkpoint and its
 /// packed file describe themselves alike).
 void describe(report& r, deploy::packed_kbit_cnn const& packed, options const& o, bool calibrated)
@@ -74,8 +68,6 @@ void describe(report& r, deploy::packed_kbit_cnn const& packed, options const& o
     r.hidden_values = "codes";
     r.differing_key = "hidden_code_diffs";
     r.images_key = "images_with_code_diffs";
-    r.hidden_per_image = hidden;
-    for (deploy::packed_kbit_conv2d const& c : packed.convs()) r.hidden_per_image += c.out_pixels() * c.shape().filters;
 }
 
 /// The test set's pixel codes as images [n, 1, 28, 28].
@@ -98,7 +90,6 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
     report r;
     r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
     test_data const d = load_test_data(o, true);
-    std::size_t const n = d.codes.shape(0);
     xt::xtensor<std::uint8_t, 4> const codes = image_codes(d.codes);
     xt::xtensor<float, 4> const x = lowbit::nn::as_images(d.x, 1, 28, 28);
     // The fake-quant forward: weights through their quantizers, as after BinaryConnect training.
@@ -107,34 +98,12 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
     if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
     check_input_map(packed, x, codes, d.st);
 
-    // The fake-quant model layer by layer, 1000 images at a time: its codes after each ReLU + PACT (NCHW floats
-    // of the four convolution blocks, before pooling; then the hidden dense layer) against the packed model's
-    // (NHWC rows). They can differ only where the fake-quant model's own float sums put a BatchNorm output within
-    // rounding of a PACT step.
-    double const levels = static_cast<double>((1 << recipe.act_bits) - 1);
-    double const alphas[] = {alpha_of(model.template layer<0>().template layer<2>()),
-                             alpha_of(model.template layer<1>().template layer<2>()),
-                             alpha_of(model.template layer<3>().template layer<2>()),
-                             alpha_of(model.template layer<4>().template layer<2>()),
-                             alpha_of(model.template layer<9>())};
-    std::size_t inner = 0;  // packed codes strictly between 0 and n: the levels are exercised, not just the ends
-    agreement c;
-    for (std::size_t s = 0; s < n; s += 1000) {
-        std::size_t const e = std::min(n, s + 1000);
-        xt::xtensor<float, 4> const xs = xt::view(x, xt::range(s, e));
-        xt::xtensor<std::uint8_t, 4> const qs = xt::view(codes, xt::range(s, e));
-        auto const [a1, a2, a3, a4, a5, f] = cnn_activations(model, xs);
-        std::vector<xt::xtensor<std::uint8_t, 2>> const q = packed.trace(qs);
-        std::vector<std::size_t> first(e - s, 0), all(e - s, 0);
-        inner += count_code_diffs(a1, alphas[0], levels, q[0], first.data());
-        inner += count_code_diffs(a2, alphas[1], levels, q[1], all.data());
-        inner += count_code_diffs(a3, alphas[2], levels, q[2], all.data());
-        inner += count_code_diffs(a4, alphas[3], levels, q[3], all.data());
-        inner += count_code_diffs(a5, alphas[4], levels, q[4], all.data());
-        for (std::size_t i = 0; i < e - s; ++i) all[i] += first[i];
-        c.add(f, packed.forward(qs), d.test.labels, s, all, first);
-    }
-    r.compared = c;
+    // The fake-quant model layer by layer, 1000 images at a time: its codes after each ReLU + PACT (the four
+    // convolution blocks, then the hidden dense layer) against the packed model's. They can differ only where the
+    // fake-quant model's own float sums put a BatchNorm output within rounding of a PACT step (deploy::audit
+    // checks each difference for that).
+    r.compared = deploy::audit(model, packed, x, codes, d.test.labels);
+    std::size_t const inner = inner_codes(packed, codes, recipe.act_bits);
     describe(r, packed, o, recipe.calibrated);
     r.json_extra = ", \"inner_codes\": " + std::to_string(inner);
     r.packed_bytes = deploy::packed_bytes(packed);

@@ -24,7 +24,9 @@
 #include <lowbit/quant/ste/ste.hpp>
 
 #include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -118,30 +120,24 @@ int with_kbit_types(kbit_recipe const& r, Run&& run)
     return r.act_bits == 2 ? run(dorefa2{}, two{}) : run(dorefa2{}, four{});
 }
 
-/// The code of a fake-quant activation after ReLU + PACT: h = (a / n) q with a = |alpha| and the code q in 0..n,
-/// so q = round(h n / a).
-inline double pact_code(float h, double levels, double alpha)
+/// The packed model's hidden codes strictly between 0 and n = 2^act_bits - 1 over the test set (the levels are
+/// exercised, not just the clipping ends), 1000 images at a time.
+template <class Packed, std::size_t Rank>
+std::size_t inner_codes(Packed const& packed, xt::xtensor<std::uint8_t, Rank> const& codes, int act_bits)
 {
-    return std::nearbyint(static_cast<double>(h) * levels / alpha);
-}
-
-/// Compares a fake-quant PACT activation @p f -- [n, C, H, W] after a convolution block, or [n, F] after a
-/// dense layer -- of alpha @p alpha (|alpha|) and @p levels (n = 2^k - 1) with the packed model's codes of the
-/// same layer -- NHWC rows [n * H * W, C], or [n, F]: adds the differing codes of each image to @p per_image and
-/// returns the packed codes strictly between 0 and n (the levels are exercised, not only the clipping ends).
-template <class F>
-std::size_t count_code_diffs(F const& f, double alpha, double levels, xt::xtensor<std::uint8_t, 2> const& packed,
-                             std::size_t* per_image)
-{
-    std::size_t const n = f.shape(0), c = f.shape(1), plane = f.size() / (n * c);
+    auto const top = static_cast<std::uint8_t>((1 << act_bits) - 1);
     std::size_t inner = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t ch = 0; ch < c; ++ch)
-            for (std::size_t p = 0; p < plane; ++p) {
-                std::uint8_t const q = packed.data()[(i * plane + p) * c + ch];
-                per_image[i] += pact_code(f.data()[(i * c + ch) * plane + p], levels, alpha) != q;
-                inner += q != 0 && q != levels;
-            }
+    for (std::size_t s = 0; s < codes.shape(0); s += 1000) {
+        xt::xtensor<std::uint8_t, Rank> const part = xt::view(codes, xt::range(s, std::min(codes.shape(0), s + 1000)));
+        auto const count = [&](xt::xtensor<std::uint8_t, 2> const& layer) {
+            inner += static_cast<std::size_t>(std::ranges::count_if(layer, [top](std::uint8_t v) { return v != 0 && v != top; }));
+        };
+        if constexpr (requires { packed.trace(part); }) {
+            for (auto const& layer : packed.trace(part)) count(layer);
+        } else {
+            for (std::size_t layer = 0; layer + 1 < packed.layers().size(); ++layer) count(packed.codes(part, layer));
+        }
+    }
     return inner;
 }
 

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -174,6 +175,27 @@ TEST_CASE("cpu features: the best path is supported, scalar always is, and an un
     }
     CHECK_THROWS_AS(binary_gemm(a.view, bit_matrix_view{b.view.data, 5, 69, b.view.ld}, int32_output{c.data(), 5}),
                     invalid_input);
+}
+
+// The tests below run every path isas_for() finds on this CPU. Where the AVX-512 (or AVX2) paths are missing they
+// are not tested, and these cases say so by being skipped (ctest reports them as such; CI fails on a skip where
+// the CPU has AVX-512 VPOPCNTDQ).
+TEST_CASE("int kernels: the AVX-512 paths are among those tested here" *
+          doctest::skip(!supports(isa::avx512, int_kernel::popcount) || !supports(isa::avx512, int_kernel::int8)))
+{
+    for (int_kernel k : {int_kernel::popcount, int_kernel::int8}) {
+        std::vector<isa> const tested = isas_for(k);
+        CHECK(std::ranges::find(tested, isa::avx512) != tested.end());
+    }
+}
+
+TEST_CASE("int kernels: the AVX2 paths are among those tested here" *
+          doctest::skip(!supports(isa::avx2, int_kernel::popcount) || !supports(isa::avx2, int_kernel::int8)))
+{
+    for (int_kernel k : {int_kernel::popcount, int_kernel::int8}) {
+        std::vector<isa> const tested = isas_for(k);
+        CHECK(std::ranges::find(tested, isa::avx2) != tested.end());
+    }
 }
 
 TEST_CASE("bit matrix helpers: pack_sign_rows and bitstream_to_rows")

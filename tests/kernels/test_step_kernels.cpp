@@ -77,9 +77,8 @@ std::vector<grid_case> const grids = {{0.5f, -2.0f, 1.0f}, {0.1f, -8.0f, 7.0f}, 
 
 } // namespace
 
-TEST_CASE("step_quantize and its backward pass equal the scalar reference bit for bit (" LOWBIT_TEST_CPU ")")
+TEST_CASE("step_quantize and its backward pass equal the scalar reference bit for bit (" LOWBIT_TEST_CPU ")" * doctest::skip(!cpu_ok()))
 {
-    if (!cpu_ok()) return;
     std::uint32_t seed = 1;
     for (auto const& g : grids)
         for (std::size_t n : sizes) {
@@ -111,9 +110,8 @@ TEST_CASE("the reference's step gradient is LSQ's formula, up to float rounding 
     CHECK(ref::step_quantize_backward(x, dy, dx, 0.1f, -8.0f, 7.0f) == doctest::Approx(want).epsilon(1e-5));
 }
 
-TEST_CASE("lloyd_pass equals the scalar reference bit for bit, infinities skipped (" LOWBIT_TEST_CPU ")")
+TEST_CASE("lloyd_pass equals the scalar reference bit for bit, infinities skipped (" LOWBIT_TEST_CPU ")" * doctest::skip(!cpu_ok()))
 {
-    if (!cpu_ok()) return;
     std::uint32_t seed = 100;
     float const inf = std::numeric_limits<float>::infinity();
     for (float offset : {0.0f, 0.5f})
@@ -141,9 +139,8 @@ TEST_CASE("the Lloyd sums are the sums of x c, c^2 and x^2 for the nearest level
     CHECK(t.sq == doctest::Approx(0.26 * 0.26 + 0.81 + 0.0016 + 4 + 0.0121));
 }
 
-TEST_CASE("pact_quantize and pact_backward equal the scalar reference bit for bit (" LOWBIT_TEST_CPU ")")
+TEST_CASE("pact_quantize and pact_backward equal the scalar reference bit for bit (" LOWBIT_TEST_CPU ")" * doctest::skip(!cpu_ok()))
 {
-    if (!cpu_ok()) return;
     std::uint32_t seed = 200;
     for (float a : {0.7f, 4.0f, 10.0f})
         for (float n : {1.0f, 3.0f, 15.0f, 255.0f})
@@ -166,9 +163,8 @@ TEST_CASE("pact_quantize and pact_backward equal the scalar reference bit for bi
             }
 }
 
-TEST_CASE("dorefa_levels and max_abs equal the scalar reference bit for bit (" LOWBIT_TEST_CPU ")")
+TEST_CASE("dorefa_levels and max_abs equal the scalar reference bit for bit (" LOWBIT_TEST_CPU ")" * doctest::skip(!cpu_ok()))
 {
-    if (!cpu_ok()) return;
     std::uint32_t seed = 300;
     for (float n : {1.0f, 3.0f, 15.0f, 255.0f})
         for (std::size_t len : sizes) {

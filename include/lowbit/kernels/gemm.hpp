@@ -326,21 +326,28 @@ inline void sgemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std:
     if (m <= int_max && n <= int_max && k <= int_max && lda <= int_max && ldb <= int_max && ldc <= int_max) {
 #if defined(OPENBLAS_VERSION)
         detail::blas_single_thread();
-        std::size_t const threads = num_threads();
-        if (threads >= 2 && m * n * k >= detail::blas_split_min_macs && std::max(m, n) >= 32) {
-            // One range of C per thread, 16-aligned: columns (op(B) columns) when C is at least as wide as
-            // tall, else rows (op(A) rows). Each element of C comes from one call, whichever thread runs it.
+        if (m * n * k >= detail::blas_split_min_macs && std::max(m, n) >= 32) {
+            // Ranges of C, 16-aligned: columns (op(B) columns) when C is at least as wide as tall, else rows
+            // (op(A) rows), one cblas_sgemm call each, run on lowbit's pool. The ranges depend on the shape
+            // only, never on the thread count: OpenBLAS computes the edge of a call (its last columns or rows)
+            // with other code than the middle, which can round differently (its Haswell sgemm does), so only
+            // the same calls on 1 and on n threads give the same bits. Up to 8 ranges of at least
+            // blas_split_min_macs multiply-adds each.
             bool const by_columns = n >= m;
             std::size_t const len = by_columns ? n : m;
-            std::size_t const grain = std::max<std::size_t>(16, (len / threads + 15) / 16 * 16);
-            parallel_for(len, grain, [&](std::size_t begin, std::size_t end) {
-                std::size_t const count = end - begin;
-                if (by_columns)
-                    detail::cblas_call(ta, tb, m, count, k, alpha, a, lda, tb == transpose::no ? b + begin : b + begin * ldb,
-                                       ldb, beta, c + begin, ldc);
-                else
-                    detail::cblas_call(ta, tb, count, n, k, alpha, ta == transpose::no ? a + begin * lda : a + begin,
-                                       lda, b, ldb, beta, c + begin * ldc, ldc);
+            std::size_t const parts = std::clamp<std::size_t>(m * n * k / detail::blas_split_min_macs, 1, 8);
+            std::size_t const width = std::max<std::size_t>(16, ((len + parts - 1) / parts + 15) / 16 * 16);
+            std::size_t const ranges = (len + width - 1) / width;
+            parallel_for(ranges, 1, [&](std::size_t first, std::size_t last) {
+                for (std::size_t r = first; r < last; ++r) {
+                    std::size_t const begin = r * width, count = std::min(len, begin + width) - begin;
+                    if (by_columns)
+                        detail::cblas_call(ta, tb, m, count, k, alpha, a, lda,
+                                           tb == transpose::no ? b + begin : b + begin * ldb, ldb, beta, c + begin, ldc);
+                    else
+                        detail::cblas_call(ta, tb, count, n, k, alpha, ta == transpose::no ? a + begin * lda : a + begin,
+                                           lda, b, ldb, beta, c + begin * ldc, ldc);
+                }
             });
             return;
         }
