@@ -45,6 +45,10 @@ struct config {
     int first_last_bits = 8;          // 8 | 32 | 0 (same as --bits)
     bool rescale_hidden = false;      // sat: rescale the hidden layers too (the paper's optional conv rescaling)
     float pact_alpha = 10.0f;         // initial PACT clipping level
+    // Resuming (docs/formats.md, "Run state"): checkpoints of the whole run every N steps, and a run continued from one.
+    std::size_t checkpoint_every = 0; // steps between checkpoints (0: none)
+    std::string checkpoint_dir;       // where they go: ckpt-000001.lbck, ckpt-000002.lbck, ...
+    std::string resume;               // continue the run from this checkpoint
 };
 
 /// Trains and evaluates; prints progress and the final JSON line. Returns the process exit code.

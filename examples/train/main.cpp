@@ -10,8 +10,41 @@
 
 #include <CLI/CLI.hpp>
 
+#include <lowbit/io/archive.hpp>
+
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
+
+namespace {
+
+/// --check-checkpoint: reads each file completely (format, checksum) and says what it holds.
+int check_checkpoints(std::vector<std::string> const& files)
+{
+    int status = 0;
+    for (std::string const& f : files) {
+        try {
+            lowbit::io::archive const a = lowbit::io::load_archive(f);
+            auto const get = [&](char const* key) {
+                auto const it = a.meta().find(key);
+                return it == a.meta().end() ? std::string("?") : it->second;
+            };
+            if (a.meta().contains("run/version"))
+                std::printf("%s: ok, run state of --method %s, stage %s, step %s (epoch %s, batch %s)\n", f.c_str(),
+                            get("method").c_str(), get("run/cli/stage").c_str(), get("run/trainer/step").c_str(),
+                            get("run/trainer/epoch").c_str(), get("run/trainer/batch").c_str());
+            else
+                std::printf("%s: ok, a model's state (%zu tensors)\n", f.c_str(), a.entries().size());
+        } catch (std::exception const& e) {
+            std::fprintf(stderr, "lowbit-train: %s\n", e.what());
+            status = 1;
+        }
+    }
+    return status;
+}
+
+} // namespace
 
 int main(int argc, char** argv)
 {
@@ -77,6 +110,17 @@ int main(int argc, char** argv)
                                                  "their real values, biases, BatchNorm statistics, learned bounds)");
     app.add_option("--load-fp", c.load_fp, "start from this checkpoint, saved by --save-fp from a model of the same "
                                            "architecture (--method sqwa: instead of step 1)");
+    auto* resume = app.add_option_group("Resume", "checkpoints of the whole run (model, optimizer, position, seeds, "
+                                                  "SQWA's captures), and a run continued from one bit-identically");
+    resume->add_option("--checkpoint-every", c.checkpoint_every, "write a checkpoint every N optimizer steps")
+        ->check(CLI::PositiveNumber);
+    resume->add_option("--checkpoint-dir", c.checkpoint_dir, "the directory for them: ckpt-000001.lbck, "
+                                                             "ckpt-000002.lbck, ... (created if missing)");
+    resume->add_option("--resume", c.resume, "continue the run from this checkpoint, with the options it was "
+                                             "written with (it refuses others, naming them)");
+    std::vector<std::string> check_files;
+    resume->add_option("--check-checkpoint", check_files, "only read these checkpoint files, print what each "
+                                                          "holds, and exit with 1 if one is damaged");
     try {
         app.parse(argc, argv);
     } catch (CLI::CallForHelp const& e) {
@@ -85,6 +129,7 @@ int main(int argc, char** argv)
         app.exit(e);
         return 2;
     }
+    if (!check_files.empty()) return check_checkpoints(check_files);
     if (auto const problem = lowbit_train::check_recipe(c); !problem.empty()) {
         std::fprintf(stderr, "lowbit-train: %s\nRun with --help for more information.\n", problem.c_str());
         return 2;

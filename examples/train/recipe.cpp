@@ -73,6 +73,8 @@ bool uses_recipe(config const& c)
 
 std::string check_recipe(config const& c)
 {
+    if ((c.checkpoint_every == 0) != c.checkpoint_dir.empty())
+        return "--checkpoint-every and --checkpoint-dir go together: every N steps, a checkpoint into the directory";
     if (!c.save_fp.empty() && c.method != "fp" && c.method != "sqwa")
         return "--save-fp saves a float model: use it with --method fp, or --method sqwa (after step 1)";
     if (!c.save_fp.empty() && !c.load_fp.empty() && c.method == "sqwa")

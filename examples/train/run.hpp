@@ -7,6 +7,9 @@
 #include "recipe.hpp"
 
 #include <lowbit/data/fashion_mnist.hpp>
+#include <lowbit/io/archive.hpp>
+#include <lowbit/io/io_error.hpp>
+#include <lowbit/io/state.hpp>
 #include <xtensor/xview.hpp>
 #include <lowbit/lowbit.hpp>
 #include <lowbit/nn/models.hpp>
@@ -22,12 +25,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <variant>
 
 namespace lowbit_train {
@@ -51,6 +60,15 @@ public:
     void reset()
     {
         std::visit([](auto& o) { o.reset(); }, opt_);
+    }
+    // The run state of the chosen optimizer (io::Stateful); the one of another kind is refused by its name.
+    void save_state(lowbit::io::archive& a, std::string const& prefix) const
+    {
+        std::visit([&](auto const& o) { o.save_state(a, prefix); }, opt_);
+    }
+    void load_state(lowbit::io::archive const& a, std::string const& prefix)
+    {
+        std::visit([&](auto& o) { o.load_state(a, prefix); }, opt_);
     }
 
 private:
@@ -244,6 +262,124 @@ void write_surface(std::string const& path, std::size_t grid, Model& model,
     for (auto const& [name, ab] : marks) out << '#' << name << ',' << ab.first << ',' << ab.second << '\n';
 }
 
+/// The options that decide a run's bits besides the model's (its metadata), as a checkpoint of --checkpoint-every
+/// records them (`run/cli/<option>`): --resume continues a run only with the same. (--threads may differ:
+/// results are the same for any thread count; so may --checkpoint-every.)
+inline lowbit::train::checkpoint_meta run_options(config const& c)
+{
+    auto num = [](auto v) {
+        char buf[64];
+        auto const r = std::to_chars(buf, buf + sizeof buf, v);
+        return std::string(buf, r.ptr);
+    };
+    lowbit::train::checkpoint_meta m{
+        {"optimizer", c.optimizer},          {"lr", num(c.lr)},
+        {"momentum", num(c.momentum)},       {"schedule", c.schedule},
+        {"batch", num(c.batch)},             {"epochs", num(c.epochs)},
+        {"seed", num(c.seed)},               {"train_limit", num(c.train_limit)},
+        {"rounding", c.rounding},            {"data", c.data},
+        {"fp_epochs", num(c.fp_epochs)},     {"captures", num(c.captures)},
+        {"cycle_epochs", num(c.cycle_epochs)}, {"cycle_high", num(c.cycle_high)},
+        {"cycle_low", num(c.cycle_low)},     {"finetune_epochs", num(c.finetune_epochs)},
+        {"finetune_lr", num(c.finetune_lr)}, {"rescale_hidden", c.rescale_hidden ? "1" : "0"},
+        {"pact_alpha", num(c.pact_alpha)}};
+    lowbit::train::checkpoint_meta out;
+    for (auto const& [k, v] : m) out.emplace("run/cli/" + k, v);
+    return out;
+}
+
+/// Refuses a checkpoint that --resume cannot continue with these options, naming the first option that differs
+/// ("the checkpoint was written with --method sr, this run uses --method bc").
+inline void check_resumable(lowbit::io::archive const& a, lowbit::train::checkpoint_meta const& want)
+{
+    auto const version = a.meta().find("run/version");
+    if (version == a.meta().end() || !a.meta().contains("run/cli/stage"))
+        throw lowbit::io::io_error{a.source(), "not a checkpoint of lowbit-train --checkpoint-every: it holds a model's "
+                                               "state only (--save-model, --save-fp); --resume continues from a file "
+                                               "of --checkpoint-dir"};
+    if (version->second != std::to_string(lowbit::train::run_state_version))
+        throw lowbit::io::io_error{a.source(), "run state version " + version->second + ", and this lowbit-train "
+                                               "continues runs of version " +
+                                                   std::to_string(lowbit::train::run_state_version)};
+    auto const option = [](std::string key) {
+        if (key.starts_with("run/cli/")) key = key.substr(8);
+        std::replace(key.begin(), key.end(), '_', '-');
+        return "--" + key;
+    };
+    auto const shown = [](std::string const& v) { return v.empty() ? std::string("(not given)") : v; };
+    auto const check = [&](std::string const& key, std::string const& value) {
+        auto const it = a.meta().find(key);
+        if (it == a.meta().end())
+            throw lowbit::io::io_error{a.source(), "the checkpoint does not record " + option(key) +
+                                                   " (was it written by another lowbit-train?)"};
+        if (it->second != value)
+            throw lowbit::io::io_error{a.source(), "the checkpoint was written with " + option(key) + " " +
+                                                   shown(it->second) + ", this run uses " + option(key) + " " +
+                                                   shown(value)};
+    };
+    for (char const* key : {"model", "hidden", "method"}) check(key, want.at(key));  // the likeliest mix-ups first
+    for (auto const& [key, value] : want) check(key, value);
+}
+
+/// Writes the run state handed to on_checkpoint (trainer::fit with checkpoint_every) as the next file of
+/// --checkpoint-dir, ckpt-000001.lbck, ckpt-000002.lbck, ..., each through the archive's temporary file and
+/// rename, so that a run killed at any moment leaves only complete checkpoints (and perhaps a stray temporary
+/// file, removed when a run starts). The number continues in a resumed run, so that it writes the same files
+/// as the run that was not interrupted.
+class checkpoint_writer {
+public:
+    checkpoint_writer(config const& c, lowbit::train::checkpoint_meta meta, std::size_t written)
+        : dir_(c.checkpoint_dir), meta_(std::move(meta)), written_(written)
+    {
+        // LOWBIT_TRAIN_TEST_HOLD_CHECKPOINT=k (tests only): the k-th checkpoint this process writes stops after
+        // its temporary file is complete and before the rename, until the process is killed -- the window
+        // in which a crash must leave the directory readable.
+        if (char const* k = std::getenv("LOWBIT_TRAIN_TEST_HOLD_CHECKPOINT")) hold_at_ = std::strtoull(k, nullptr, 10);
+        if (dir_.empty()) return;
+        std::filesystem::create_directories(dir_);
+        std::error_code ec;
+        for (auto const& e : std::filesystem::directory_iterator(dir_, ec)) {
+            std::string const name = e.path().filename().string();
+            if (name.starts_with("ckpt-") && name.find(".lbck.tmp-") != std::string::npos) {
+                std::filesystem::remove(e.path(), ec);
+                std::printf("removed %s, the temporary file of a checkpoint that was not completed\n", name.c_str());
+            }
+        }
+    }
+
+    std::string stage = "train";  // train; with --method sqwa: fp (step 1), then sqwa
+
+    void on_checkpoint(lowbit::io::archive& a)
+    {
+        ++written_;
+        ++this_process_;
+        for (auto const& [k, v] : meta_) a.meta()[k] = v;
+        a.meta()["run/cli/stage"] = stage;
+        lowbit::io::put_meta(a, "run/cli/checkpoints", written_);
+        char name[40];
+        std::snprintf(name, sizeof name, "ckpt-%06zu.lbck", written_);
+        std::filesystem::path const file = dir_ / name;
+        std::function<void(std::filesystem::path const&)> hold;
+        if (hold_at_ != 0 && this_process_ == hold_at_)
+            hold = [](std::filesystem::path const& tmp) {
+                std::fprintf(stderr, "lowbit-train: test: holding %s before its rename\n", tmp.string().c_str());
+                std::fflush(stderr);
+                for (;;) pause();
+            };
+        lowbit::io::save_archive(file, a, hold);
+        std::printf("checkpoint %s: stage %s, step %s\n", file.string().c_str(), stage.c_str(),
+                    a.meta().at("run/trainer/step").c_str());
+        std::fflush(stdout);
+    }
+
+private:
+    std::filesystem::path dir_;
+    lowbit::train::checkpoint_meta meta_;
+    std::size_t written_ = 0;       // checkpoints of the run so far (also those before a resume)
+    std::size_t this_process_ = 0;  // written by this process
+    std::size_t hold_at_ = 0;
+};
+
 template <class Model, class Method, class Images>
 int train_and_report(config const& c, Model& model, Method method, Images const& train_x,
                      xt::xtensor<std::uint8_t, 1> const& train_y, Images const& test_x,
@@ -252,11 +388,29 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     lowbit::set_num_threads(c.threads);
     // Loading requires the architecture keys; saving also records the recipe (lowbit-infer and people read it).
     lowbit::train::checkpoint_meta const meta{{"model", c.model}, {"hidden", std::to_string(c.hidden)}};
-    if (!c.load_fp.empty()) (void)lowbit::train::load_checkpoint(c.load_fp, model, meta);  // before the trainer converts
     lowbit::train::checkpoint_meta saved = meta;
     saved.insert({{"method", c.method}, {"bits", std::to_string(c.bits)}, {"act_bits", std::to_string(c.act_bits)},
                   {"first_last_bits", std::to_string(c.first_last_bits)}, {"quantizer", c.quantizer},
                   {"head", c.head.empty() ? (uses_recipe(c) ? "bias" : "bn") : c.head}});
+    // A checkpoint of --checkpoint-every also records the options that decide the run (run/cli/*).
+    lowbit::train::checkpoint_meta run_meta = saved;
+    run_meta.merge(run_options(c));
+    std::optional<lowbit::io::archive> state;  // --resume: the run state to continue from
+    std::string stage;
+    if (!c.resume.empty()) {
+        state = lowbit::io::load_archive(c.resume);
+        check_resumable(*state, run_meta);
+        stage = state->meta().at("run/cli/stage");
+        bool const sqwa = std::is_same_v<Method, lowbit::train::sqwa<lowbit::train::binary_connect>>;
+        if (sqwa ? stage != "fp" && stage != "sqwa" : stage != "train")
+            throw lowbit::io::io_error{state->source(), "metadata 'run/cli/stage' is '" + stage + "', not a stage of "
+                                                        "--method " + c.method};
+        std::printf("resuming from %s: stage %s, step %s\n", c.resume.c_str(), stage.c_str(),
+                    state->meta().at("run/trainer/step").c_str());
+    } else if (!c.load_fp.empty()) {
+        (void)lowbit::train::load_checkpoint(c.load_fp, model, meta);  // before the trainer converts
+    }
+    checkpoint_writer writer(c, run_meta, state ? lowbit::io::meta_number<std::size_t>(*state, "run/cli/checkpoints") : 0);
     any_schedule const sched{.kind = c.schedule, .lr = c.lr, .epochs = static_cast<double>(c.epochs)};
     lowbit::train::trainer t{model, method, any_optimizer(c), sched};
     std::ofstream csv;
@@ -271,18 +425,25 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     std::vector<std::vector<std::vector<float>>> captures;  // SQWA with --surface
     if constexpr (std::is_same_v<Method, lowbit::train::sqwa<lowbit::train::binary_connect>>) {
         // Step 1 with the float method, then SQWA's steps 2-5; the report shows the final model.
-        if (c.load_fp.empty()) {  // step 1, unless its result was loaded
+        if (state ? stage == "fp" : c.load_fp.empty()) {  // step 1, unless its result was loaded (or is resumed past)
             any_schedule const fp_sched{.kind = c.schedule, .lr = c.lr, .epochs = static_cast<double>(c.fp_epochs)};
             lowbit::train::trainer fp{model, lowbit::train::full_precision{}, any_optimizer(c), fp_sched};
-            r = fp.fit(train_x, train_y, {.epochs = c.fp_epochs, .batch = c.batch, .seed = c.seed}, bar);
+            if (state) fp.load_state(*state);
+            writer.stage = "fp";
+            r = fp.fit(train_x, train_y,
+                       {.epochs = c.fp_epochs, .batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every},
+                       bar, writer);
             if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, saved);
         }
         method.options = {.captures = c.captures, .finetune_epochs = c.finetune_epochs, .finetune_lr = c.finetune_lr,
                           .keep_captures = !c.surface.empty()};
-        auto s = method.run(model, any_optimizer(c),
-                                  lowbit::optim::schedule::cyclic{.high = c.cycle_high, .low = c.cycle_low,
-                                                                  .epochs_per_cycle = c.cycle_epochs},
-                                  train_x, train_y, {.batch = c.batch, .seed = c.seed});
+        lowbit::optim::schedule::cyclic const cyclic{.high = c.cycle_high, .low = c.cycle_low,
+                                                     .epochs_per_cycle = c.cycle_epochs};
+        lowbit::train::fit_options const sqwa_fit{.batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every};
+        writer.stage = "sqwa";
+        auto s = state && stage == "sqwa"
+                     ? method.resume(*state, model, any_optimizer(c), cyclic, train_x, train_y, sqwa_fit, writer)
+                     : method.run(model, any_optimizer(c), cyclic, train_x, train_y, sqwa_fit, writer);
         captures = std::move(s.captures);
         r.epochs += s.retrain.epochs + s.finetune.epochs;
         r.images += s.retrain.images + s.finetune.images;
@@ -292,7 +453,15 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
         (void)report.on_epoch({.epoch = r.epochs - 1, .train_loss = s.finetune.last_loss,
                                .train_accuracy = s.finetune.last_accuracy, .seconds = r.seconds, .images = r.images});
     } else {
-        r = t.fit(train_x, train_y, {.epochs = c.epochs, .batch = c.batch, .seed = c.seed}, bar, report);
+        std::size_t done_before = 0;  // epochs completed before --resume
+        if (state) {
+            t.load_state(*state);
+            done_before = t.epoch();
+        }
+        r = t.fit(train_x, train_y,
+                  {.epochs = c.epochs, .batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every}, bar,
+                  report, writer);
+        r.epochs += done_before;
         if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, saved);  // --method fp
     }
     if (!c.save_model.empty()) lowbit::train::save_checkpoint(c.save_model, model, saved);

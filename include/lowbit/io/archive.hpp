@@ -489,9 +489,13 @@ inline std::vector<std::byte> archive_bytes(archive const& a)
 /// @brief Writes @p a to @p file: to a temporary file in the same directory first, then renamed over
 /// @p file, so that a failed save never destroys an existing checkpoint. (The rename is atomic on POSIX
 /// file systems; the data is not fsync'ed, so a power cut right after a save may still lose it.)
+/// @p before_rename, when given, is called with the temporary file's path once it is completely written and
+/// closed, just before the rename: the window in which a killed writer leaves the old file in place and a
+/// stray temporary beside it (tests use it to kill a writer there, deterministically).
 /// @throws io_error naming @p file when the directory is missing, the file cannot be created or written, or
 /// the rename fails; the temporary file is removed then.
-inline void save_archive(std::filesystem::path const& file, archive const& a)
+inline void save_archive(std::filesystem::path const& file, archive const& a,
+                         std::function<void(std::filesystem::path const&)> const& before_rename = {})
 {
     std::vector<std::byte> const bytes = archive_bytes(a);
     std::filesystem::path const dir = file.parent_path();
@@ -527,6 +531,7 @@ inline void save_archive(std::filesystem::path const& file, archive const& a)
                       detail::errno_text(errno, "close failed");
     }
     if (problem.empty()) {
+        if (before_rename) before_rename(tmp);
         std::filesystem::rename(tmp, file, ec);
         if (ec) problem = "cannot replace the file with the temporary file " + tmp.filename().string() + ": " + ec.message();
     }

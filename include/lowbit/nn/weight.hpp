@@ -14,6 +14,7 @@
 /// (weight_bytes()); the float values exist only transiently, in a per-thread workspace, while a layer runs.
 
 #include <lowbit/config.hpp>
+#include <lowbit/io/state.hpp>
 #include <lowbit/kernels/pack.hpp>
 #include <lowbit/kernels/quantize_params.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
@@ -30,6 +31,7 @@
 #include <functional>
 #include <numeric>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -289,6 +291,32 @@ public:
     {
         return storage_ == weight_storage::packed ? codes_.size() + steps_.size() * sizeof(float)
                                                   : w_.size() * sizeof(float);
+    }
+
+    /// @brief Writes the part of the weight's state that values() does not give back exactly (io::Stateful):
+    /// for packed storage the codes (entry `<prefix>codes`, uint8) and the fixed grid steps (`<prefix>steps`),
+    /// since assign() would fix the grid afresh and round with nearest rounding. Float and shadow storage write
+    /// nothing: their values() are their state, and a checkpoint holds them as the model's tensors.
+    void save_state(io::archive& a, std::string const& prefix) const
+    {
+        if (storage_ != weight_storage::packed) return;
+        a.add(prefix + "codes", {codes_.size()}, codes_);
+        a.add(prefix + "steps", {steps_.size()}, steps_);
+    }
+
+    /// @brief Restores what save_state wrote into a weight already in the same storage (the trainer binds the
+    /// storage before it loads), checking sizes first.
+    /// @throws io::io_error naming the file for a missing entry or a size that does not fit this weight (a
+    /// checkpoint of another bit width or granularity); the weight is unchanged then.
+    void load_state(io::archive const& a, std::string const& prefix)
+    {
+        if (storage_ != weight_storage::packed) return;
+        std::vector<std::size_t> const code_shape{codes_.size()};
+        std::vector<std::size_t> const step_shape{steps_.size()};
+        std::vector<std::uint8_t> codes = a.integers<std::uint8_t>(prefix + "codes", code_shape);
+        auto const steps = a.values(prefix + "steps", step_shape);
+        codes_ = std::move(codes);
+        steps_.assign(steps.begin(), steps.end());
     }
 
     /// The packed codes (packed storage only) and their steps, one per slice.

@@ -5,6 +5,7 @@
 /// semantics of PyTorch's `torch.optim.Adam` / `torch.optim.AdamW` (amsgrad off).
 
 #include <lowbit/config.hpp>
+#include <lowbit/io/state.hpp>
 #include <lowbit/optim/optimizer_concepts.hpp>
 
 #include <lowbit/parallel/parallel_for.hpp>
@@ -15,6 +16,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lowbit::optim {
@@ -130,6 +132,48 @@ public:
 
     /// @brief Drops every slot's moments and step count: the next step of each slot is step 1 again.
     void reset() noexcept { slots_.clear(); }
+
+    /// @brief "adam": the kind a run state records (io::Stateful).
+    static constexpr std::string_view name() noexcept { return "adam"; }
+
+    /// @brief Writes the moments and step counts (io::Stateful): metadata `<prefix>kind` = adam,
+    /// `<prefix>slots`, `<prefix><i>.t`; entries `<prefix><i>.m` and `<prefix><i>.v` for each slot that has
+    /// taken a step. The options are not state: they come from the run's configuration.
+    void save_state(io::archive& a, std::string const& prefix) const
+    {
+        io::put_meta(a, prefix + "kind", name());
+        io::put_meta(a, prefix + "slots", slots_.size());
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            std::string const p = prefix + std::to_string(i) + ".";
+            io::put_meta(a, p + "t", slots_[i].t);
+            if (slots_[i].m.empty()) continue;
+            a.add(p + "m", {slots_[i].m.size()}, slots_[i].m);
+            a.add(p + "v", {slots_[i].v.size()}, slots_[i].v);
+        }
+    }
+
+    /// @brief Restores what save_state wrote, replacing the current state only once all of it has been read.
+    /// @throws io::io_error naming the file for a state of another optimizer ("the checkpoint's optimizer is
+    /// sgd, this run uses adam"), a missing or mis-shaped entry, or a bad count.
+    void load_state(io::archive const& a, std::string const& prefix)
+    {
+        if (std::string const& kind = io::meta_text(a, prefix + "kind"); kind != name())
+            throw io::io_error{a.source(), "the checkpoint's optimizer is " + kind + ", this run uses adam"};
+        auto const n = io::meta_slots(a, prefix + "slots");
+        std::vector<slot_state> slots(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            std::string const p = prefix + std::to_string(i) + ".";
+            slots[i].t = io::meta_number<std::int64_t>(a, p + "t");
+            io::archive_entry const* m = a.find(p + "m");
+            if (m == nullptr) continue;  // a slot that has not taken a step yet
+            std::vector<std::size_t> const shape = m->shape;
+            auto const mv = a.values(p + "m", shape);
+            auto const vv = a.values(p + "v", shape);
+            slots[i].m.assign(mv.begin(), mv.end());
+            slots[i].v.assign(vv.begin(), vv.end());
+        }
+        slots_ = std::move(slots);
+    }
 
     /// @brief Number of steps taken by `slot` since construction or reset() (its t); 0 if none.
     [[nodiscard]] std::int64_t step_count(std::size_t slot) const noexcept

@@ -5,6 +5,7 @@
 /// semantics of PyTorch's `torch.optim.SGD` (dampening 0).
 
 #include <lowbit/config.hpp>
+#include <lowbit/io/state.hpp>
 #include <lowbit/optim/optimizer_concepts.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
 
@@ -13,6 +14,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lowbit::optim {
@@ -105,6 +107,40 @@ public:
 
     /// @brief Drops every momentum buffer: the next step of each slot is a first step.
     void reset() noexcept { buffers_.clear(); }
+
+    /// @brief "sgd": the kind a run state records (io::Stateful).
+    static constexpr std::string_view name() noexcept { return "sgd"; }
+
+    /// @brief Writes the momentum buffers (io::Stateful): metadata `<prefix>kind` = sgd and
+    /// `<prefix>slots`; entry `<prefix><i>.momentum` for each slot that has one. (An empty buffer is state
+    /// too: the slot's next step is a first step.)
+    void save_state(io::archive& a, std::string const& prefix) const
+    {
+        io::put_meta(a, prefix + "kind", name());
+        io::put_meta(a, prefix + "slots", buffers_.size());
+        for (std::size_t i = 0; i < buffers_.size(); ++i)
+            if (!buffers_[i].empty())
+                a.add(prefix + std::to_string(i) + ".momentum", {buffers_[i].size()}, buffers_[i]);
+    }
+
+    /// @brief Restores what save_state wrote, replacing the current state only once all of it has been read.
+    /// @throws io::io_error naming the file for a state of another optimizer ("the checkpoint's optimizer is
+    /// adam, this run uses sgd") or a bad count.
+    void load_state(io::archive const& a, std::string const& prefix)
+    {
+        if (std::string const& kind = io::meta_text(a, prefix + "kind"); kind != name())
+            throw io::io_error{a.source(), "the checkpoint's optimizer is " + kind + ", this run uses sgd"};
+        auto const n = io::meta_slots(a, prefix + "slots");
+        std::vector<std::vector<float>> buffers(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            std::string const name = prefix + std::to_string(i) + ".momentum";
+            if (io::archive_entry const* e = a.find(name)) {
+                auto const v = a.values(name, e->shape);
+                buffers[i].assign(v.begin(), v.end());
+            }
+        }
+        buffers_ = std::move(buffers);
+    }
 
     /// @brief The momentum buffer of `slot`; empty before its first step, after reset(), or with momentum 0.
     [[nodiscard]] std::span<float const> momentum_buffer(std::size_t slot) const noexcept

@@ -13,7 +13,8 @@
 /// therefore maps tensor for tensor; any other model fails with a missing, unexpected or mis-shaped entry.
 ///
 /// Loading checks the whole file and the whole model before it changes anything: on any error the model
-/// is left as it was.
+/// is left as it was. A resumable checkpoint (train::trainer::save_state) holds these same tensors plus a run's
+/// state under io::run_state_prefix (`run/...`), which loading a model skips: it loads like any other.
 ///
 /// @code
 /// auto model = lowbit::nn::mlp<lowbit::nn::float_weights_t>({.hidden = 256});
@@ -31,6 +32,7 @@
 #include <lowbit/config.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
+#include <lowbit/io/state.hpp>
 #include <lowbit/nn/buffer.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
@@ -94,6 +96,21 @@ inline constexpr bool is_span_v = std::is_same_v<std::remove_cvref_t<T>, std::sp
 
 } // namespace detail
 
+/// @brief Adds the model's state tensors (see the file comment) to @p a: what to_archive holds, for an
+/// archive that carries more (a run state, train::trainer::save_state).
+/// @throws invalid_input as to_archive.
+template <nn::Layer Model>
+void add_model_state(io::archive& a, Model& model)
+{
+    auto add = [&](std::string const& name, std::vector<std::size_t> shape, auto& target) {
+        if constexpr (detail::is_span_v<decltype(target)>)
+            a.add(name, std::move(shape), std::vector<float>(target.begin(), target.end()));
+        else
+            a.add(name, std::move(shape), target.values());
+    };
+    detail::visit_state(model, "", add);
+}
+
 /// @brief The model's state as an archive (what save_checkpoint writes), with @p meta as its metadata.
 /// @throws invalid_input when two tensors of the model get the same name (a layer with two parameters of
 /// one name).
@@ -102,13 +119,7 @@ io::archive to_archive(Model& model, checkpoint_meta meta = {})
 {
     io::archive a;
     a.meta() = std::move(meta);
-    auto add = [&](std::string const& name, std::vector<std::size_t> shape, auto& target) {
-        if constexpr (detail::is_span_v<decltype(target)>)
-            a.add(name, std::move(shape), std::vector<float>(target.begin(), target.end()));
-        else
-            a.add(name, std::move(shape), target.values());
-    };
-    detail::visit_state(model, "", add);
+    add_model_state(a, model);
     return a;
 }
 
@@ -150,11 +161,14 @@ void from_archive(Model& model, io::archive const& a, checkpoint_meta const& req
         }
     };
     detail::visit_state(model, "", check);
-    if (names.size() != a.entries().size()) {
+    // Entries under io::run_state_prefix are a run's state (a resumable checkpoint), not model tensors.
+    auto const is_model_entry = [](io::archive_entry const& e) { return !e.name.starts_with(io::run_state_prefix); };
+    auto const model_entries = static_cast<std::size_t>(std::ranges::count_if(a.entries(), is_model_entry));
+    if (names.size() != model_entries) {
         for (io::archive_entry const& e : a.entries())
-            if (!names.contains(e.name))
+            if (is_model_entry(e) && !names.contains(e.name))
                 throw io::io_error{file, "unexpected entry '" + e.name + "': the file has this tensor, the model does "
-                                         "not (the file has " + std::to_string(a.entries().size()) +
+                                         "not (the file has " + std::to_string(model_entries) +
                                          " entries, the model " + std::to_string(names.size()) +
                                          "; was the file saved from a different architecture?)"};
     }

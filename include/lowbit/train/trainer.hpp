@@ -14,10 +14,29 @@
 /// gradient are finite -- the optimizer step for every parameter through the method's update rule. A
 /// non-finite input, loss or gradient throws lowbit::invalid_input before anything is updated, so the
 /// model keeps its last good state. Results are bit-identical for 1 or 2 threads given a seed.
+///
+/// A run can stop and continue bit-identically: save_state() writes everything it needs (the model's tensors,
+/// packed weights' codes, the optimizer's moments and step counts, the step, epoch and batch position, the
+/// seed that keys shuffling and stochastic rounding) into an io::archive, and a freshly constructed trainer
+/// of the same model, method and optimizer types continues after load_state() with the same bits as a run
+/// that never stopped. The shuffle of each epoch is a function of (seed, epoch) (data::batcher) and every
+/// stochastic draw of (seed, step, weight), so no generator state needs saving.
+/// @code
+/// // every 100 steps, hand the run state to a hook that writes it (lowbit-train: --checkpoint-every)
+/// struct saver { void on_checkpoint(lowbit::io::archive& state) { lowbit::io::save_archive(path, state); } ... };
+/// t.fit(images, labels, {.epochs = 5, .seed = 42, .checkpoint_every = 100}, saver{...});
+/// // later, in a new process:
+/// lowbit::train::trainer u{fresh_model, method, optimizer, schedule};
+/// u.load_state(lowbit::io::load_archive(path));
+/// u.fit(images, labels, {.epochs = 5, .seed = 42});   // continues after the saved step
+/// @endcode
 
 #include <lowbit/config.hpp>
 #include <lowbit/data/batcher.hpp>
 #include <lowbit/data/gather_rows.hpp>
+#include <lowbit/io/archive.hpp>
+#include <lowbit/io/io_error.hpp>
+#include <lowbit/io/state.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/softmax_cross_entropy.hpp>
 #include <lowbit/nn/weight.hpp>
@@ -25,6 +44,7 @@
 #include <lowbit/optim/schedule/constant.hpp>
 #include <lowbit/optim/schedule_concepts.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/train/checkpoint.hpp>
 #include <lowbit/train/method_concepts.hpp>
 
 #include <xtensor/xtensor.hpp>
@@ -33,6 +53,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -47,7 +69,19 @@ struct fit_options {
     std::uint64_t seed = 0;     ///< shuffling and stochastic rounding draws
     bool shuffle = true;
     bool drop_last = true;      ///< drop a last partial batch (BatchNorm dislikes tiny batches)
+    /// Stop after this many steps of this call (0: no limit); the next fit() of this trainer continues there,
+    /// as a trainer does after load_state().
+    std::size_t stop_after = 0;
+    /// Every this many optimizer steps (counted over the whole run, so a resumed run keeps the rhythm), after
+    /// the step and its on_step hooks, the run state (save_state()) is handed to every hook with a member
+    /// `void on_checkpoint(io::archive&)`, in the order the hooks are given: a hook may add its own state
+    /// (SQWA's captures), and one writes the archive. 0: never.
+    std::size_t checkpoint_every = 0;
 };
+
+/// @brief The version of the run state that trainer::save_state writes and load_state reads (metadata
+/// `run/version`; docs/formats.md). A change to what a run state holds is a new version.
+inline constexpr std::uint32_t run_state_version = 1;
 
 /// @brief What a step hook sees.
 struct step_info {
@@ -75,6 +109,7 @@ struct fit_result {
     std::size_t epochs = 0;     ///< epochs completed (all their batches ran)
     std::size_t steps = 0;
     bool stopped_early = false; ///< a hook asked to stop
+    bool suspended = false;     ///< fit_options::stop_after was reached: the next fit() continues the run
     double seconds = 0.0;       ///< wall time of all training steps
     std::size_t images = 0;
     float last_loss = 0.0f;
@@ -123,6 +158,27 @@ bool call_epoch(H& h, epoch_info const& e)
     else
         return false;
 }
+template <class H>
+inline constexpr bool has_checkpoint_hook = requires(H& h, io::archive& a) { h.on_checkpoint(a); };
+template <class H>
+void call_checkpoint(H& h, io::archive& a)
+{
+    if constexpr (has_checkpoint_hook<H>) h.on_checkpoint(a);
+}
+
+/// How a weight policy quantizes, for the run state's check that a checkpoint fits the model's quantizers.
+template <class W>
+std::string weight_kind()
+{
+    using P = typename W::policy_type;
+    if constexpr (W::fake_quantized)
+        return "fake-quantized";
+    else if constexpr (W::quantized)
+        return std::to_string(P::bits) + "-bit " +
+               (StochasticRounding<typename P::rounding_type> ? "stochastic" : "deterministic");
+    else
+        return "float";
+}
 } // namespace detail
 
 /// @brief Trains `Model` with `Method` and `Optimizer` under `Schedule`. The model is held by reference.
@@ -161,20 +217,32 @@ public:
             throw invalid_input("lowbit::train::fit: shape mismatch: " + std::to_string(images.shape(0)) +
                                 " images but " + std::to_string(labels.size()) + " labels");
         if (o.batch == 0) throw invalid_input("lowbit::train::fit: batch must be positive");
+        if (o.checkpoint_every != 0 && !(detail::has_checkpoint_hook<std::remove_reference_t<Hooks>> || ... || false))
+            throw invalid_input("lowbit::train::fit: checkpoint_every is set, but no hook has "
+                                "on_checkpoint(io::archive&) to write the run state");
         data::batcher batches(images.shape(0), {.batch = o.batch, .shuffle = o.shuffle, .seed = o.seed,
                                                 .drop_last = o.drop_last});
+        run_settings const now{.seed = o.seed, .batch = o.batch, .shuffle = o.shuffle, .drop_last = o.drop_last,
+                               .samples = images.shape(0)};
+        if (resume_)
+            check_settings(now);  // continue at pos_
+        else
+            pos_ = {};
+        resume_ = false;
+        settings_ = now;
         fit_result r;
         xt::xtensor<float, Rank> x;
         xt::xtensor<std::uint8_t, 1> y;
-        for (std::size_t epoch = 0; epoch < o.epochs && !r.stopped_early; ++epoch) {
+        while (pos_.epoch < o.epochs && !r.stopped_early) {
+            std::size_t const epoch = pos_.epoch;
             batches.begin_epoch(epoch);
             std::size_t const nb = batches.batches();
             epoch_info ei{.epoch = epoch};
-            double loss_sum = 0.0;
-            std::size_t correct = 0;
             bool complete = true;
             auto const t0 = std::chrono::steady_clock::now();
-            for (std::size_t b = 0; b < nb; ++b) {
+            // pos_.batch > 0 when the run continues inside an epoch; == nb when only the epoch's end is left.
+            while (pos_.batch < nb) {
+                std::size_t const b = pos_.batch;
                 auto const idx = batches.batch_indices(b);
                 data::gather_rows(images, idx, x);
                 data::gather_rows(labels, idx, y);
@@ -182,31 +250,165 @@ public:
                                        "the input batch " + std::to_string(b) + " of epoch " + std::to_string(epoch));
                 double const progress = static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(nb);
                 auto const s = step(x, y, o.seed, schedule_.rate(progress));
-                loss_sum += s.loss;
-                correct += s.correct;
+                pos_.loss_sum += s.loss;
+                pos_.correct += s.correct;
+                pos_.images += idx.size();
+                ++pos_.batch;
                 ei.images += idx.size();
                 [[maybe_unused]] step_info const si{.epoch = epoch, .step = step_ - 1, .batch_in_epoch = b, .batches_per_epoch = nb,
                                    .loss = s.loss, .learning_rate = schedule_.rate(progress), .correct = s.correct,
                                    .batch_size = idx.size()};
                 r.last_loss = s.loss;
                 ++r.steps;
-                if ((detail::call_step(hooks, si) | ... | false)) {
+                bool const stop = (detail::call_step(hooks, si) | ... | false);
+                // The state after this step and its hooks: a run continued from it takes the next step next.
+                if (o.checkpoint_every != 0 && step_ % o.checkpoint_every == 0) {
+                    io::archive state;
+                    save_state(state);
+                    (detail::call_checkpoint(hooks, state), ...);
+                }
+                if (stop) {
                     r.stopped_early = true;
-                    complete = b + 1 == nb;  // a stop on the last batch still completes the epoch
+                    complete = pos_.batch == nb;  // a stop on the last batch still completes the epoch
+                    break;
+                }
+                if (o.stop_after != 0 && r.steps == o.stop_after) {
+                    r.suspended = true;
                     break;
                 }
             }
             ei.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            ei.train_loss = nb ? static_cast<float>(loss_sum / static_cast<double>(nb)) : 0.0f;
-            ei.train_accuracy = ei.images ? static_cast<float>(correct) / static_cast<float>(ei.images) : 0.0f;
             r.seconds += ei.seconds;
             r.images += ei.images;
+            if (r.suspended) {  // the epoch's end (and its hooks) comes when the run continues
+                resume_ = true;
+                break;
+            }
+            ei.train_loss = nb ? static_cast<float>(pos_.loss_sum / static_cast<double>(nb)) : 0.0f;
+            ei.train_accuracy =
+                pos_.images ? static_cast<float>(pos_.correct) / static_cast<float>(pos_.images) : 0.0f;
             r.last_accuracy = ei.train_accuracy;
-            if (complete) ++r.epochs;
+            if (complete) {
+                ++r.epochs;
+                pos_ = {.epoch = epoch + 1};
+            }
             if ((detail::call_epoch(hooks, ei) | ... | false)) r.stopped_early = true;
         }
         return r;
     }
+
+    /// @brief Writes the run's full state into @p a (io::Stateful, see the file comment): the model's tensors
+    /// under their checkpoint names (so that load_checkpoint and lowbit-infer read the file as a model), and
+    /// under io::run_state_prefix: metadata `run/version`, `run/method`, `run/quantizers`, the position
+    /// `run/trainer/*` and the fit settings that key shuffling and rounding; packed weights' codes and steps
+    /// (`run/weights/<tensor>.codes|steps`); the optimizer's state (`run/optimizer/`), and the method's and the
+    /// schedule's when they have any. docs/formats.md lists every name.
+    /// @throws invalid_input as to_archive for a model with two tensors of one name.
+    void save_state(io::archive& a)
+    {
+        static_assert(io::Stateful<Optimizer>,
+                      "lowbit::train::trainer::save_state: the optimizer must model lowbit::io::Stateful (members "
+                      "save_state(io::archive&, std::string const&) const and load_state(io::archive const&, "
+                      "std::string const&)), as optim::sgd and optim::adam do");
+        add_model_state(a, *model_);
+        io::put_meta(a, "run/version", run_state_version);
+        io::put_meta(a, "run/method", Method::name());
+        io::put_meta(a, "run/quantizers", quantizer_kinds());
+        io::put_meta(a, "run/trainer/step", step_);
+        io::put_meta(a, "run/trainer/epoch", pos_.epoch);
+        io::put_meta(a, "run/trainer/batch", pos_.batch);
+        io::put_meta(a, "run/trainer/loss_sum", pos_.loss_sum);
+        io::put_meta(a, "run/trainer/correct", pos_.correct);
+        io::put_meta(a, "run/trainer/images", pos_.images);
+        if (settings_) {
+            io::put_meta(a, "run/trainer/seed", settings_->seed);
+            io::put_meta(a, "run/trainer/batch_size", settings_->batch);
+            io::put_meta(a, "run/trainer/shuffle", settings_->shuffle ? 1 : 0);
+            io::put_meta(a, "run/trainer/drop_last", settings_->drop_last ? 1 : 0);
+            io::put_meta(a, "run/trainer/samples", settings_->samples);
+        }
+        auto save_weight = [&](std::string const& name, auto const&, auto& target) {
+            if constexpr (!detail::is_span_v<decltype(target)>) target.save_state(a, "run/weights/" + name + ".");
+        };
+        detail::visit_state(*model_, "", save_weight);
+        opt_.save_state(a, "run/optimizer/");
+        if constexpr (io::Stateful<Method>) method_.save_state(a, "run/method/");
+        if constexpr (io::Stateful<Schedule>) schedule_.save_state(a, "run/schedule/");
+    }
+
+    /// @brief Restores a run state written by save_state, so that the next fit() continues after the saved
+    /// step; the model, the optimizer and the position change only once everything has been checked.
+    /// @throws io::io_error naming a.source() and the mismatch: a model-only checkpoint ("not a resumable
+    /// checkpoint"), another run-state version, another method ("checkpoint was written by method sr, this run
+    /// uses bc"), other weight quantizers, another optimizer, another architecture (a missing, unexpected or
+    /// mis-shaped tensor, from from_archive); fit() later refuses other fit settings (seed, batch, dataset).
+    void load_state(io::archive const& a)
+    {
+        auto const& file = a.source();
+        auto const version = a.meta().find("run/version");
+        if (version == a.meta().end())
+            throw io::io_error{file, "not a resumable checkpoint: it holds a model's state only (save_checkpoint, "
+                                     "lowbit-train --save-model or --save-fp); a run continues from a checkpoint "
+                                     "written by trainer::save_state (lowbit-train --checkpoint-every)"};
+        if (version->second != std::to_string(run_state_version))
+            throw io::io_error{file, "run state version " + version->second + ", and this lowbit (" +
+                                         std::to_string(LOWBIT_VERSION_MAJOR) + "." +
+                                         std::to_string(LOWBIT_VERSION_MINOR) + "." +
+                                         std::to_string(LOWBIT_VERSION_PATCH) + ") continues runs of version " +
+                                         std::to_string(run_state_version)};
+        if (std::string const& m = io::meta_text(a, "run/method"); m != Method::name())
+            throw io::io_error{file, "checkpoint was written by method " + m + ", this run uses " +
+                                         std::string(Method::name())};
+        if (std::string const& q = io::meta_text(a, "run/quantizers"); q != quantizer_kinds())
+            throw io::io_error{file, "checkpoint was written with the weight quantizers [" + q + "], this run uses [" +
+                                         quantizer_kinds() + "]"};
+        Optimizer opt = opt_;
+        opt.load_state(a, "run/optimizer/");
+        Method method = method_;
+        if constexpr (io::Stateful<Method>) method.load_state(a, "run/method/");
+        Schedule schedule = schedule_;
+        if constexpr (io::Stateful<Schedule>) schedule.load_state(a, "run/schedule/");
+        position pos{.epoch = io::meta_number<std::size_t>(a, "run/trainer/epoch"),
+                     .batch = io::meta_number<std::size_t>(a, "run/trainer/batch"),
+                     .loss_sum = io::meta_double(a, "run/trainer/loss_sum"),
+                     .correct = io::meta_number<std::size_t>(a, "run/trainer/correct"),
+                     .images = io::meta_number<std::size_t>(a, "run/trainer/images")};
+        auto const step = io::meta_number<std::size_t>(a, "run/trainer/step");
+        std::optional<run_settings> settings;
+        if (a.meta().contains("run/trainer/seed"))
+            settings = run_settings{.seed = io::meta_number<std::uint64_t>(a, "run/trainer/seed"),
+                                    .batch = io::meta_number<std::size_t>(a, "run/trainer/batch_size"),
+                                    .shuffle = io::meta_number<int>(a, "run/trainer/shuffle") != 0,
+                                    .drop_last = io::meta_number<int>(a, "run/trainer/drop_last") != 0,
+                                    .samples = io::meta_number<std::size_t>(a, "run/trainer/samples")};
+        // Packed weights: their codes and steps must fit before anything changes.
+        auto check_weight = [&](std::string const& name, auto const&, auto& target) {
+            if constexpr (!detail::is_span_v<decltype(target)>) {
+                if (target.storage() != nn::weight_storage::packed) return;
+                std::vector<std::size_t> const codes{target.codes().size()}, steps{target.steps().size()};
+                (void)a.integers<std::uint8_t>("run/weights/" + name + ".codes", codes);
+                (void)a.values("run/weights/" + name + ".steps", steps);
+            }
+        };
+        detail::visit_state(*model_, "", check_weight);
+        from_archive(*model_, a);  // checks every tensor, then sets them; packed weights get their codes below
+        auto load_weight = [&](std::string const& name, auto const&, auto& target) {
+            if constexpr (!detail::is_span_v<decltype(target)>) target.load_state(a, "run/weights/" + name + ".");
+        };
+        detail::visit_state(*model_, "", load_weight);
+        opt_ = std::move(opt);
+        method_ = std::move(method);
+        schedule_ = std::move(schedule);
+        step_ = step;
+        pos_ = pos;
+        settings_ = settings;
+        source_ = file;
+        resume_ = true;
+    }
+
+    /// The epoch and the batch within it that the next step of a continued run takes.
+    std::size_t epoch() const noexcept { return pos_.epoch; }
+    std::size_t batch_in_epoch() const noexcept { return pos_.batch; }
 
     /// Loss and accuracy in evaluation mode (running BN statistics; deterministic forward weights).
     template <std::size_t Rank>
@@ -259,6 +461,49 @@ public:
     }
 
 private:
+    /// Where a run stands: the next step is batch `batch` of epoch `epoch` (batch == batches per epoch: only
+    /// the epoch's end is left), with the epoch's statistics so far.
+    struct position {
+        std::size_t epoch = 0;
+        std::size_t batch = 0;
+        double loss_sum = 0.0;
+        std::size_t correct = 0;
+        std::size_t images = 0;
+    };
+    /// The fit options that decide which samples and draws each step takes: a continued run must use the same.
+    struct run_settings {
+        std::uint64_t seed = 0;
+        std::size_t batch = 0;
+        bool shuffle = true;
+        bool drop_last = true;
+        std::size_t samples = 0;
+    };
+
+    void check_settings(run_settings const& now) const
+    {
+        if (!settings_) return;
+        auto const refuse = [&](char const* what, auto saved, auto used) {
+            throw io::io_error{source_, std::string("the checkpoint's run used ") + what + " " + std::to_string(saved) +
+                                            ", this fit() uses " + std::to_string(used) +
+                                            " (a run continues only with the seed, batch size, shuffling and data "
+                                            "it was written with)"};
+        };
+        if (settings_->seed != now.seed) refuse("seed", settings_->seed, now.seed);
+        if (settings_->batch != now.batch) refuse("batch size", settings_->batch, now.batch);
+        if (settings_->samples != now.samples) refuse("a training set of size", settings_->samples, now.samples);
+        if (settings_->shuffle != now.shuffle) refuse("shuffle", int{settings_->shuffle}, int{now.shuffle});
+        if (settings_->drop_last != now.drop_last) refuse("drop_last", int{settings_->drop_last}, int{now.drop_last});
+    }
+
+    std::string quantizer_kinds()
+    {
+        std::string s;
+        model_->for_each_weight([&](auto& w) {
+            s += (s.empty() ? "" : ", ") + detail::weight_kind<std::remove_reference_t<decltype(w)>>();
+        });
+        return s;
+    }
+
     void zero_grad()
     {
         model_->for_each_weight([](auto& w) { std::fill(w.grad().begin(), w.grad().end(), 0.0f); });
@@ -304,6 +549,10 @@ private:
     Schedule schedule_;
     std::size_t step_ = 0;
     std::vector<float> step_buf_;
+    position pos_;
+    std::optional<run_settings> settings_;  // of the running or last fit(), or of a loaded state
+    std::filesystem::path source_;          // the file a loaded state came from (for fit()'s refusal)
+    bool resume_ = false;                   // the next fit() continues at pos_
 };
 
 } // namespace lowbit::train
