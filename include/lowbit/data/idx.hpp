@@ -205,8 +205,9 @@ private:
 /// Compression is recognised by the gzip magic bytes `1f 8b`, never by the file name.
 /// @throws data_error naming the file and the problem when the file is missing or unreadable, is
 ///         not IDX, holds another element type than unsigned byte, has zero dimensions, declares
-///         more than 2^31 elements, is truncated (header or data), has bytes after the data, or
-///         is a corrupt gzip stream. Memory is only allocated for data that is actually present.
+///         more than 2^31 elements (or, with a size of 0, other sizes whose product is more), is
+///         truncated (header or data), has bytes after the data, or is a corrupt gzip stream.
+///         Memory is only allocated for data that is actually present.
 [[nodiscard]] inline idx_array read_idx(std::filesystem::path const& file) {
     detail::idx_source source{file};
 
@@ -244,19 +245,22 @@ private:
         auto const* s = &sizes[4 * d];
         result.shape[d] = (std::size_t{s[0]} << 24) | (std::size_t{s[1]} << 16) | (std::size_t{s[2]} << 8) | s[3];
     }
-    std::size_t count = 0;
-    if (std::find(result.shape.begin(), result.shape.end(), 0) == result.shape.end()) {
-        count = 1;
-        for (auto size : result.shape) {
-            // Dividing instead of multiplying first: the product of up to 255 sizes of up to
-            // 2^32 - 1 would overflow long before the comparison.
-            if (count > detail::idx_max_elements / size) {
-                throw data_error{file, "absurd size: " + detail::shape_string(result.shape) +
-                                           " elements exceeds the limit of 2^31 elements"};
-            }
-            count *= size;
+    // The limit holds for the product of the sizes other than 0 too: an empty array still has
+    // strides, the products of its trailing sizes, and [0, 2^32 - 1, 2^32 - 1] would overflow
+    // them (read_idx_images' xtensor computes them in a signed type).
+    std::size_t nonzero = 1;
+    bool const empty = std::find(result.shape.begin(), result.shape.end(), 0) != result.shape.end();
+    for (auto size : result.shape) {
+        // Dividing instead of multiplying first: the product of up to 255 sizes of up to
+        // 2^32 - 1 would overflow long before the comparison.
+        if (size != 0 && nonzero > detail::idx_max_elements / size) {
+            throw data_error{file, "absurd size: " + detail::shape_string(result.shape) +
+                                       (empty ? ": the sizes other than 0 multiply to more than the limit of 2^31"
+                                              : " elements exceeds the limit of 2^31 elements")};
         }
+        nonzero *= size == 0 ? 1 : size;
     }
+    std::size_t const count = empty ? 0 : nonzero;
     std::size_t const header_size = 4 + sizes.size();
 
     if (!source.gzip()) {

@@ -27,6 +27,7 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
+#include <lowbit/deploy/detail/code_conv.hpp>
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/packed_cnn.hpp>
 #include <lowbit/deploy/packed_conv2d.hpp>
@@ -53,6 +54,19 @@ namespace lowbit::deploy {
 
 /// @brief The `packed_version` of packed CNN files this lowbit writes and reads.
 inline constexpr std::uint32_t packed_cnn_version = 1;
+
+/// @brief The largest `height` and `width` a packed CNN file (either kind) may declare for its input images,
+/// and the largest feature map a convolution of it may write. A convolution builds a table entry per output
+/// pixel (deploy::padding_classes) as it is constructed, before the dense layers can show that a size is
+/// wrong, so the sizes are bounded first. 512 x 512 is above the images packed CNNs run on today (28-224 pixels)
+/// and keeps a refusal fast: the tables of a 4096 x 4096 map took seconds to build before the dense layers
+/// could refuse it (docs/reliability.md). Lifting it needs O(height + width) tables.
+inline constexpr std::size_t packed_cnn_max_side = 512;
+
+/// @brief The most output pixels (one image) of all the convolutions of a packed CNN file together: sixteen
+/// feature maps of 512 x 512. A padding of up to 64 lets every convolution
+/// write a larger map than it reads, so the side limit alone would not bound the sum over 64 convolutions.
+inline constexpr std::size_t packed_cnn_max_pixels = std::size_t{1} << 22;
 
 
 namespace detail {
@@ -91,9 +105,12 @@ struct conv_entries {
 };
 
 /// What add_conv wrote under prefix @p p for convolution @p index, for an input of @p channels x @p height x
-/// @p width. Throws invalid_input for a pooling window that does not fit the feature map.
+/// @p width; @p pixels: the output pixels of the convolutions before it, to which it adds its own. Throws
+/// invalid_input for a geometry the layer refuses (detail::check_conv_geometry: no filters, an input smaller
+/// than the kernel, ...), a feature map over packed_cnn_max_side or packed_cnn_max_pixels, and a pooling
+/// window that does not fit the feature map.
 inline conv_entries read_conv(io::archive const& a, std::string const& p, std::size_t index, std::size_t channels,
-                              std::size_t height, std::size_t width)
+                              std::size_t height, std::size_t width, std::size_t& pixels)
 {
     conv_entries c;
     c.shape = {.channels = channels, .height = height, .width = width};
@@ -103,9 +120,18 @@ inline conv_entries read_conv(io::archive const& a, std::string const& p, std::s
     c.pool = {.kernel = meta_number(a, p + "pool_kernel", 64), .stride = meta_number(a, p + "pool_stride", 64)};
     c.w = read_weights(a, p, c.shape.patch_bits());
     c.shape.filters = c.w.out;
-    bool const fits = c.shape.height + 2 * c.shape.padding >= c.shape.kernel &&
-                      c.shape.width + 2 * c.shape.padding >= c.shape.kernel && c.shape.stride != 0;
-    if (!c.pool.none() && fits &&
+    // Before the thresholds are read: with filters > 0, their entry's element count bounds the number of sets
+    // (a [2^40, 0] entry of 0 filters would otherwise ask for 2^40 empty sets).
+    std::string const who = "convolution " + std::to_string(index) + ": ";
+    check_conv_geometry(who, c.shape, c.w);
+    std::size_t const oh = c.shape.out_height(), ow = c.shape.out_width();
+    if (oh > packed_cnn_max_side || ow > packed_cnn_max_side || oh * ow > packed_cnn_max_pixels - pixels)
+        throw invalid_input(who + "it writes a " + std::to_string(oh) + "x" + std::to_string(ow) +
+                            " feature map, and a packed CNN file's convolutions write at most " +
+                            std::to_string(packed_cnn_max_side) + "x" + std::to_string(packed_cnn_max_side) +
+                            " each and 2^22 pixels in all");
+    pixels += oh * ow;
+    if (!c.pool.none() &&
         (c.pool.stride == 0 || c.shape.out_height() < c.pool.kernel || c.shape.out_width() < c.pool.kernel))
         throw invalid_input("the pooling after convolution " + std::to_string(index) +
                             " has stride 0 or a window larger than its feature map");
@@ -152,15 +178,17 @@ inline packed_cnn cnn_from_archive(io::archive const& a)
                                            std::to_string(packed_cnn_version)};
     constexpr std::size_t big = std::size_t{1} << 32;
     std::size_t const count = detail::meta_number(a, "convs", 64), dense_count = detail::meta_number(a, "dense", 64);
-    std::size_t channels = detail::meta_number(a, "channels", big), height = detail::meta_number(a, "height", big);
-    std::size_t width = detail::meta_number(a, "width", big);
+    std::size_t channels = detail::meta_number(a, "channels", big);
+    std::size_t height = detail::meta_number(a, "height", packed_cnn_max_side);
+    std::size_t width = detail::meta_number(a, "width", packed_cnn_max_side);
     std::span<float const> const map = a.values("input.map", std::vector<std::size_t>{2});
     try {
         std::vector<packed_conv2d> convs;
         std::vector<pool_window> pools;
+        std::size_t pixels = 0;
         for (std::size_t i = 0; i < count; ++i) {
             std::string const p = "conv" + std::to_string(i) + ".";
-            auto [s, pool, w] = detail::read_conv(a, p, i, channels, height, width);
+            auto [s, pool, w] = detail::read_conv(a, p, i, channels, height, width, pixels);
             std::size_t const words = kernels::words_for_bits(w.out);
             std::vector<std::size_t> const& ts = detail::entry_shape(a, p + "threshold");
             std::size_t const classes = ts.empty() ? 0 : ts[0];

@@ -87,16 +87,18 @@ inline packed_kbit_cnn kbit_cnn_from_archive(io::archive const& a)
                                            std::to_string(packed_kbit_cnn_version)};
     constexpr std::size_t big = std::size_t{1} << 32;
     std::size_t const count = detail::meta_number(a, "convs", 64), dense_count = detail::meta_number(a, "dense", 64);
-    std::size_t channels = detail::meta_number(a, "channels", big), height = detail::meta_number(a, "height", big);
-    std::size_t width = detail::meta_number(a, "width", big);
+    std::size_t channels = detail::meta_number(a, "channels", big);
+    std::size_t height = detail::meta_number(a, "height", packed_cnn_max_side);
+    std::size_t width = detail::meta_number(a, "width", packed_cnn_max_side);
     std::size_t const classes = detail::meta_number(a, "classes", big);
     std::span<float const> const map = a.values("input.map", std::vector<std::size_t>{2});
     try {
         std::vector<packed_kbit_conv2d> convs;
         std::vector<pool_window> pools;
+        std::size_t pixels = 0;
         for (std::size_t i = 0; i < count; ++i) {
             std::string const p = "conv" + std::to_string(i) + ".";
-            auto [s, pool, w] = detail::read_conv(a, p, i, channels, height, width);
+            auto [s, pool, w] = detail::read_conv(a, p, i, channels, height, width, pixels);
             std::vector<std::size_t> const& ts = detail::entry_shape(a, p + "threshold");
             std::size_t const sets = ts.empty() ? 0 : ts[0];
             std::vector<level_thresholds> t =

@@ -132,9 +132,16 @@ public:
         std::vector<std::uint32_t> yi, xi;
         ranges(s.height, s.out_height(), ys, yi);
         ranges(s.width, s.out_width(), xs, xi);
-        for (std::size_t oy = 0; oy < s.out_height(); ++oy)
-            for (std::size_t ox = 0; ox < s.out_width(); ++ox)
-                row_class_.push_back(yi[oy] * static_cast<std::uint32_t>(xs.size()) + xi[ox]);
+        // Sized once and filled through pointers, as deploy::padding_classes::of (see there).
+        std::size_t const oh = s.out_height(), ow = s.out_width();
+        auto const columns = static_cast<std::uint32_t>(xs.size());
+        row_class_.resize(oh * ow);
+        std::uint32_t* out = row_class_.data();
+        std::uint32_t const* const x_class = xi.data();
+        for (std::size_t oy = 0; oy < oh; ++oy, out += ow) {
+            std::uint32_t const row = yi[oy] * columns;
+            for (std::size_t ox = 0; ox < ow; ++ox) out[ox] = row + x_class[ox];
+        }
         // Per filter and tap: the sum of the +-1 weights over the channels.
         std::size_t const taps = s.kernel * s.kernel;
         std::vector<std::int32_t> tap_sum(s.filters * taps, 0);

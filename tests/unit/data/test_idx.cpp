@@ -251,6 +251,27 @@ TEST_CASE("absurd sizes are rejected before allocating") {
     }
 }
 
+TEST_CASE("a size of 0 does not lift the limit on the other sizes (fuzz finding)") {
+    // The outside campaign's input (issue 11): images of 0 x 4294967295 x 4294967055 and no data. It passed, and
+    // read_idx_images then overflowed xtensor's signed stride product (UBSan: xstrides.hpp:464).
+    bytes const finding{0x00, 0x00, 0x08, 0x03, 0x00, 0x00, 0x00, 0x00,
+                        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    REQUIRE(finding == make_idx({0, 0xFFFFFFFFU, 0xFFFFFF0FU}, {}));
+    temp_dir dir;
+    for (auto const& file : write_both(dir, "zero-then-huge", finding)) {
+        check_error(read_images, file,
+                    "absurd size: 0 x 4294967295 x 4294967055: the sizes other than 0 multiply to more than the "
+                    "limit of 2^31");
+    }
+    // At the limit, an empty array is still fine.
+    for (auto const& file : write_both(dir, "zero-at-limit", make_idx({32768, 0, 65536}, {}))) {
+        auto const images = lowbit::data::read_idx_images(file);
+        CHECK(images.shape()[0] == 32768);
+        CHECK(images.shape()[2] == 65536);
+        CHECK(images.size() == 0);
+    }
+}
+
 TEST_CASE("read_idx_images and read_idx_labels check the rank") {
     temp_dir dir;
     for (auto const& file : write_both(dir, "rank1", make_idx({4}, {1, 2, 3, 4}))) {

@@ -510,3 +510,36 @@ TEST_CASE("load_packed_kbit_cnn names the file and the problem")
               a.add("conv1.negate", {1, 6}, flags);
           }) == "inconsistent packed model: channel 0 of convolution 1 has negate flag 2, not 0 or 1");
 }
+
+TEST_CASE("sizes read from a packed k-bit CNN file are bounded before the loader allocates or loops on them "
+          "(fuzz findings)")
+{
+    test::temp_dir dir("packed_kbit_cnn_bounds");
+    deploy::save_packed(dir / "m.lbpk", small_packed_cnn());
+    auto edited = [&](auto&& edit) {
+        io::archive a = io::load_archive(dir / "m.lbpk");
+        edit(a);
+        io::save_archive(dir / "e.lbpk", a);
+        return kbit_cnn_problem(dir / "e.lbpk");
+    };
+
+    // Only the image size changed: the first convolution built one padding class entry per output pixel before
+    // any check (over 20 s, then 2 GiB, for height 2^31 - 2 or 65536 x 65536).
+    CHECK(edited([](io::archive& a) { a.meta()["height"] = "2147483646"; }) ==
+          "metadata 'height' is '2147483646', not a number up to 512");
+    CHECK(edited([](io::archive& a) { a.meta()["height"] = a.meta()["width"] = "65536"; }) ==
+          "metadata 'height' is '65536', not a number up to 512");
+    CHECK(contains(edited([](io::archive& a) { a.meta()["height"] = a.meta()["width"] = "512"; }),
+                   "shape mismatch for entry 'dense0."));
+
+    // 0 filters, and 2^40 sets of thresholds of 0 filters (zero elements): 2^40 level_thresholds were allocated
+    // before the layer refused 0 filters.
+    constexpr std::size_t sets = std::size_t{1} << 40;
+    CHECK(edited([&](io::archive& a) {
+              a = test::without(test::without(test::without(a, "conv0.codes"), "conv0.threshold"), "conv0.negate");
+              a.add("conv0.codes", {0, 9}, std::vector<std::int8_t>{});
+              a.add("conv0.threshold", {sets, 0, 15}, std::vector<std::int32_t>{});
+              a.add("conv0.negate", {sets, 0}, std::vector<std::uint8_t>{});
+          }) == "inconsistent packed model: convolution 0: channels, height, width, filters, kernel and stride must be "
+               "positive");
+}

@@ -165,3 +165,46 @@ TEST_CASE("load_packed_cnn names the file and the problem")
     io::save_archive(dir / "meta.lbpk", a);
     CHECK(cnn_problem(dir / "meta.lbpk") == "metadata 'convs' is 'x', not a number up to 64");
 }
+
+TEST_CASE("sizes read from a packed CNN file are bounded before the loader allocates or loops on them (fuzz findings)")
+{
+    test::temp_dir dir("packed_cnn_bounds");
+    auto model = small_cnn();
+    deploy::save_packed(dir / "m.lbpk", deploy::compile(model));
+    auto edited = [&](auto&& edit) {
+        io::archive a = io::load_archive(dir / "m.lbpk");
+        edit(a);
+        io::save_archive(dir / "e.lbpk", a);
+        return cnn_problem(dir / "e.lbpk");
+    };
+
+    // A valid file with only its image size changed made the first convolution build one padding class entry
+    // per output pixel before any check: over 20 s, then a 2 GiB allocation (height 2^31 - 2, or 65536 x 65536);
+    // 1.3 GB and 2.9 s for height 10^7.
+    CHECK(edited([](io::archive& a) { a.meta()["height"] = "2147483646"; }) ==
+          "metadata 'height' is '2147483646', not a number up to 512");
+    CHECK(edited([](io::archive& a) { a.meta()["height"] = a.meta()["width"] = "65536"; }) ==
+          "metadata 'height' is '65536', not a number up to 512");
+    CHECK(edited([](io::archive& a) { a.meta()["width"] = "10000000"; }) ==
+          "metadata 'width' is '10000000', not a number up to 512");
+    // The largest size allowed gets to the check that the dense layer reads the flattened feature map.
+    CHECK(contains(edited([](io::archive& a) { a.meta()["height"] = a.meta()["width"] = "512"; }),
+                   "shape mismatch for entry 'dense0.signs'"));
+    // A padding lets a convolution write a larger map than it reads: each one's map is bounded too.
+    CHECK(edited([](io::archive& a) {
+              a.meta()["height"] = a.meta()["width"] = "512";
+              a.meta()["conv0.padding"] = "64";
+          }) == "inconsistent packed model: convolution 0: it writes a 638x638 feature map, and a packed CNN file's "
+                "convolutions write at most 512x512 each and 2^22 pixels in all");
+
+    // A first convolution of 0 filters with thresholds of 2^40 sets of 0 (an archive of zero elements, so a
+    // valid one) made the loader allocate 2^40 threshold sets before the layer refused 0 filters: std::bad_alloc.
+    constexpr std::size_t sets = std::size_t{1} << 40;
+    CHECK(edited([&](io::archive& a) {
+              a = test::without(test::without(test::without(a, "conv0.codes"), "conv0.threshold"), "conv0.flip");
+              a.add("conv0.codes", {0, 9}, std::vector<std::int8_t>{});
+              a.add("conv0.threshold", {sets, 0}, std::vector<std::int32_t>{});
+              a.add("conv0.flip", {sets, 0}, std::vector<std::uint64_t>{});
+          }) == "inconsistent packed model: convolution 0: channels, height, width, filters, kernel and stride must be "
+               "positive");
+}
