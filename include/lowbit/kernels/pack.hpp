@@ -10,6 +10,7 @@
 /// copies; other widths go through 8-code groups and a 2^b-entry level table. Every table entry is computed
 /// by the scalar reference formula, so the result is bit-identical to kernels/reference/pack.hpp.
 
+#include <lowbit/detail/gcc12_avx512_warnings.hpp>
 #include <lowbit/detail/xsimd_compat.hpp>
 #include <lowbit/kernels/quantize_params.hpp>
 #include <lowbit/kernels/reference/pack.hpp>
@@ -40,8 +41,10 @@ namespace detail {
 
 /// Elements per L1 block; a multiple of 8 so every block starts on a byte boundary for every width.
 inline constexpr std::size_t block_elems = 1024;
-/// Elements per thread task; below two of these a kernel runs on the calling thread only.
+/// Elements per thread task: a kernel over at most this many elements runs on the calling thread only.
 inline constexpr std::size_t parallel_grain = std::size_t{1} << 16;
+
+LOWBIT_GCC12_AVX512_WARNINGS_OFF  // to LOWBIT_GCC12_AVX512_WARNINGS_ON: GCC PR 105593, see the header
 
 template <lowbit::detail::rounding_mode M, class B>
 B round_batch(B t, B u) noexcept
@@ -107,6 +110,8 @@ std::size_t quantize_codes(float const* x, std::uint8_t* codes, std::size_t n, s
         return nans;
     }
 }
+
+LOWBIT_GCC12_AVX512_WARNINGS_ON
 
 namespace detail {
 

@@ -10,10 +10,16 @@
 /// lowbit::set_num_threads(2);          // default: std::thread::hardware_concurrency()
 /// lowbit::parallel_for(n, 1 << 16, [&](std::size_t begin, std::size_t end) { /* ... */ });
 /// @endcode
+///
+/// A pool_task_counter shows which threads ran the ranges of every parallel_for call made while it lives, so a
+/// test can prove that a workload was large enough to be split (one relaxed atomic increment per range).
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -24,6 +30,45 @@
 namespace lowbit {
 
 namespace detail {
+
+/// The index of the calling thread in the pool: w for worker w, 0 for any other thread (the callers).
+inline unsigned& pool_thread_index() noexcept
+{
+    thread_local unsigned index = 0;
+    return index;
+}
+
+/// Ranges of parallel_for run per pool thread index since the program started. The counters only grow in
+/// number (a deque keeps them in place), so a pool_task_counter stays valid across set_num_threads().
+class task_counts {
+public:
+    /// Called only while no kernel runs (thread_pool::resize).
+    void reserve(unsigned threads)
+    {
+        std::lock_guard g(mutex_);
+        while (counts_.size() < threads) counts_.emplace_back(0);
+    }
+    /// One range run on the calling thread; the caller's slot exists (resize reserved it, slot 0 always).
+    void count_one() noexcept { counts_[pool_thread_index()].fetch_add(1, std::memory_order_relaxed); }
+    std::vector<std::uint64_t> snapshot() const
+    {
+        std::lock_guard g(mutex_);
+        std::vector<std::uint64_t> v;
+        v.reserve(counts_.size());
+        for (auto const& c : counts_) v.push_back(c.load(std::memory_order_relaxed));
+        return v;
+    }
+
+private:
+    std::deque<std::atomic<std::uint64_t>> counts_ = std::deque<std::atomic<std::uint64_t>>(1);
+    mutable std::mutex mutex_;
+};
+
+inline task_counts& pool_task_counts()
+{
+    static task_counts counts;
+    return counts;
+}
 
 /// The pool: workers wait for a generation number to change, run their share of the current job, and
 /// report back. The calling thread takes part, so a pool of n threads has n - 1 workers.
@@ -40,6 +85,7 @@ public:
     {
         n = std::max(1u, n);
         if (n == size() && !workers_.empty()) return;
+        pool_task_counts().reserve(n);
         stop();
         stopping_ = false;
         // New workers start at the current generation, so they never run a job that finished before them.
@@ -93,6 +139,7 @@ private:
     void work(unsigned id, std::size_t seen)
     {
         inside_job() = true;
+        pool_thread_index() = id;
         for (;;) {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
@@ -156,7 +203,43 @@ inline void set_num_threads(unsigned n)
 /// @brief The number of threads lowbit's kernels use.
 inline unsigned num_threads() noexcept { return detail::requested_threads(); }
 
-/// @brief Calls f(begin, end) on disjoint ranges covering [0, n), in parallel when n is at least 2 * grain.
+/// @brief Counts the parallel_for ranges that each thread of lowbit's pool runs while the counter lives: an
+/// observation point for tests and profiling that costs one relaxed atomic increment per range.
+///
+/// @code
+/// lowbit::set_num_threads(2);
+/// lowbit::pool_task_counter const counter;
+/// trainer.fit(x, y);
+/// assert(counter.threads_used() == 2);   // the work was large enough to be split
+/// @endcode
+class pool_task_counter {
+public:
+    pool_task_counter() : start_(detail::pool_task_counts().snapshot()) {}
+
+    /// @brief Element t: ranges run by pool thread t since construction, for t < num_threads(). Thread 0 is
+    /// the thread that called parallel_for (with several calling threads, all of them), t >= 1 are the
+    /// workers. A call below its threading threshold runs as one range on the calling thread.
+    std::vector<std::uint64_t> tasks_per_thread() const
+    {
+        std::vector<std::uint64_t> now = detail::pool_task_counts().snapshot();
+        now.resize(std::max<std::size_t>(num_threads(), 1), 0);
+        for (std::size_t t = 0; t < now.size() && t < start_.size(); ++t) now[t] -= start_[t];
+        return now;
+    }
+
+    /// @brief The number of pool threads that ran at least one range since construction.
+    unsigned threads_used() const
+    {
+        std::vector<std::uint64_t> const tasks = tasks_per_thread();
+        return static_cast<unsigned>(std::count_if(tasks.begin(), tasks.end(), [](std::uint64_t n) { return n > 0; }));
+    }
+
+private:
+    std::vector<std::uint64_t> start_;
+};
+
+/// @brief Calls f(begin, end) on disjoint ranges covering [0, n), in parallel when n exceeds grain (and more
+/// than one thread is set).
 /// Ranges are contiguous, at most one per thread, and their bounds are multiples of `grain` (except the
 /// last), so callers can rely on alignment of the split points.
 template <class F>
@@ -166,13 +249,19 @@ void parallel_for(std::size_t n, std::size_t grain, F&& f)
     std::size_t const chunks = (n + grain - 1) / grain;
     auto const parts = static_cast<unsigned>(std::min<std::size_t>(num_threads(), chunks));
     if (parts <= 1) {
-        if (n > 0) f(std::size_t{0}, n);
+        if (n > 0) {
+            detail::pool_task_counts().count_one();
+            f(std::size_t{0}, n);
+        }
         return;
     }
     std::function<void(unsigned)> const job = [&](unsigned p) {
         std::size_t const b = chunks * p / parts * grain;
         std::size_t const e = std::min(n, chunks * (p + 1) / parts * grain);
-        if (b < e) f(b, e);
+        if (b < e) {
+            detail::pool_task_counts().count_one();
+            f(b, e);
+        }
     };
     detail::global_pool().run(parts, job);
 }

@@ -6,6 +6,8 @@
 /// function of (seed, step, stream, i). That is what makes stochastic rounding bit-identical for any thread
 /// count, any chunking and any SIMD width.
 
+#include <lowbit/detail/gcc12_avx512_warnings.hpp>
+
 #include <xsimd/xsimd.hpp>
 
 #include <array>
@@ -66,6 +68,8 @@ constexpr float uniform_at(counter_key const& key, std::uint64_t index) noexcept
                                          static_cast<std::uint32_t>(key.seed >> 32));
     return to_unit_float(r[(index >> 4) & 3]);
 }
+
+LOWBIT_GCC12_AVX512_WARNINGS_OFF  // to LOWBIT_GCC12_AVX512_WARNINGS_ON: GCC PR 105593, see the header
 
 namespace detail {
 
@@ -142,5 +146,7 @@ void uniform_fill(counter_key const& key, std::uint64_t first, float* out, std::
     }
     for (; i < n; ++i) out[i] = uniform_at(key, first + i);
 }
+
+LOWBIT_GCC12_AVX512_WARNINGS_ON
 
 } // namespace lowbit::random

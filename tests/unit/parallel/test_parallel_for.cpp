@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <stdexcept>
 #include <vector>
 
@@ -39,5 +40,34 @@ TEST_CASE("exceptions propagate to the caller and nested calls run serially")
     std::atomic<int> inner{0};
     parallel_for(100, 10, [&](std::size_t, std::size_t) { parallel_for(10, 1, [&](std::size_t b, std::size_t e) { inner += static_cast<int>(e - b); }); });
     CHECK(inner == 20);
+    set_num_threads(before);
+}
+
+TEST_CASE("pool_task_counter sees which threads ran the ranges")
+{
+    unsigned const before = num_threads();
+    auto noop = [](std::size_t, std::size_t) {};
+    set_num_threads(1);
+    {
+        pool_task_counter const counter;
+        parallel_for(1000, 10, noop);
+        CHECK(counter.tasks_per_thread() == std::vector<std::uint64_t>{1});
+        CHECK(counter.threads_used() == 1);
+    }
+    set_num_threads(2);
+    {
+        pool_task_counter const counter;
+        parallel_for(10, 10, noop);  // one grain: one range, on the calling thread
+        CHECK(counter.tasks_per_thread() == std::vector<std::uint64_t>{1, 0});
+        parallel_for(11, 10, noop);
+        CHECK(counter.tasks_per_thread() == std::vector<std::uint64_t>{2, 1});
+        // A nested call runs serially on the thread that makes it: two ranges inside each of the outer two.
+        parallel_for(20, 10, [&](std::size_t, std::size_t) { parallel_for(30, 10, noop); });
+        CHECK(counter.tasks_per_thread() == std::vector<std::uint64_t>{5, 4});
+        CHECK(counter.threads_used() == 2);
+        pool_task_counter const later;
+        CHECK(later.tasks_per_thread() == std::vector<std::uint64_t>{0, 0});
+        CHECK(later.threads_used() == 0);
+    }
     set_num_threads(before);
 }

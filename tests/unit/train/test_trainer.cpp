@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 // The trainer with each of Li et al.'s methods: it learns, it is bit-reproducible for 1 and 2 threads,
 // hooks can stop it, packed weights take bits/32 of float, and bad input loses nothing.
+#include <lowbit/kernels/gemm.hpp>
+#include <lowbit/kernels/pack.hpp>
 #include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/conv2d.hpp>
 #include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/flatten.hpp>
+#include <lowbit/nn/models.hpp>
 #include <lowbit/nn/relu.hpp>
 #include <lowbit/nn/sequential.hpp>
 #include <lowbit/optim/adam.hpp>
@@ -19,31 +24,34 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <random>
 
 using namespace lowbit;
 
 namespace {
 
-/// Ten Gaussian clusters in 16 dimensions: linearly separable enough that a small net reaches > 80 %.
+/// Ten Gaussian clusters in `dims` dimensions: linearly separable enough that a small net reaches > 80 %.
 struct clusters {
     xt::xtensor<float, 2> x;
     xt::xtensor<std::uint8_t, 1> y;
 };
 
-clusters make_clusters(std::size_t n, unsigned seed)
+clusters make_clusters(std::size_t n, unsigned seed, std::size_t dims = 16)
 {
     std::mt19937 gen(seed);
     std::normal_distribution<float> d;
     std::mt19937 centre_gen(1234);  // the same centres for train and test
-    xt::xtensor<float, 2> centres = xt::xtensor<float, 2>::from_shape({10, 16});
+    xt::xtensor<float, 2> centres = xt::xtensor<float, 2>::from_shape({10, dims});
     for (auto& v : centres) v = 2.0f * d(centre_gen);
-    clusters c{xt::xtensor<float, 2>::from_shape({n, 16}), xt::xtensor<std::uint8_t, 1>::from_shape({n})};
+    clusters c{xt::xtensor<float, 2>::from_shape({n, dims}), xt::xtensor<std::uint8_t, 1>::from_shape({n})};
     for (std::size_t i = 0; i < n; ++i) {
         auto const k = static_cast<std::uint8_t>(i % 10);
         c.y(i) = k;
-        for (std::size_t j = 0; j < 16; ++j) c.x(i, j) = centres(k, j) + d(gen);
+        for (std::size_t j = 0; j < dims; ++j) c.x(i, j) = centres(k, j) + d(gen);
     }
     return c;
 }
@@ -74,6 +82,28 @@ std::vector<float> all_weights(Model& m)
     return v;
 }
 
+/// The raw bits of every weight value, trained parameter and buffer (BatchNorm's running statistics).
+template <class Model>
+std::vector<std::uint32_t> weight_bits(Model& m)
+{
+    std::vector<std::uint32_t> v;
+    auto add = [&v](auto const& values) {
+        for (float x : values) v.push_back(std::bit_cast<std::uint32_t>(x));
+    };
+    m.for_each_weight([&](auto& w) { add(w.values()); });
+    m.for_each_parameter([&](nn::parameter& p) { add(p.value); });
+    m.for_each_buffer([&](nn::buffer& b) { add(b.value); });
+    return v;
+}
+
+// parallel_for splits n elements with grain g once n > g; from 2 g on, each of two threads gets a full grain.
+/// Weight elements at which quantize_pack and unpack_dequantize give both threads a full grain (Adam and SGD
+/// split at 2^15, below it).
+constexpr std::size_t split_weights = 2 * kernels::detail::parallel_grain;
+/// Multiply-adds at which sgemm splits, with OpenBLAS (blas_split_min_macs) or without (the fallback's).
+constexpr std::size_t split_madds =
+    std::max(kernels::detail::blas_split_min_macs, kernels::detail::gemm_parallel_min_madds);
+
 } // namespace
 
 TEST_CASE("every method learns the clusters")
@@ -98,22 +128,70 @@ TEST_CASE("every method learns the clusters")
     check(small_net(w1_unit), train::rounded{}, 0.1f, 0.5f);
 }
 
-TEST_CASE("training is bit-reproducible with 1 and 2 threads")
+TEST_CASE("training is bit-reproducible with 1 and 2 threads, above every threading threshold")
 {
-    auto const data = make_clusters(600, 4);
-    auto run = [&](auto method, auto policy, unsigned threads) {
-        set_num_threads(threads);
-        auto model = small_net(policy);
-        train::trainer t{model, method, optim::adam({.lr = 0.01f})};
-        (void)t.fit(data.x, data.y, {.epochs = 2, .batch = 60, .seed = 11});
-        return all_weights(model);
-    };
+    // Each model is sized from the threading thresholds (split_weights, split_madds; the static_asserts say
+    // which kernels split), and the pool counter proves that the 2-thread runs ran tasks on both threads.
     unsigned const before = num_threads();
-    CHECK(run(train::binary_connect{}, w1_unit, 1) == run(train::binary_connect{}, w1_unit, 2));
-    CHECK(run(train::stochastic_rounding{}, w1s_unit, 1) == run(train::stochastic_rounding{}, w1s_unit, 2));
-    auto const a = run(train::stochastic_rounding{}, w1s_unit, 2);
+    auto check = [](auto make_model, auto method, clusters const& data, auto const& images, std::size_t batch) {
+        CAPTURE(method.name());
+        auto run = [&](unsigned threads) {
+            set_num_threads(threads);
+            auto model = make_model();
+            train::trainer t{model, method, optim::adam({.lr = 0.01f})};
+            pool_task_counter const counter;
+            auto const r = t.fit(images, data.y, {.epochs = 2, .batch = batch, .seed = 11});
+            REQUIRE(r.steps == 2);  // two epochs of one batch
+            std::vector<std::uint64_t> const tasks = counter.tasks_per_thread();
+            REQUIRE(tasks.size() == threads);
+            CHECK(tasks[0] > 0);
+            // Every step woke the pool at least once (Adam on the big weight alone does).
+            if (threads == 2) CHECK(tasks[1] >= r.steps);
+            return weight_bits(model);
+        };
+        auto const one = run(1), two = run(2);
+        CHECK(one.size() > 0);
+        CHECK(one == two);
+    };
+
+    // Dense: the first layer has split_weights weights (quantize_pack / unpack_dequantize and Adam split) and
+    // its three GEMMs take split_madds multiply-adds (batch x 16 x hidden, in every transposition).
+    constexpr std::size_t in = 16, hidden = split_weights / in, dense_batch = (split_madds + in * hidden - 1) / (in * hidden);
+    static_assert(dense_batch * in * hidden >= split_madds && std::max(dense_batch, hidden) >= 32,
+                  "the dense GEMMs must be above sgemm's split thresholds");
+    auto const data = make_clusters(dense_batch, 4);
+    auto wide = [](auto policy) {
+        return [policy] {
+            return nn::sequential{
+                nn::dense<decltype(policy)>({.in = in, .out = hidden, .bias = false, .init = nn::init::uniform_unit, .seed = 1}, policy),
+                nn::batch_norm<2>({.channels = hidden}), nn::relu{},
+                nn::dense<decltype(policy)>({.in = hidden, .out = 10, .bias = false, .init = nn::init::uniform_unit, .seed = 2}, policy),
+                nn::batch_norm<2>({.channels = 10})};
+        };
+    };
+    check(wide(nn::float_weights), train::full_precision{}, data, data.x, dense_batch);
+    check(wide(w1_unit), train::binary_connect{}, data, data.x, dense_batch);
+    check(wide(w1s_unit), train::stochastic_rounding{}, data, data.x, dense_batch);
+
+    // Convolution (SR, packed weights) on 16 x 4 x 4 images: conv_out 3x3 filters of 16 channels make at
+    // least split_weights weights, and the im2col GEMMs (conv_out x patch x batch * 16 pixels) split too.
+    constexpr std::size_t channels = 16, side = 4, patch = channels * 9, pixels = side * side;
+    constexpr std::size_t conv_out = (split_weights + patch - 1) / patch;
+    constexpr std::size_t conv_batch = (split_madds + conv_out * patch * pixels - 1) / (conv_out * patch * pixels);
+    static_assert(conv_out * patch >= split_weights && conv_batch * conv_out * patch * pixels >= split_madds,
+                  "the convolution must be above quantize_pack's and sgemm's split thresholds");
+    auto const image_data = make_clusters(conv_batch, 5, channels * pixels);
+    auto const images = nn::as_images(image_data.x, channels, side, side);
+    auto conv_net = [] {
+        return nn::sequential{
+            nn::conv2d<w1s>({.in = channels, .out = conv_out, .kernel = 3, .padding = 1, .bias = false, .seed = 3}, w1s_unit),
+            nn::batch_norm<4>({.channels = conv_out}), nn::relu{}, nn::flatten{},
+            nn::dense<w1s>({.in = conv_out * pixels, .out = 10, .bias = false, .init = nn::init::uniform_unit, .seed = 4}, w1s_unit),
+            nn::batch_norm<2>({.channels = 10})};
+    };
+    check(conv_net, train::stochastic_rounding{}, image_data, images, conv_batch);
+
     set_num_threads(before);
-    CHECK(a == run(train::stochastic_rounding{}, w1s_unit, num_threads()));
 }
 
 TEST_CASE("SR and R keep only packed weights: bits/32 of float")

@@ -16,6 +16,8 @@
 /// four of them, an SSE2 batch two.
 // IWYU pragma: private
 
+#include <lowbit/detail/gcc12_avx512_warnings.hpp>
+
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
@@ -26,6 +28,8 @@
 #include <span>
 
 namespace lowbit::detail {
+
+LOWBIT_GCC12_AVX512_WARNINGS_OFF  // to LOWBIT_GCC12_AVX512_WARNINGS_ON: GCC PR 105593, see the header
 
 /// The eight lanes of a run's sum, added as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
 inline double combine_lanes(std::array<double, 8> const& l) noexcept
@@ -276,6 +280,8 @@ inline void dorefa_levels(std::span<float> t, std::span<float> y, float m, float
         t[i] = ((1.0f - tv) * (1.0f + tv)) / d;
     }
 }
+
+LOWBIT_GCC12_AVX512_WARNINGS_ON
 
 /// Scalar references of the kernels above: the same arithmetic one element at a time, in the same lane order.
 namespace reference {

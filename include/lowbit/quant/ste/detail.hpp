@@ -5,6 +5,7 @@
 // IWYU pragma: private
 
 #include <lowbit/config.hpp>
+#include <lowbit/detail/gcc12_avx512_warnings.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
 #include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/granularity.hpp>
@@ -70,6 +71,8 @@ inline void check_backward(std::span<float const> dy, std::span<float> dx, std::
                             (cached == 0 ? " (was forward() called?)" : ""));
 }
 
+LOWBIT_GCC12_AVX512_WARNINGS_OFF  // to LOWBIT_GCC12_AVX512_WARNINGS_ON: GCC PR 105593, see the header
+
 /// t[i] = tanh(x[i]), with xsimd's vectorised tanh on every element (the tail goes through the same batch
 /// code on a padded copy, so a value's result does not depend on its position) and threaded for large
 /// tensors. DoReFa's clamp evaluates it on every weight of every step: with std::tanh it dominated the
@@ -89,6 +92,8 @@ inline void tanh_into(std::span<float const> x, std::span<float> t)
         }
     });
 }
+
+LOWBIT_GCC12_AVX512_WARNINGS_ON
 
 /// Calls f(begin, end, slice) on runs of [0, n) that stay within one slice of `len` elements, in parallel
 /// for large n (an element's result must depend on the element and its slice only).
