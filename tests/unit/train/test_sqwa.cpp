@@ -105,6 +105,8 @@ TEST_CASE("SQWA from a float-trained model: captures once per cycle, then fine-t
     CHECK(r.finetune.epochs == 1);
     // The final model runs with ternary forward weights and still classifies well.
     train::trainer eval{model, train::binary_connect{}, optim::adam{}};
+    // 0.9875-0.9975 over 18 seeds, in Debug and -O2 -march=native, under both OpenBLAS kernels: a threshold no
+    // summation order can reach.
     CHECK(eval.evaluate(test_set.x, test_set.y).accuracy > 0.8f);
     model.for_each_weight([](auto& w) {
         auto const q = w.forward_values({.training = false});
