@@ -1,15 +1,37 @@
 #!/usr/bin/env python3
-"""Writes docs/benchmarks.md from the results of scripts/bench (build/bench/results/*), so that every number in
-it comes from that command. Usage: /usr/bin/python3 bench/report.py"""
-import json, os, re, statistics, subprocess
+"""Writes docs/benchmarks.md whole from the results of one `scripts/bench` run (build/bench/results/*), so that
+every number in it comes from that command, and the figures of the README's speed summary (the block between
+its bench:speed markers) from the same results.
+
+  /usr/bin/python3 bench/report.py [--results DIR] [--out FILE] [--readme README.md | --readme-block FILE]
+
+scripts/bench calls it last; run by hand it only re-formats the results that are there."""
+import argparse, json, os, re, statistics, subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RES = os.path.join(ROOT, "build", "bench", "results")
+OUT = os.path.join(ROOT, "docs", "benchmarks.md")
+README_BEGIN = "<!-- bench:speed:begin (written by bench/report.py from scripts/bench's results; do not edit) -->"
+README_END = "<!-- bench:speed:end -->"
+FIG = {}  # figures the README block quotes, filled by the sections
+
+
+def text(name, default=None):
+    try:
+        with open(os.path.join(RES, name)) as f:
+            return f.read()
+    except FileNotFoundError:
+        if default is None:
+            raise
+        return default
+
+
+def jsonl(name):
+    return [json.loads(l) for l in text(name, "").splitlines() if l.strip().startswith("{")]
 
 
 def load(name):
-    with open(os.path.join(RES, name)) as f:
-        return json.load(f)
+    return json.loads(text(name))
 
 
 def medians(data):
@@ -29,19 +51,46 @@ def medians(data):
 
 
 def load_average(name):
-    """The load averages recorded by scripts/bench, or '?'."""
-    try:
-        return open(os.path.join(RES, name)).read().split("load average:")[1].strip()
-    except (FileNotFoundError, IndexError):
+    """The load averages recorded by scripts/bench (the first and the last line of the file), or '?'."""
+    lines = [l.split("load average:")[1].strip() for l in text(name, "").splitlines() if "load average:" in l]
+    if not lines:
         return "?"
+    return lines[0] if len(lines) == 1 else f"{lines[0]} (first section) ... {lines[-1]} (last)"
 
 
 def lscpu():
-    text = open(os.path.join(RES, "lscpu.txt")).read()
-    model = re.search(r"Model name:\s*(.*)", text).group(1).strip()
-    flags = re.search(r"Flags:\s*(.*)", text).group(1).split()
+    """CPU model, a line on its CPUs, and the instruction-set flags that matter here."""
+    t = text("lscpu.txt")
+    field = lambda name: (re.search(rf"^\s*{name}:\s*(.*)$", t, re.M) or [None, "?"])[1].strip()
+    flags = field("Flags").split()
     want = ["avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512_vpopcntdq", "avx512_vnni", "avx_vnni"]
-    return model, ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in want)
+    n, per_core = field(r"CPU\(s\)"), field(r"Thread\(s\) per core")
+    cpus = f"{n} CPUs ({per_core} thread(s) per core"
+    hyper = field("Hypervisor vendor")
+    cpus += f", {hyper} guest)" if hyper != "?" else ")"
+    return field("Model name"), cpus, ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in want)
+
+
+def run_info():
+    """scripts/bench's run.txt as a dict (command, started, commit, quick)."""
+    info = {}
+    for line in text("run.txt", "").splitlines():
+        if ": " in line:
+            k, v = line.split(": ", 1)
+            info.setdefault(k, v)
+    return info
+
+
+def peer_versions():
+    """name -> version of the peers' environment (pip freeze), plus 'python'."""
+    out = {}
+    for line in text("peer_versions.txt", "").splitlines():
+        if "==" in line:
+            k, v = line.split("==", 1)
+            out[k.lower()] = v
+        elif line.startswith("Python "):
+            out["python"] = line.split()[1]
+    return out
 
 
 def pack_section(lines):
@@ -78,6 +127,7 @@ def pack_section(lines):
             ratios = [100 * gb(kern.format(b=b) + f"/n:16777216/nthreads:{t}/real_time") /
                       gb(f"memcpy/n:16777216/nthreads:{t}/real_time") for b in (1, 2, 4, 8)]
             ok = all(r >= target for r in ratios)
+            FIG[("pack", name, t)] = (min(ratios), max(ratios), target, ok)
             lines.append(f"- {name}, {t} thread(s): {min(ratios):.0f}%..{max(ratios):.0f}% of memcpy "
                          f"(target >= {target}%): **{'met' if ok else 'missed'}**")
     refs = [(k, v) for k, v in m.items() if k.startswith("ref_")]
@@ -91,10 +141,10 @@ def pack_section(lines):
 def openblas_env():
     """How the environment sets OpenBLAS (scripts/bench records it), as text for the tables."""
     try:
-        text = open(os.path.join(RES, "openblas_env.txt")).read().split()
+        t = text("openblas_env.txt").split()
     except FileNotFoundError:
         return "unknown"
-    return ", ".join(text) if text else "nothing set"
+    return ", ".join(t) if t else "nothing set"
 
 
 def gemm_section(lines):
@@ -160,6 +210,8 @@ def int_section(lines):
         r = g("binary_gemm/avx512", 1024, t) / g("sgemm", 1024, t)
         lines.append(f"| binary GEMM >= 15x sgemm at 1024^3, {t} thread(s) | {r:.1f}x | {'met' if r >= 15 else 'NOT met'} |")
     lines.append(f"| 2-thread scaling >= 1.8x (binary GEMM 1024^3) | {scaling:.2f}x | {'met' if scaling >= 1.8 else 'NOT met'} |")
+    FIG["int"] = dict(bound_pct=100 * gemm1 / bound, x1=g("binary_gemm/avx512", 1024, 1) / g("sgemm", 1024, 1),
+                      x2=g("binary_gemm/avx512", 1024, 2) / g("sgemm", 1024, 2), scaling=scaling)
     b1, b2 = mac("bound_threads/xor_popcnt_add/avx512/threads:1/real_time"), mac("bound_threads/xor_popcnt_add/avx512/threads:2/real_time")
     for kind, want in (("bitserial/2x2/avx512", 4.0), ("int8/avx512", 2.5)):
         r = min(g(kind, 1024, t) / g("sgemm", 1024, t) for t in (1, 2))
@@ -211,42 +263,81 @@ def plot_roofline(bound, vnni, micro, gemms):
     ax.set_title("Integer kernels: achieved vs instruction bound (AVX-512)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(ROOT, "docs", "int_gemm_roofline.png"), dpi=110)
+    fig.savefig(os.path.join(os.path.dirname(os.path.abspath(OUT)), "int_gemm_roofline.png"), dpi=110)
+
+
+def lowbit_key(o):
+    """A lowbit-train JSON line -> (model, row): fp, bc, sr, or pact (bc with the PACT recipe)."""
+    return o["model"], "pact" if o.get("quantizer") == "pact" else o["method"]
+
+
+TRAIN_ROWS = (  # (model, row, label, peer, peer's method, peer's label)
+    ("mlp", "fp", "MLP fp", "pytorch", "fp", "PyTorch fp"),
+    ("mlp", "bc", "MLP bc", "pytorch", "bc", "PyTorch bc (sign + STE)"),
+    ("mlp", "bc", "MLP bc", "brevitas", "bc", "Brevitas bc (binary weights)"),
+    ("mlp", "sr", "MLP sr", "pytorch", "sr", "PyTorch sr"),
+    ("mlp", "pact", "MLP PACT 2/2", "brevitas", "pact", "Brevitas 2-bit weights, 2-bit activations"),
+    ("cnn", "fp", "CNN fp", "pytorch", "fp", "PyTorch fp"),
+    ("cnn", "bc", "CNN bc", "pytorch", "bc", "PyTorch bc (sign + STE)"),
+)
 
 
 def train_section(lines):
-    ours = [json.loads(l) for l in open(os.path.join(RES, "train_lowbit.jsonl")) if l.strip().startswith("{")]
-    peer = [json.loads(l) for l in open(os.path.join(RES, "train_torch.jsonl")) if l.strip().startswith("{")]
-    lines += ["## Training throughput against PyTorch (issue 3)", "",
-              "The MLP 784-1024-1024-10 with BatchNorm, binary weights, Adam (lr 0.01), batch 100, 2 threads, one "
-              "epoch of Fashion-MNIST (60000 images), in the same session: `lowbit-train` (bench build, OpenBLAS "
-              "GEMM) and `../shared/peers/torch_fmnist.py` (Debian's python3-torch). Images/s over the epoch's "
-              "training steps; test accuracy after the epoch.", "",
-              "| method | lowbit images/s | PyTorch images/s | lowbit / PyTorch | lowbit test acc | PyTorch test acc |",
-              "|---|---|---|---|---|---|"]
-    for o in ours:
-        p = next((x for x in peer if x["method"] == o["method"]), None)
+    ours = {lowbit_key(o): o for o in jsonl("train_lowbit.jsonl")}
+    if not ours:
+        raise FileNotFoundError(2, "missing", os.path.join(RES, "train_lowbit.jsonl"))
+    skipped = text("peers_skipped.txt", "").strip()
+    peer = {(p["peer"], p["model"], p["method"]): p for p in jsonl("peer_train.jsonl")}
+    images = {p["model"]: p["train_images"] for p in peer.values()}
+    v = next(iter(peer.values()), {})
+    bv = next((p["brevitas"] for p in peer.values() if "brevitas" in p), "?")
+    lines += ["## Training throughput against PyTorch 2.x and Brevitas (issue 3)", "",
+              "lowbit-train (bench build; GEMMs on OpenBLAS as the environment sets it) against its peers "
+              f"`bench/peers/torch_train.py` (PyTorch {v.get('torch', '?')} from PyPI; MKL "
+              f"{'yes' if v.get('mkl') else 'no'}, oneDNN {'yes' if v.get('onednn') else 'no'}) and "
+              f"`bench/peers/brevitas_train.py` (Brevitas {bv}), one after the other in the same "
+              "run: the same models (`nn::mlp` 784-1024-1024-10 and `nn::cnn` 16/32/128, BatchNorm), Adam (lr 0.01, "
+              "constant), batch 100, 2 threads, one epoch of Fashion-MNIST"
+              + (f" ({images.get('mlp', '?')} training images for the MLP, {images.get('cnn', '?')} for the CNN)"
+                 if images else "") + ". Images/s over the epoch's training steps (batch gathering "
+              "included, data loading and evaluation not); test accuracy on the 10000 test images after the epoch. "
+              "fp, bc, sr: Li et al.'s methods with 1-bit weights in every layer and the dense + BatchNorm head. PACT "
+              "2/2: `--method bc --quantizer pact --bits 2 --act-bits 2` (DoReFa 2-bit hidden weights, 8-bit first "
+              "and last layers, 2-bit PACT activations, dense head with bias), against Brevitas with the same layer "
+              "bit widths (`Int8WeightPerTensorFloat` at 2 / 8 bits, `QuantReLU` at 2 bits with a learned scale).", ""]
+    if skipped:
+        lines += [f"**{skipped}.** Only lowbit's own figures follow.", ""]
+    lines += ["| model, method | lowbit images/s | peer | peer images/s | lowbit / peer | lowbit test acc | peer test acc |",
+              "|---|---|---|---|---|---|---|"]
+    for model, row, label, who, method, plabel in TRAIN_ROWS:
+        o, p = ours.get((model, row)), peer.get((who, model, method))
+        if not o:
+            continue
         if p:
-            lines.append(f"| {o['method']} | {o['train_images_per_s']:.0f} | {p['train_images_per_s']:.0f} | "
-                         f"{o['train_images_per_s'] / p['train_images_per_s']:.2f} | {o['test_acc']:.4f} | {p['test_acc']:.4f} |")
-    lines += ["", f"PyTorch version: {peer[0]['peer'] if peer else '?'}. lowbit's fp row reports bits 32; the peer "
-              "prints its --bits argument for every method.", ""]
+            r = o["train_images_per_s"] / p["train_images_per_s"]
+            FIG[("vs_train", model, row, who)] = r
+            lines.append(f"| {label} | {o['train_images_per_s']:.0f} | {plabel} | {p['train_images_per_s']:.0f} | "
+                         f"{r:.2f}x | {o['test_acc']:.4f} | {p['test_acc']:.4f} |")
+        else:
+            lines.append(f"| {label} | {o['train_images_per_s']:.0f} | {plabel} | - | - | {o['test_acc']:.4f} | - |")
+    if peer:
+        FIG["peer_versions"] = (v.get("torch", "?"), bv)
+    lines.append("")
     rss = {}
-    for o in ours:
-        try:
-            text = open(os.path.join(RES, f"time_{o['method']}.txt")).read()
-            rss[o["method"]] = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-        except (FileNotFoundError, AttributeError):
-            pass
+    for (model, row), o in ours.items():
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text(f"time_{model}_{row}.txt", ""))
+        if m:
+            rss[row] = int(m.group(1))
+    mlp = {row: o for (model, row), o in ours.items() if model == "mlp"}
     if rss:
-        lines += ["Peak memory of the same `lowbit-train` runs (`/usr/bin/time -v`, maximum resident set size) and "
-                  "the bytes the weights take (the JSON line's weight_bytes):", "",
+        lines += ["Peak memory of the same `lowbit-train` MLP runs (`/usr/bin/time -v`, maximum resident set size) "
+                  "and the bytes the weights take (the JSON line's weight_bytes):", "",
                   "| method | peak RSS (MiB) | weight bytes |", "|---|---|---|"]
-        for o in ours:
-            if o["method"] in rss:
-                lines.append(f"| {o['method']} | {rss[o['method']] / 1024:.1f} | {o['weight_bytes']} |")
+        for row in ("fp", "bc", "sr"):
+            if row in rss:
+                lines.append(f"| {row} | {rss[row] / 1024:.1f} | {mlp[row]['weight_bytes']} |")
         if "fp" in rss and "sr" in rss:
-            wb = {o["method"]: o["weight_bytes"] for o in ours}
+            wb = {row: o["weight_bytes"] for row, o in mlp.items()}
             lines += ["", f"SR stores the weights only as 1-bit codes ({wb['sr']} bytes against "
                       f"{wb['fp']} for fp), but the peak RSS changes by {(rss['sr'] - rss['fp']) / 1024:+.1f} MiB "
                       f"({100 * (rss['sr'] - rss['fp']) / rss['fp']:+.1f} %): the peak is reached while the data set is "
@@ -260,70 +351,126 @@ def train_section(lines):
                   "100 test images, without data loading and shuffling:", "",
                   "| benchmark | images/s | weight bytes |", "|---|---|---|"]
         for b in steps["benchmarks"]:
-            lines.append(f"| `{b['name']}` | {b['items_per_second']:.0f} | {b['weight_bytes']:.0f} |")
+            if b.get("run_type", "iteration") == "iteration" or b.get("aggregate_name") == "median":
+                lines.append(f"| `{b['name']}` | {b['items_per_second']:.0f} | {b['weight_bytes']:.0f} |")
         lines.append("")
     except FileNotFoundError:
         pass
 
 
-def infer_section(lines):
+US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def infer_rows():
+    """name -> {(threads, batch): (latency us, images/s, model bytes)} from bench_infer."""
     m = medians(load("infer.json"))
-    row = lambda name, t, b: m.get(f"{name}/threads:{t}/batch:{b}/real_time")
+    out = {}
+    for k, b in m.items():
+        parts = re.match(r"(.*)/threads:(\d+)/batch:(\d+)/real_time$", k)
+        if parts:
+            out.setdefault(parts.group(1), {})[(int(parts.group(2)), int(parts.group(3)))] = (
+                b["real_time"] * US[b.get("time_unit", "ns")], b["images_per_s"], b.get("model_bytes", float("nan")))
+    return out
+
+
+def infer_section(lines):
+    r = infer_rows()
+    ips = lambda name, t: r[name][(t, 256)][1]
     lines += ["## Packed inference, end to end (issue 5)", "",
               "`bench/infer.cpp`: the binarized MLP 784-1024-1024-10 (XNOR hidden layer, sign activations) compiled by "
               "`deploy::compile` and run on the integer kernels, against our float inference of the same model (the "
               "nn forward pass with Q(w) as float weights, OpenBLAS native). `packed/codes`: 8-bit first and last "
               "layers, 8-bit input codes; `packed/float`: the same with float input; `packed_all_binary/codes`: every "
-              "layer binary. Median of 3 repetitions.", "",
-              "| model | threads | latency, batch 1 (us) | images/s, batch 256 | model bytes | throughput vs float |",
-              "|---|---|---|---|---|---|"]
-    for name in ("float", "packed/codes", "packed/float", "packed_all_binary/codes"):
-        for t in (1, 2):
-            one, big, ref = row(name, t, 1), row(name, t, 256), row("float", t, 256)
-            if not one or not big:
-                continue
-            lat = one["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3}[one.get("time_unit", "ns")]
-            lines.append(f"| `{name}` | {t} | {lat:.1f} | {big['images_per_s']:.0f} | {big['model_bytes']:.0f} | "
-                         f"{big['images_per_s'] / ref['images_per_s']:.1f}x |")
-    fb = row("float", 1, 256)["model_bytes"]
-    worst = min(row("packed/codes", t, 256)["images_per_s"] / row("float", t, 256)["images_per_s"] for t in (1, 2))
-    worst_bin = min(row("packed_all_binary/codes", t, 256)["images_per_s"] / row("float", t, 256)["images_per_s"]
-                    for t in (1, 2))
-    size_bin = fb / row("packed_all_binary/codes", 1, 256)["model_bytes"]
-    lines += ["", "Targets, for the packed binary MLP (binary weights in every layer; the first layer reads 8-bit input "
+              "layer binary. Median of 3 repetitions. The PyTorch 2.x float models are compared in the next section.", ""]
+
+    def table(names, base):
+        """Rows of these models; base: the float model (or a function of the name giving it) they are set against."""
+        base_of = base if callable(base) else (lambda name: base)
+        lines.extend(["| model | threads | latency, batch 1 (us) | images/s, batch 256 | model bytes | throughput vs float |",
+                      "|---|---|---|---|---|---|"])
+        for name in names:
+            for t in (1, 2):
+                one, big = r.get(name, {}).get((t, 1)), r.get(name, {}).get((t, 256))
+                if not one or not big:
+                    continue
+                lines.append(f"| `{name}` | {t} | {one[0]:.1f} | {big[1]:.0f} | {big[2]:.0f} | "
+                             f"{big[1] / ips(base_of(name), t):.1f}x |")
+        lines.append("")
+
+    table(("float", "packed/codes", "packed/float", "packed_all_binary/codes"), "float")
+    fb = r["float"][(1, 256)][2]
+    worst = min(ips("packed/codes", t) / ips("float", t) for t in (1, 2))
+    worst_bin = min(ips("packed_all_binary/codes", t) / ips("float", t) for t in (1, 2))
+    size_bin = fb / r["packed_all_binary/codes"][(1, 256)][2]
+    size_8 = fb / r["packed/codes"][(1, 256)][2]
+    FIG["infer_mlp"] = dict(worst_bin=worst_bin, size_bin=size_bin, worst=worst, size_8=size_8)
+    lines += ["Targets, for the packed binary MLP (binary weights in every layer; the first layer reads 8-bit input "
               "codes through the binary x int8 kernel):", "",
               f"- throughput >= 10x float (worse of 1 and 2 threads): {worst_bin:.1f}x -- "
               f"{'met' if worst_bin >= 10 else 'NOT met'};",
               f"- model file <= 1/25 of the float model's bytes: 1/{size_bin:.1f} -- "
               f"{'met' if size_bin >= 25 else 'NOT met'}.", "",
               f"The variant with 8-bit first and last layers (the models may say so): {worst:.1f}x float, "
-              f"1/{fb / row('packed/codes', 1, 256)['model_bytes']:.1f} of the float bytes. Its 8-bit first layer alone "
-              "(784 x 1024 bytes) is 1/9.3 of the float model, so 1/25 is out of reach for it by construction.", ""]
-    def twin_table(prefix, intro):
-        """Rows of a packed model against its float twin (bench/infer.cpp's twins<>), if they were run."""
-        if not row(f"{prefix}/float", 1, 256):
-            return
-        lines.extend([intro, "",
-                      "| model | threads | latency, batch 1 (us) | images/s, batch 256 | model bytes | throughput vs float |",
-                      "|---|---|---|---|---|---|"])
-        for name in ("float", "packed/codes"):
-            for t in (1, 2):
-                one, big, ref = row(f"{prefix}/{name}", t, 1), row(f"{prefix}/{name}", t, 256), row(f"{prefix}/float", t, 256)
-                if not one or not big:
-                    continue
-                lat = one["real_time"] * {"ns": 1e-3, "us": 1.0, "ms": 1e3}[one.get("time_unit", "ns")]
-                lines.append(f"| `{prefix}/{name}` | {t} | {lat:.1f} | {big['images_per_s']:.0f} | "
-                             f"{big.get('model_bytes', float('nan')):.0f} | {big['images_per_s'] / ref['images_per_s']:.1f}x |")
-        lines.append("")
+              f"1/{size_8:.1f} of the float bytes. Its 8-bit first layer alone (784 x 1024 bytes) is "
+              f"1/{fb / (784 * 1024):.1f} of the float model, so 1/25 is out of reach for it by construction.", ""]
+    if "cnn/float" in r:
+        lines += ["The binarized CNN (`nn::cnn` widths 16/32/128, sign activations, binary hidden layers, 8-bit first "
+                  "and last layers) compiled by `deploy::compile`, against our float inference of the same model "
+                  "(im2col + sgemm per convolution). The CNN has no throughput target in issue 5.", ""]
+        table(("cnn/float", "cnn/packed/codes"), "cnn/float")
+        FIG["infer_cnn"] = {t: ips("cnn/packed/codes", t) / ips("cnn/float", t) for t in (1, 2)}
+    if "kbit/float" in r:
+        lines += ["**k-bit (PACT) models.** 4-bit PACT activations, 2-bit DoReFa hidden weights, 8-bit first and last "
+                  "layers (`deploy::packed_kbit_mlp` and `packed_kbit_cnn`: int8 GEMM layers, level thresholds); the "
+                  "float twins run the same PACT activations with Q(w) as float weights. There are no targets for "
+                  "these; they are here so that what the k-bit paths cost is on record.", ""]
+        table(("kbit/float", "kbit/packed/codes", "kbit_cnn/float", "kbit_cnn/packed/codes"),
+              lambda name: name.split("/")[0] + "/float")
+        lines += ["What limits them: every k-bit layer is u8 x s8 on the int8 GEMM (VNNI), about 4x fewer "
+                  "operations per instruction than XNOR-popcount, plus one integer compare per threshold and output "
+                  "(15 at 4 bits), and 2-bit weights are stored as one int8 code each (so the MLP file is not 1/16 "
+                  "of the float model). The k-bit CNN is further limited by its scalar parts: the im2col of byte "
+                  "codes, the odd-level row sums and the pooling run outside the GEMM, and its convolutions have "
+                  "only 16 or 32 output channels, narrow for the int8 kernel's tiles.", ""]
 
-    twin_table("cnn", "The binarized CNN (`nn::cnn` widths 16/32/128, sign activations, binary hidden layers, 8-bit "
-                      "first and last layers) compiled by `deploy::compile`, against our float inference of the same model:")
-    twin_table("kbit", "The MLP 784-1024-1024-10 with 4-bit PACT activations and 2-bit DoReFa hidden weights (8-bit "
-                       "first and last layers; `deploy::packed_kbit_mlp`: int8 GEMM layers, level thresholds), against "
-                       "a float twin with the same PACT activations:")
-    twin_table("kbit_cnn", "The CNN (`nn::cnn` widths 16/32/128) with 4-bit PACT activations and 2-bit DoReFa weights "
-                           "(8-bit first and last layers; `deploy::packed_kbit_cnn`: im2col + int8 GEMM convolutions), "
-                           "against a float twin with the same PACT activations:")
+
+def peer_infer_section(lines):
+    """lowbit's float and packed models against PyTorch 2.x's float inference of the same architectures."""
+    skipped = text("peers_skipped.txt", "").strip()
+    lines += ["## Inference against PyTorch 2.x", ""]
+    if skipped:
+        lines += [f"**{skipped}.**", ""]
+        return
+    peer = {(p["model"], p["threads"], p["batch"]): p for p in jsonl("peer_infer.jsonl")}
+    if not peer:
+        lines += ["(no peer results: `peer_infer.jsonl` is missing or empty)", ""]
+        return
+    r = infer_rows()
+    v = next(iter(peer.values()))
+    lines += [f"`bench/peers/torch_infer.py` (PyTorch {v['torch']} from PyPI; MKL "
+              f"{'yes' if v['mkl'] else 'no'}, oneDNN {'yes' if v['onednn'] else 'no'}): the float MLP "
+              "784-1024-1024-10 and the float CNN (`nn::cnn` 16/32/128) with BatchNorm, ReLU and a dense head "
+              "with bias, eval mode under `torch.inference_mode()`, timed as Google Benchmark times `bench_infer` "
+              "(calls repeated for at least the same minimum time, median of the same repetitions). The lowbit "
+              "rows are the previous section's, from the same run. Ratios: PyTorch's latency / lowbit's (batch 1) "
+              "and lowbit's images/s / PyTorch's (batch 256); above 1 lowbit is faster.", "",
+              "| lowbit model | threads | lowbit latency (us) | PyTorch float latency (us) | latency ratio | "
+              "lowbit images/s | PyTorch float images/s | throughput ratio |",
+              "|---|---|---|---|---|---|---|---|"]
+    rows = (("mlp", ("float", "packed/codes", "packed_all_binary/codes", "kbit/packed/codes")),
+            ("cnn", ("cnn/float", "cnn/packed/codes", "kbit_cnn/packed/codes")))
+    for model, names in rows:
+        for name in names:
+            for t in (1, 2):
+                ours, p1, p256 = r.get(name, {}), peer.get((model, t, 1)), peer.get((model, t, 256))
+                if (t, 1) not in ours or (t, 256) not in ours or not p1 or not p256:
+                    continue
+                lat, ips = ours[(t, 1)][0], ours[(t, 256)][1]
+                lines.append(f"| `{name}` | {t} | {lat:.1f} | {p1['latency_us']:.1f} | {p1['latency_us'] / lat:.2f}x | "
+                             f"{ips:.0f} | {p256['images_per_s']:.0f} | {ips / p256['images_per_s']:.2f}x |")
+                FIG[("vs_torch_infer", name, t)] = (p1["latency_us"] / lat, ips / p256["images_per_s"])
+    FIG["torch_version"] = v["torch"]
+    lines.append("")
 
 
 def qat_section(lines):
@@ -345,59 +492,194 @@ def qat_section(lines):
             worst.append((max(o1, o2), name))
         lines.append(f"| {name} | {ips(name, 1):.0f} | {100 * o1:+.1f} % | {ips(name, 2):.0f} | {100 * o2:+.1f} % |")
     w, name = max(worst)
+    FIG["qat"] = (w, name, max((o, n) for o, n in worst if n != "sqwa"), dict((n, o) for o, n in worst)["sqwa"])
     lines += ["", f"Target: the PACT / LSQ / SAT (and SQWA) overhead over bc stays under 25 %. Largest measured: "
               f"{name}, {100 * w:+.1f} % -- {'met' if w < 0.25 else 'NOT met'}.", ""]
 
 
+def header(lines):
+    global QUICK
+    model, cpus, flags = lscpu()
+    info, pv = run_info(), peer_versions()
+    versions = dict(l.split(": ", 1) for l in text("versions.txt", "").splitlines() if ": " in l)
+    ver = lambda pkg: versions.get(pkg, "?")
+    QUICK = info.get("quick") == "1"
+    memory = (re.search(r"Mem:\s+(\d+)", text("memory.txt", "")) or [0, "?"])[1]
+    command = info.get("command", "bash scripts/bench all")
+    lines += ["# Benchmarks", ""]
+    if QUICK:
+        lines += ["> **QUICK RUN -- NOT FOR PUBLICATION.** `scripts/bench --quick` ran every step on tiny inputs "
+                  "(training on a few hundred images, benchmarks for about 10 ms each) to check the pipeline; "
+                  "none of these figures measures anything.", ""]
+    partial = text("partial.txt", "").split()
+    if partial:
+        lines += [f"> **MIXED RESULTS.** Sections were re-run on their own after the whole run ({', '.join(partial)}): "
+                  "this document does not come from one run. Run `bash scripts/bench all` before quoting it.", ""]
+    skipped = text("peers_skipped.txt", "").strip()
+    if skipped:
+        lines += [f"> **{skipped}.**", ""]
+    lines += [f"Every number here was produced by one command, `{command}` (started {info.get('started', '?')}, "
+              f"commit {info.get('commit', '?')}), which builds the `bench` preset (Release, `-march=native`), runs "
+              "each benchmark and then its peers one after the other on the same machine, and formats the results "
+              f"with `bench/report.py`; the raw results are in `{os.path.relpath(RES, ROOT)}/`.", "",
+              f"- Machine: `{model}`, {cpus} (lscpu). Flags: {flags}.",
+              f"- Memory: {memory} MiB.",
+              f"- Compiler: {ver('compiler')}, `-O3 -march=native`; {ver('cmake')}. Debian packages: OpenBLAS "
+              f"{ver('libopenblas0-pthread')}, xsimd {ver('libxsimd-dev')}, xtensor {ver('libxtensor-dev')}, Google "
+              f"Benchmark {ver('libbenchmark-dev')}.",
+              f"- OpenBLAS settings in the environment: {openblas_env()}. The OpenBLAS baselines run with its native "
+              "kernels (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command) and again with the environment "
+              "as set; lowbit-train and the training-step benchmarks run with the environment as set.",
+              "- Peers: " + (f"PyTorch {pv.get('torch', '?')} and Brevitas {pv.get('brevitas', '?')} from PyPI (numpy "
+                             f"{pv.get('numpy', '?')}, Python {pv.get('python', '?')}), pinned by `scripts/bench` and "
+                             f"installed in `build/peer-venv` ({text('peer_venv_size.txt', '?').strip()} on disk: PyPI's "
+                             "Linux torch wheel is the CUDA build, which pulls the NVIDIA libraries; it runs on the "
+                             "CPU here). Their scripts are `bench/peers/`." if pv else "none in this run."),
+              "- Debian's libbenchmark was built without NDEBUG and prints `Library was built as DEBUG`: that is the "
+              "library, not lowbit's code.",
+              f"- Load average (`uptime`) when the first section started / after the last one: "
+              f"{load_average('load_before.txt')} / {load_average('load_after.txt')}. Anything above about 0.5 at the "
+              "start means other jobs shared the cores.", ""]
+    return model, cpus, info
+
+
+def readme_block(model, cpus, info):
+    """The README's speed summary: every figure from FIG, i.e. from this run's results."""
+    out = [README_BEGIN, ""]
+    if QUICK:
+        out += ["**QUICK RUN -- NOT FOR PUBLICATION** (`scripts/bench --quick`): the figures below mean nothing.", ""]
+    out += [f"From `{info.get('command', 'bash scripts/bench all')}` on `{model}`, {cpus}, started "
+            f"{info.get('started', '?')} (commit {info.get('commit', '?')}); every figure below is in "
+            "[docs/benchmarks.md](docs/benchmarks.md), from the same run, with the machine, the versions and the "
+            "commands:", ""]
+    pk = lambda name, t: FIG.get(("pack", name, t))
+    if pk("nearest quantize+pack", 1):
+        f = lambda name, t: f"{pk(name, t)[0]:.0f}-{pk(name, t)[1]:.0f} %"
+        ok = all(v[3] for k, v in FIG.items() if k[0] == "pack")
+        out.append(f"- on 64 MiB, quantize+pack runs at {f('nearest quantize+pack', 1)} of `memcpy` bandwidth with "
+                   f"nearest rounding and {f('stochastic quantize+pack', 1)} with stochastic rounding (1 thread; "
+                   f"{f('nearest quantize+pack', 2)} and {f('stochastic quantize+pack', 2)} on 2), unpack+dequantize "
+                   f"at {f('unpack+dequantize', 1)} ({f('unpack+dequantize', 2)} on 2): issue 2's targets (50 / 25 / "
+                   f"50 %) are {'met' if ok else 'NOT all met'};")
+    if "int" in FIG:
+        i = FIG["int"]
+        out.append(f"- binary (XNOR-popcount) GEMM at 1024^3: {i['bound_pct']:.0f} % of the measured xor+popcount+add "
+                   f"instruction bound, {i['x1']:.1f}x OpenBLAS sgemm on 1 thread and {i['x2']:.1f}x on 2; 2-thread "
+                   f"scaling {i['scaling']:.2f}x (target 1.8x: {'met' if i['scaling'] >= 1.8 else 'NOT met'});")
+    tv = lambda name, t: FIG.get(("vs_torch_infer", name, t))
+    torch_v = FIG.get("torch_version", "2.x")
+    if "infer_mlp" in FIG:
+        m = FIG["infer_mlp"]
+        line = (f"- the packed binary MLP infers {m['worst_bin']:.1f}x faster than our float inference of the same "
+                f"model (batch 256, the worse of 1 and 2 threads; target 10x: {'met' if m['worst_bin'] >= 10 else 'NOT met'}) "
+                f"from a file 1/{m['size_bin']:.1f} of the float model's bytes; with 8-bit first and last layers "
+                f"{m['worst']:.1f}x and 1/{m['size_8']:.1f}")
+        if tv("packed_all_binary/codes", 1) and tv("packed_all_binary/codes", 2):
+            line += (f". Against PyTorch {torch_v}'s float MLP the packed binary MLP's throughput is "
+                     f"{tv('packed_all_binary/codes', 1)[1]:.1f}x (1 thread) and {tv('packed_all_binary/codes', 2)[1]:.1f}x "
+                     f"(2 threads), its batch-1 latency {tv('packed_all_binary/codes', 1)[0]:.1f}x lower (1 thread)")
+        out.append(line + ";")
+    if tv("float", 1):
+        out.append(f"- lowbit's own float inference of the MLP runs at {tv('float', 1)[1]:.2f}x PyTorch {torch_v}'s "
+                   f"throughput (batch 256, 1 thread) and {tv('float', 2)[1]:.2f}x on 2 threads, with "
+                   f"{1 / tv('float', 1)[0]:.1f}x its batch-1 latency (1 thread)"
+                   + ("; the packed paths, not the float one, are where lowbit is faster;" if tv("float", 1)[1] < 1 else ";"))
+    if "infer_cnn" in FIG:
+        c = FIG["infer_cnn"]
+        line = f"- the packed binarized CNN: {c[1]:.1f}x (1 thread) and {c[2]:.1f}x (2 threads) our float CNN"
+        if tv("cnn/packed/codes", 1) and tv("cnn/packed/codes", 2):
+            line += (f", {tv('cnn/packed/codes', 1)[1]:.1f}x and {tv('cnn/packed/codes', 2)[1]:.1f}x PyTorch "
+                     f"{torch_v}'s float CNN")
+        out.append(line + ";")
+    tr = lambda model, row, who: FIG.get(("vs_train", model, row, who))
+    if tr("mlp", "fp", "pytorch"):
+        tv_, bv = FIG.get("peer_versions", ("2.x", "?"))
+        parts = [f"{tr('mlp', r, 'pytorch'):.2f}x ({r})" for r in ("fp", "bc", "sr") if tr("mlp", r, "pytorch")]
+        line = (f"- training the MLP (batch 100, Adam, 2 threads, one epoch) runs at {', '.join(parts)} PyTorch "
+                f"{tv_}'s images/s on the same machine and model")
+        cnn = [f"{tr('cnn', r, 'pytorch'):.2f}x ({r})" for r in ("fp", "bc") if tr("cnn", r, "pytorch")]
+        if cnn:
+            line += f"; the CNN at {', '.join(cnn)}"
+        brev = [f"{tr('mlp', r, 'brevitas'):.2f}x ({label})" for r, label in (("bc", "binary weights"), ("pact", "PACT, 2-bit weights and activations"))
+                if tr("mlp", r, "brevitas")]
+        if brev:
+            line += f"; against Brevitas {bv}: {', '.join(brev)}"
+        out.append(line + ";")
+    elif text("peers_skipped.txt", "").strip():
+        out.append(f"- training against PyTorch and Brevitas: **not measured in this run** ({text('peers_skipped.txt').strip()});")
+    if "qat" in FIG:
+        w, name, (w3, name3), sq = FIG["qat"]
+        out.append(f"- a training step with PACT, LSQ or SAT costs at most {100 * w3:+.0f} % over BinaryConnect's "
+                   f"({name3}, the worse of 1 and 2 threads), SQWA's retraining step {100 * sq:+.0f} % (issue 4's "
+                   f"target: under 25 %: {'met' if w < 0.25 else 'NOT met'}).")
+    out += ["", README_END]
+    return out
+
+
+def write_readme(path, block):
+    with open(path) as f:
+        readme = f.read()
+    a, b = readme.find(README_BEGIN), readme.find(README_END)
+    if a < 0 or b < a:
+        raise SystemExit(f"report.py: {path} has no bench:speed markers ({README_BEGIN} ... {README_END})")
+    with open(path, "w") as f:
+        f.write(readme[:a] + "\n".join(block) + readme[b + len(README_END):])
+
+
 def main():
-    model, flags = lscpu()
-    lines = ["# Benchmarks", "",
-             "Every number here was produced by `scripts/bench` (which builds the `bench` preset: Release, "
-             "`-march=native`) and formatted by `/usr/bin/python3 bench/report.py`; the raw JSON is in "
-             "`build/bench/results/`.", "",
-             f"- Machine: `{model}` (lscpu), 2 vCPUs (KVM guest). Flags: {flags}.",
-             "- Compiler: GCC 12.2 (Debian 12), `-O3 -march=native`. xsimd 8.1.0, Google Benchmark 1.7.1, OpenBLAS "
-             "0.3.21 (Debian packages).",
-             "- Debian's libbenchmark was built without NDEBUG and prints `Library was built as DEBUG`: that is the "
-             "library, not lowbit's code.",
-             "- A 2-vCPU VM: run-to-run spread is up to about 10 %.",
-             f"- Load average when the last `scripts/bench` invocation started / ended (`uptime`): {load_average('load_before.txt')} / "
-             f"{load_average('load_after.txt')}. Anything above about 0.5 means other jobs shared the cores, or that "
-             "another `scripts/bench` section had just finished (the sections run back to back).", ""]
-    for section in (pack_section, gemm_section, int_section, infer_section, train_section, qat_section):
+    global RES, OUT
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", default=RES, help="scripts/bench's results folder (default build/bench/results)")
+    ap.add_argument("--out", default=OUT, help="the document to write (default docs/benchmarks.md)")
+    ap.add_argument("--readme", help="README to update: the block between its bench:speed markers")
+    ap.add_argument("--readme-block", help="write that block to this file instead")
+    a = ap.parse_args()
+    RES, OUT = os.path.abspath(a.results), os.path.abspath(a.out)
+    lines = []
+    model, cpus, info = header(lines)
+    for section in (pack_section, gemm_section, int_section, infer_section, peer_infer_section, train_section,
+                    qat_section):
         try:
             section(lines)
         except FileNotFoundError as e:
-            lines += [f"({section.__name__}: no results: {e.filename})", ""]
+            lines += [f"({section.__name__}: no results: {os.path.relpath(e.filename, RES) if e.filename else e})", ""]
     lines += ["## Notes", "",
               "- Unpack+dequantize of 1-, 2- and 4-bit codes copies each packed byte's floats from a 256-entry "
               "table. With the copy's size known only at run time GCC called the library memcpy per byte, which ran "
               "at 1-4 GB/s on the AMD EPYC (it had met its target on an Intel Xeon); the size is now a compile-time "
               "constant per bit width.",
               "- Stochastic quantize+pack is bound by Philox4x32-10 (ten rounds of two 32x32->64-bit multiplies per "
-              "4 draws), not by memory: it runs at about the same speed in L1 as at 64 MiB. It meets its 25 % target "
-              "with little margin at 2 threads; running the rounds on 32-bit lanes (two pmuludq per vector of 16 "
-              "counters instead of 8) is the next step if that margin matters.",
+              "4 draws), not by memory: it runs at about the same speed in L1 as at 64 MiB. Running the rounds on "
+              "32-bit lanes (two pmuludq per vector of 16 counters instead of 8) is the next step if its margin over "
+              "the 25 % target matters.",
               "- OpenBLAS inside lowbit: `kernels::sgemm` runs OpenBLAS single-threaded, over column (or row) ranges "
               "of C on lowbit's pool. With OpenBLAS's own threads, its idle threads spun (sched_yield) for about 2^28 "
               "cycles after each call and took half of the second core from lowbit's pool whenever element-wise "
-              "kernels ran between GEMMs: a SAT step at 2 threads was +39 % over bc, PACT +25 %; with "
-              "OPENBLAS_THREAD_TIMEOUT=4 (threads sleep at once) they were +2 % and +4 %, which located the cause "
-              "(bench_train_qat, 2026-12-03). The baselines (sgemm rows, the float sides of int_gemm) still call "
-              "OpenBLAS with its own threading (bench/support/openblas_native.hpp).",
+              "kernels ran between GEMMs (an earlier `bench_train_qat` run, 2026-12-03: a SAT step at 2 threads "
+              "+39 % over bc, PACT +25 %; with OPENBLAS_THREAD_TIMEOUT=4 +2 % and +4 %, which located the cause). The "
+              "baselines (sgemm rows, the float sides of int_gemm) still call OpenBLAS with its own threading "
+              "(bench/support/openblas_native.hpp).",
               "- The training steps still scale from 1 to 2 threads by less than the GEMMs do: BatchNorm, the "
               "activations and the loss run on one thread between GEMMs.",
-              "- The binary convolutions at batch 1 take about 80 us on 2 threads against about 15 us on 1: waking "
-              "the pool for these small tiles costs more than the work (so does the packed CNN's batch-1 latency). "
-              "A size threshold like the GEMMs' popcount_parallel_min_ops is the fix; not done yet.",
               "- The microkernel and the instruction bound are timed in separate benchmarks; the clock (boost) "
               "differs between them, which is how the microkernel can show a little over 100 % of the bound.",
-              "- The CNN trains at about 650 images/s with OpenBLAS (about 400 with lowbit's own GEMM, whose 12-row "
-              "tiles fit its 16-channel im2col GEMMs poorly); im2col and col2im are scalar.",
-              "- GEMM 2-thread figures vary most between runs on this shared VM.", ""]
-    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as f:
+              "- The CNN's training runs im2col and col2im as scalar code, and lowbit's own GEMM (without OpenBLAS) "
+              "fits its 16-channel im2col GEMMs poorly (12-row tiles); PyTorch runs its convolutions on oneDNN.",
+              "- 2-thread figures vary most between runs on a shared VM.", ""]
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")
+    block = readme_block(model, cpus, info)
+    if a.readme_block:
+        with open(a.readme_block, "w") as f:
+            f.write("\n".join(block) + "\n")
+    if a.readme:
+        if QUICK:
+            raise SystemExit("report.py: a quick run's figures do not go into the README (use --readme-block)")
+        write_readme(a.readme, block)
 
+
+QUICK = False
 
 if __name__ == "__main__":
     main()
