@@ -5,7 +5,9 @@
 #       doctest::doctest and lowbit_warnings. Each TEST_CASE becomes one ctest test named "<name>/<case>".
 #       Test files include <doctest/doctest.h> and must NOT define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN.
 #       A case that does not run (a doctest::skip decorator: a CPU without the instruction set, no dataset)
-#       is reported by ctest as skipped, not passed: doctest then prints "test cases: 0 |" for it.
+#       is reported by ctest as skipped, not passed: doctest then prints "test cases: 0 |" for it. A test case
+#       name must not contain ';' (doctest_discover_tests splits the name there, and neither half matches a
+#       case: that showed as 5 cases that had never run under ctest, now renamed).
 #
 #   lowbit_add_compile_fail(NAME <name> SOURCE <file> REGEX <regex>)
 #       Compile-fail pair (Eigen's ei_add_failtest, packaging.md §5). The same file builds two executables

@@ -42,7 +42,7 @@ TEST_CASE("quantize_activation: PACT values, gradient gate and learned alpha")
     layer.for_each_parameter([](nn::parameter& p) { CHECK(p.grad[0] == doctest::Approx(1.0f)); });
 }
 
-TEST_CASE("the trainer updates PACT's alpha; CG-PACT's also moves when no input reaches alpha")
+TEST_CASE("the trainer updates PACT's alpha, and CG-PACT's also moves when no input reaches alpha")
 {
     xt::xtensor<float, 2> x = xt::xtensor<float, 2>::from_shape({64, 4});
     xt::xtensor<std::uint8_t, 1> y = xt::xtensor<std::uint8_t, 1>::from_shape({64});

@@ -279,7 +279,7 @@ TEST_CASE("adam: bias correction, L2 decay and decoupled decay follow PyTorch's 
     }
 }
 
-TEST_CASE("adam: single steps by hand; L2 and decoupled decay differ")
+TEST_CASE("adam: single steps by hand, and L2 and decoupled decay differ")
 {
     std::vector<float> const w{2.0f};
     std::vector<float> s(1);

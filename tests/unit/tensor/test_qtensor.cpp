@@ -95,7 +95,7 @@ TEST_CASE("DoReFa weights land on 2i/(2^b - 1) - 1")
     CHECK(back(3) == doctest::Approx(1.0f));
 }
 
-TEST_CASE("stochastic quantization: same seed, same bits with 1 and 2 threads; unbiased")
+TEST_CASE("stochastic quantization: same seed, same bits with 1 and 2 threads, and unbiased")
 {
     xt::xtensor<float, 2> const x = gaussian(512, 300, 3);  // 153600 values: several thread tasks
     using sq = quantizer<2, stochastic_t, clip::fixed_range, grid::symmetric_odd>;

@@ -85,7 +85,7 @@ TEST_CASE("mlp and cnn quantize the input activations of every layer but the fir
     CHECK(clipping_parameters(plain) == 0);
 }
 
-TEST_CASE("sat trains a 4/4-bit MLP; the last layer's forward weights have variance 1/n_out")
+TEST_CASE("sat trains a 4/4-bit MLP, and the last layer's forward weights have variance 1/n_out")
 {
     toy const train_set = blobs(2000, 1), test_set = blobs(500, 2);
     using w4 = ste::dorefa_weight<4>;

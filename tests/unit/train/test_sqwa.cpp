@@ -117,7 +117,7 @@ TEST_CASE("SQWA from a float-trained model: captures once per cycle, then fine-t
     });
 }
 
-TEST_CASE("SQWA keeps its captures on request; without fine-tuning the shadow weights are their mean")
+TEST_CASE("SQWA keeps its captures on request, and without fine-tuning the shadow weights are their mean")
 {
     auto const train_set = make(400, 3);
     auto model = net();
