@@ -10,14 +10,14 @@
 
 using w4 = lowbit::ste::dorefa_weight<4>;
 #if LOWBIT_SHOULD_FAIL
-using last = w4;
+using last_policy = w4;
 #else
-using last = lowbit::ste::sat_rescale<w4>;
+using last_policy = lowbit::ste::sat_rescale<w4>;
 #endif
 
 int main()
 {
-    lowbit::nn::sequential model{lowbit::nn::dense<w4>({.in = 4, .out = 4}), lowbit::nn::dense<last>({.in = 4, .out = 2})};
+    lowbit::nn::sequential model{lowbit::nn::dense<w4>({.in = 4, .out = 4}), lowbit::nn::dense<last_policy>({.in = 4, .out = 2})};
     lowbit::train::trainer t{model, lowbit::train::sat{}, lowbit::optim::sgd{}};
     return t.steps_done() != 0;
 }

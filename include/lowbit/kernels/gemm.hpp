@@ -338,8 +338,8 @@ inline void sgemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std:
             std::size_t const parts = std::clamp<std::size_t>(m * n * k / detail::blas_split_min_macs, 1, 8);
             std::size_t const width = std::max<std::size_t>(16, ((len + parts - 1) / parts + 15) / 16 * 16);
             std::size_t const ranges = (len + width - 1) / width;
-            parallel_for(ranges, 1, [&](std::size_t first, std::size_t last) {
-                for (std::size_t r = first; r < last; ++r) {
+            parallel_for(ranges, 1, [&](std::size_t r0, std::size_t r1) {
+                for (std::size_t r = r0; r < r1; ++r) {
                     std::size_t const begin = r * width, count = std::min(len, begin + width) - begin;
                     if (by_columns)
                         detail::cblas_call(ta, tb, m, count, k, alpha, a, lda,
