@@ -82,7 +82,7 @@ int main(int argc, char** argv)
     app.add_option("--seed", c.seed, "seed of initialisation, shuffling and stochastic rounding")->capture_default_str();
     app.add_option("--threads", c.threads, "threads")->check(CLI::Range(1u, 256u))->capture_default_str();
     app.add_option("--data", c.data, "folder with the Fashion-MNIST IDX files")->capture_default_str();
-    app.add_option("--log", c.log, "CSV file, one row per epoch");
+    app.add_option("--log", c.log, "CSV file, one row per epoch (losses, accuracies, lr, seconds, images/s, flip_ratio)");
     app.add_option("--hidden", c.hidden, "MLP hidden width")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16))->capture_default_str();
     app.add_option("--train-limit", c.train_limit, "use only the first N training images (0: all)")->capture_default_str();
     auto* sqwa = app.add_option_group("SQWA", "--method sqwa: float pre-training, cyclic retraining with captures of "

@@ -128,25 +128,48 @@ struct epoch_report {
     std::ofstream* csv;
     bool tty;
     float last_test_acc = 0.0f;
+    std::vector<double> flip_ratios{};  // per epoch; NaN where nothing is quantized
 
     bool on_epoch(lowbit::train::epoch_info const& e)
     {
+        double const flips = e.flip_ratio();
+        flip_ratios.push_back(flips);
         auto const ev = t->evaluate(*test_x, *test_y);
         last_test_acc = ev.accuracy;
         double const ips = e.seconds > 0 ? static_cast<double>(e.images) / e.seconds : 0.0;
         float const lr = schedule->rate(static_cast<double>(e.epoch + 1));
-        std::printf("%sepoch %zu: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f img/s | lr %.3g\n",
+        std::printf("%sepoch %zu: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.0f img/s | lr %.3g",
                     tty ? "\r\033[K" : "", e.epoch + 1, static_cast<double>(e.train_loss),
                     static_cast<double>(e.train_accuracy), static_cast<double>(ev.loss), static_cast<double>(ev.accuracy),
                     ips, static_cast<double>(lr));
+        if (!std::isnan(flips)) std::printf(" | flips %.3g per weight and step", flips);
+        std::printf("\n");
         std::fflush(stdout);
         if (csv && *csv)
             *csv << e.epoch + 1 << ',' << e.train_loss << ',' << e.train_accuracy << ',' << ev.loss << ',' << ev.accuracy
-                 << ',' << lr << ',' << e.seconds << ',' << ips << '\n'
-                 << std::flush;
+                 << ',' << lr << ',' << e.seconds << ',' << ips << ',';
+        if (csv && *csv && !std::isnan(flips)) *csv << flips;  // empty where nothing is quantized
+        if (csv && *csv) *csv << '\n' << std::flush;
         return false;
     }
 };
+
+/// A JSON array's elements: the numbers with 6 significant digits, null for NaN.
+inline std::string json_numbers(std::vector<double> const& v)
+{
+    std::string s;
+    char buf[32];
+    for (double x : v) {
+        if (!s.empty()) s += ", ";
+        if (std::isnan(x)) {
+            s += "null";
+        } else {
+            std::snprintf(buf, sizeof buf, "%.6g", x);
+            s += buf;
+        }
+    }
+    return s;
+}
 
 /// Standard deviation of a range of floats (population).
 template <class Range>
@@ -417,7 +440,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     if (!c.log.empty()) {
         csv.open(c.log);
         if (!csv) throw std::runtime_error("cannot write the log file " + c.log);
-        csv << "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_s\n";
+        csv << "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_s,flip_ratio\n";
     }
     progress bar;
     epoch_report<decltype(t), Images> report{&t, &test_x, &test_y, &sched, c.log.empty() ? nullptr : &csv, bar.tty()};
@@ -474,7 +497,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                 "\"first_last_bits\": %d, \"rounding\": \"%s\", \"optimizer\": \"%s\", "
                 "\"lr\": %g, \"batch\": %zu, \"epochs\": %zu, \"seed\": %llu, \"threads\": %u, \"test_acc\": %.4f, "
                 "\"last_weight_std\": %.5g, \"logit_std\": %.5g, "
-                "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu}\n",
+                "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu, \"flip_ratio\": [%s]}\n",
                 c.model.c_str(), c.method.c_str(), c.method == "fp" ? 32 : c.bits, ste_recipe ? c.act_bits : 32,
                 (ste_recipe ? quantizer_family(c)
                             : std::string(c.method == "sqwa" ? "l2_optimal" : (c.method == "fp" ? "none" : "fixed_range")))
@@ -483,7 +506,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                 rounding.c_str(), c.optimizer.c_str(),
                 static_cast<double>(c.lr), c.batch, r.epochs, static_cast<unsigned long long>(c.seed), c.threads,
                 static_cast<double>(report.last_test_acc), diag.last_weight_std, diag.logit_std,
-                r.images_per_second(), t.weight_bytes());
+                r.images_per_second(), t.weight_bytes(), json_numbers(report.flip_ratios).c_str());
     return 0;
 }
 

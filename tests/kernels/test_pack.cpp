@@ -4,6 +4,7 @@
 // special values, and 1 vs 2 threads. This file is compiled once per instruction set (see CMakeLists.txt);
 // each build checks the kernels for its own xsimd::default_arch and skips itself on a CPU that lacks it.
 #include <lowbit/detail/xsimd_compat.hpp>
+#include <lowbit/kernels/changed_codes.hpp>
 #include <lowbit/kernels/pack.hpp>
 #include <lowbit/kernels/reference/pack.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
@@ -136,6 +137,34 @@ TEST_CASE("pack_codes matches the reference, with tails" * doctest::skip(!cpu_ok
             std::vector<std::uint8_t> back(n);
             reference::unpack_codes(want.data(), n, bits, back.data());
             REQUIRE(back == codes);  // round trip
+        }
+}
+
+TEST_CASE("changed_codes counts the codes that differ, as the field-by-field reference does" * doctest::skip(!cpu_ok()))
+{
+    std::mt19937 gen(2);
+    for (int bits = 1; bits <= 8; ++bits)
+        for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 64u, 65u, 1001u}) {
+            std::uniform_int_distribution<unsigned> code(0, (1u << bits) - 1u);
+            std::bernoulli_distribution change(0.3);
+            std::vector<std::uint8_t> a(n), b(n);
+            std::size_t want = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                a[i] = static_cast<std::uint8_t>(code(gen));
+                b[i] = a[i];
+                if (change(gen)) {  // another code: the lowest bit, the highest, or any other
+                    b[i] = static_cast<std::uint8_t>((a[i] ^ (1u + code(gen) % ((1u << bits) - 1u))) & ((1u << bits) - 1u));
+                    want += b[i] != a[i] ? 1 : 0;
+                }
+            }
+            std::vector<std::uint8_t> pa(packed_bytes(n, bits)), pb(packed_bytes(n, bits));
+            reference::pack_codes(a.data(), n, bits, pa.data());
+            reference::pack_codes(b.data(), n, bits, pb.data());
+            CAPTURE(bits);
+            CAPTURE(n);
+            CHECK(changed_codes(pa.data(), pb.data(), n, bits) == want);
+            CHECK(kernels::detail::changed_codes_reference(pa.data(), pb.data(), n, bits) == want);
+            CHECK(changed_codes(pa.data(), pa.data(), n, bits) == 0);
         }
 }
 

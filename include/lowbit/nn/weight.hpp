@@ -15,6 +15,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/io/state.hpp>
+#include <lowbit/kernels/changed_codes.hpp>
 #include <lowbit/kernels/pack.hpp>
 #include <lowbit/kernels/quantize_params.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
@@ -167,6 +168,7 @@ public:
                     }
                 }
                 policy_.forward(w_, wq_);
+                if (ctx.training) count_shadow_changes();
                 return wq_;
             }
         }
@@ -175,6 +177,7 @@ public:
                 // Stochastic BinaryConnect evaluates with the real-valued weights (Courbariaux et al. 2015).
                 if (!ctx.training && StochasticRounding<typename P::rounding_type>) return w_;
                 quantize_shadow(random::counter_key{.seed = ctx.seed, .step = ctx.step, .stream = stream_});
+                if (ctx.training) count_shadow_changes();
                 return wq_;
             }
             if (storage_ == weight_storage::packed) {
@@ -249,7 +252,9 @@ public:
                 auto ws = lowbit::nn::detail::weight_workspace(size());
                 dequantize_into(ws);
                 for (std::size_t i = 0; i < ws.size(); ++i) ws[i] -= s[i];
+                previous_.assign(codes_.begin(), codes_.end());
                 quantize_to_codes(ws, key);
+                changes_ += kernels::changed_codes(previous_.data(), codes_.data(), size(), P::bits);
             }
             return;
         }
@@ -291,6 +296,22 @@ public:
     {
         return storage_ == weight_storage::packed ? codes_.size() + steps_.size() * sizeof(float)
                                                   : w_.size() * sizeof(float);
+    }
+
+    /// @brief How many quantized values have changed since the weight was made: for packed storage (SR, R) the
+    /// codes each step changed; for shadow storage (BC, SQWA, QAT) the values of Q(w) that differ from those of
+    /// the previous training forward pass. Li et al.'s flips: R keeps every weight once a step is below half a
+    /// grid step, and this count shows it. Float weights never count. Not part of the run state.
+    std::uint64_t value_changes() const noexcept { return changes_; }
+
+    /// The number of values held quantized (packed or shadow storage of a quantizing policy), 0 otherwise: what
+    /// value_changes() counts over.
+    std::size_t quantized_size() const noexcept
+    {
+        if constexpr (quantized || fake_quantized)
+            return storage_ == weight_storage::full_precision ? 0 : size();
+        else
+            return 0;
     }
 
     /// @brief Writes the part of the weight's state that values() does not give back exactly (io::Stateful):
@@ -433,6 +454,23 @@ private:
 
     void fix_grid() { steps_ = slice_steps(w_); }
 
+    /// After a training forward pass of shadow storage: counts the values of Q(w) that differ from the previous
+    /// training pass's, and keeps these for the next (evaluation passes, which may give another form, are not
+    /// compared; nothing is counted on the first pass).
+    void count_shadow_changes()
+    {
+        if (wq_previous_.size() != wq_.size()) {
+            wq_previous_.assign(wq_.begin(), wq_.end());
+            return;
+        }
+        std::size_t changed = 0;
+        for (std::size_t i = 0; i < wq_.size(); ++i) {
+            changed += wq_[i] != wq_previous_[i] ? 1 : 0;
+            wq_previous_[i] = wq_[i];
+        }
+        changes_ += changed;
+    }
+
     void quantize_to_codes(std::span<float const> values, random::counter_key key) { encode(values, steps_, key, codes_); }
 
     void dequantize_into(std::span<float> out) const { decode(codes_, steps_, out); }
@@ -457,12 +495,15 @@ private:
     std::vector<float> wq_;             // Q(w) of the last training forward pass (shadow)
     std::vector<float> grad_;           // gradient w.r.t. the forward values
     std::vector<float> dq_;             // scratch for finish_backward
+    std::vector<float> wq_previous_;    // Q(w) of the last training forward pass (shadow; flip counting)
     std::vector<std::uint8_t> codes_;   // packed codes (packed)
+    std::vector<std::uint8_t> previous_; // the codes before the last step (packed; flip counting)
     std::vector<float> steps_;          // fixed grid steps (packed)
     P policy_{};
     weight_storage storage_ = weight_storage::full_precision;
     std::uint32_t stream_ = 0;
     bool folded_ = false;               // the last forward_values() folded the policy's scale out
+    std::uint64_t changes_ = 0;         // value_changes()
 };
 
 } // namespace lowbit::nn

@@ -54,6 +54,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -102,6 +103,17 @@ struct epoch_info {
     float train_accuracy = 0.0f;
     double seconds = 0.0;       ///< wall time of the epoch's steps
     std::size_t images = 0;     ///< images trained on in this epoch
+    std::uint64_t flips = 0;    ///< quantized weight values this epoch's steps changed (nn::weight::value_changes)
+    std::size_t flip_steps = 0; ///< the steps those were counted over (fewer when a run resumed inside the epoch)
+    std::size_t quantized = 0;  ///< weight values held quantized (0 for a full-precision method)
+
+    /// Li et al.'s flips: the mean fraction of the quantized weights that one step changed in this epoch; NaN
+    /// where nothing is quantized or no step ran.
+    double flip_ratio() const noexcept
+    {
+        if (quantized == 0 || flip_steps == 0) return std::numeric_limits<double>::quiet_NaN();
+        return static_cast<double>(flips) / (static_cast<double>(quantized) * static_cast<double>(flip_steps));
+    }
 };
 
 /// @brief Result of fit().
@@ -238,6 +250,8 @@ public:
             batches.begin_epoch(epoch);
             std::size_t const nb = batches.batches();
             epoch_info ei{.epoch = epoch};
+            std::uint64_t const changes0 = value_changes();
+            std::size_t const step0 = step_;
             bool complete = true;
             auto const t0 = std::chrono::steady_clock::now();
             // pos_.batch > 0 when the run continues inside an epoch; == nb when only the epoch's end is left.
@@ -284,6 +298,9 @@ public:
                 resume_ = true;
                 break;
             }
+            ei.flips = value_changes() - changes0;
+            ei.flip_steps = step_ - step0;
+            model_->for_each_weight([&](auto& w) { ei.quantized += w.quantized_size(); });
             ei.train_loss = nb ? static_cast<float>(pos_.loss_sum / static_cast<double>(nb)) : 0.0f;
             ei.train_accuracy =
                 pos_.images ? static_cast<float>(pos_.correct) / static_cast<float>(pos_.images) : 0.0f;
@@ -493,6 +510,13 @@ private:
         if (settings_->samples != now.samples) refuse("a training set of size", settings_->samples, now.samples);
         if (settings_->shuffle != now.shuffle) refuse("shuffle", int{settings_->shuffle}, int{now.shuffle});
         if (settings_->drop_last != now.drop_last) refuse("drop_last", int{settings_->drop_last}, int{now.drop_last});
+    }
+
+    std::uint64_t value_changes()
+    {
+        std::uint64_t n = 0;
+        model_->for_each_weight([&](auto& w) { n += w.value_changes(); });
+        return n;
     }
 
     std::string quantizer_kinds()

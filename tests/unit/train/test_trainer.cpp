@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <tuple>
 
 using namespace lowbit;
 
@@ -69,6 +70,8 @@ using w1 = quantizer<1, nearest_even_t, clip::fixed_range>;
 using w1s = quantizer<1, stochastic_t, clip::fixed_range>;
 constexpr w1 w1_unit{.clipping = {.bound = 1.0f}};
 constexpr w1s w1s_unit{.clipping = {.bound = 1.0f}};
+using w8 = quantizer<8, nearest_even_t, clip::fixed_range>;
+constexpr w8 w8_unit{.clipping = {.bound = 1.0f}};
 
 template <class Model>
 std::vector<float> all_weights(Model& m)
@@ -124,8 +127,64 @@ TEST_CASE("every method learns the clusters")
     check(small_net(w1_unit), train::binary_connect{}, 0.01f);
     check(small_net(w1s_unit), train::binary_connect{}, 0.01f);  // stochastic BC (evaluated with float weights)
     check(small_net(w1s_unit), train::stochastic_rounding{}, 0.01f);
-    // R only moves a weight when a step reaches half the grid spacing (1): it learns, but least well.
-    check(small_net(w1_unit), train::rounded{}, 0.1f, 0.5f);
+    // R on a grid fine enough that Adam's steps cross half a spacing (below); on the +-1 grid it keeps every weight.
+    check(small_net(w8_unit), train::rounded{}, 0.01f);
+}
+
+TEST_CASE("flips: R keeps every weight on the +-1 grid, and moves them on a grid that a step can cross")
+{
+    auto const train = make_clusters(1000, 1);
+    train::fit_options const opts{.epochs = 2, .batch = 50, .seed = 3};
+    struct epochs {
+        std::vector<train::epoch_info> seen;
+        bool on_epoch(train::epoch_info const& e)
+        {
+            seen.push_back(e);
+            return false;
+        }
+    };
+    auto run = [&](auto model, auto method, float lr) {
+        train::trainer t{model, method, optim::adam({.lr = lr})};
+        auto const before = all_weights(t.model());  // as the method stores them (rounded onto the grid for R)
+        epochs h;
+        (void)t.fit(train.x, train.y, opts, h);
+        REQUIRE(h.seen.size() == 2);
+        return std::tuple{h.seen, before, all_weights(t.model())};
+    };
+    std::size_t const quantized = 16 * 64 + 64 * 10;  // both dense layers
+
+    // Adam's step is at most lr (1 - beta1) / sqrt(1 - beta2) = 3.2 lr (Kingma & Ba, section 2.1): 0.32 at
+    // lr 0.1, below half the +-1 grid's spacing of 2. R rounds every step back: no weight ever changes.
+    auto const [r1, start, after] = run(small_net(w1_unit), train::rounded{}, 0.1f);
+    for (auto const& e : r1) {
+        CHECK(e.quantized == quantized);
+        CHECK(e.flip_steps == 20);
+        CHECK(e.flips == 0);
+        CHECK(e.flip_ratio() == 0.0);
+    }
+    std::vector<float> const weights_before(start.begin(), start.begin() + static_cast<std::ptrdiff_t>(quantized));
+    std::vector<float> const weights_after(after.begin(), after.begin() + static_cast<std::ptrdiff_t>(quantized));
+    CHECK(weights_after == weights_before);
+
+    // On 8 bits the spacing is at most 2/127, and Adam's first step moves every weight with a gradient by about
+    // lr = 0.01 > 1/127: it flips.
+    auto const [r8, unused8, unused8b] = run(small_net(w8_unit), train::rounded{}, 0.01f);
+    CHECK(r8[0].flips > 0);
+    CHECK(r8[0].flip_ratio() > 0.0);
+    CHECK(r8[0].flip_ratio() <= 1.0);
+
+    // BC flips the signs of Q(w) as its float weights cross 0; SR's random rounding flips weights every step.
+    auto const [bc, unused_bc, unused_bc2] = run(small_net(w1_unit), train::binary_connect{}, 0.01f);
+    CHECK(bc[0].flips > 0);
+    CHECK(bc[0].flips <= quantized * 19);  // the first step has no earlier Q(w) to compare with
+    auto const [sr, unused_sr, unused_sr2] = run(small_net(w1s_unit), train::stochastic_rounding{}, 0.01f);
+    CHECK(sr[0].flips > 0);
+    CHECK(sr[0].flips <= quantized * 20);
+
+    // Full precision holds nothing quantized: no ratio.
+    auto const [fp, unused_fp, unused_fp2] = run(small_net(nn::float_weights), train::full_precision{}, 0.01f);
+    CHECK(fp[0].quantized == 0);
+    CHECK(std::isnan(fp[0].flip_ratio()));
 }
 
 TEST_CASE("training is bit-reproducible with 1 and 2 threads, above every threading threshold")
