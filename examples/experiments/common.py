@@ -119,14 +119,6 @@ def walk_runs(runs):
             yield from walk_runs(v)
 
 
-def relative_cmds(runs):
-    """Older runs.json files hold absolute paths in their commands: make them relative to the repository."""
-    for rs in runs.values():
-        for r in rs:
-            r["cmd"] = r["cmd"].replace(ROOT + "/", "")
-    return runs
-
-
 def err_stats(rs):
     """Mean and sample standard deviation of the test error (%) over runs."""
     errs = [100.0 * (1.0 - r["result"]["test_acc"]) for r in rs]

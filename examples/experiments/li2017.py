@@ -31,8 +31,8 @@ METHODS = [
     ("SR-ADAM", ["--method", "sr", "--bits", "1", "--lr", "0.01"]),
     ("R-ADAM", ["--method", "r", "--bits", "1", "--lr", "0.01"]),
 ]
-# The same methods on an 8-bit grid (256 levels over [-1, 1], spacing 2/255): Adam's early steps, of about lr
-# = 0.01, cross half a spacing, so R moves weights until the schedule cuts lr to 0.001 at half of training.
+# The same methods on an 8-bit grid (the symmetric grid k/127, k = -127..127): Adam's early steps, of about lr
+# = 0.01, cross half a spacing (1/254), so R moves weights until the schedule cuts lr to 0.001 at half of training.
 METHODS_8 = [
     ("BC-ADAM 8-bit", ["--method", "bc", "--bits", "8", "--lr", "0.01"]),
     ("SR-ADAM 8-bit", ["--method", "sr", "--bits", "8", "--lr", "0.01"]),
@@ -149,16 +149,21 @@ def write_report(doc):
             cells += [pct(mean_flips(rs, 0)), pct(mean_flips(rs, -1))] if rs else ["", ""]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "### What each row measures", ""]
+    still, moved = [], []
     for m in models:
         r1 = [f for r in runs[m]["R-ADAM"] for f in (r.get("flips") or []) if f is not None]
         if r1 and max(r1) == 0:
-            lines.append(f"- {m.upper()}, R-ADAM (binary): no weight changed in any step of any seed. Adam's step is "
-                         "at most 3.2 lr (Kingma & Ba, section 2.1), 0.032 here, and R rounds it back to the same "
-                         "level unless it reaches half the spacing of the +-1 grid (1). The row measures a network "
-                         "whose binary weights keep their random initial signs while BatchNorm trains: it is not "
-                         "evidence about R's rounding beyond \"R cannot move\".")
+            still.append(m.upper())
         elif r1:
-            lines.append(f"- {m.upper()}, R-ADAM (binary): weights flipped (largest flip ratio {100 * max(r1):.3g} % per step).")
+            moved.append(f"{m.upper()}: weights flipped (largest flip ratio {100 * max(r1):.3g} % per step)")
+    if still:
+        lines.append(f"- R-ADAM (binary), {' and '.join(still)}: no weight changed in any step of any seed. Adam's "
+                     "step is at most 3.2 lr (Kingma & Ba, section 2.1), 0.032 here, and R rounds it back to the "
+                     "same level unless it reaches half the spacing of the +-1 grid (1). The row measures a network "
+                     "whose binary weights keep their random initial signs while BatchNorm trains: it is not "
+                     "evidence about R's rounding beyond \"R cannot move\".")
+    if moved:
+        lines.append("- R-ADAM (binary), " + "; ".join(moved) + ".")
     lines += ["- SR-ADAM and Big SR-ADAM: stochastic rounding flips weights in every step; the rows measure SR's "
               "noisy search on the binary grid (Big SR: fewer, less noisy steps).",
               "- BC-ADAM: the float weights accumulate every step; a sign flips only when a weight crosses 0, so "
@@ -168,8 +173,9 @@ def write_report(doc):
         lines += ["", "## On an 8-bit grid, where R can move", "",
                   "R's weakness in the paper is that it stalls once a step is below half a grid step. On the +-1 "
                   "grid that is every step (above), so the binary rows cannot show R learning at all. On an 8-bit "
-                  "grid (256 levels over [-1, 1], spacing 2/255) Adam's early steps of about lr = 0.01 cross half a "
-                  "spacing (0.0039), and after the schedule cuts lr to 0.001 at half of training they no longer do. "
+                  "grid (levels k/127, k = -127..127, spacing 1/127) Adam's early steps of about lr = 0.01 cross half a "
+                  "spacing (1/254 = 0.0039), and after the schedule cuts lr to 0.001 at half of training they no "
+                  "longer can (3.2 x 0.001 = 0.0032). "
                   "Same settings as above, lr 0.01 for all three:", "",
                   "| method | " + " | ".join(f"{m.upper()} test error (%)" for m in grid8) + " | " +
                   " | ".join(f"{m.upper()} flips per step (%), epoch 1 .. last" for m in grid8) + " |",
