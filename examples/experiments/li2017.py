@@ -51,13 +51,17 @@ PAPER_COLS = ["C10 VGG-9", "C10 VGG-BC", "C10 ResNet-56", "C10 WRN-56-2", "C100 
 
 LIMIT = {"mlp": 0, "cnn": 0}
 
-# What theory.py prints (lowbit-theory is deterministic: no seed, no threads); rerun it to check.
-THEORY = ("Mean gap over the last half of 20000 steps, from that command: SR with grid step 0.129 / 0.063 / 0.031: "
-          "0.0191 / 0.00384 / 0.00100 (the distance to the minimizer halves with the step, the loss gap falls about "
-          "four-fold); SR with step 0.063 and a 10x smaller learning rate: 0.00382 (no better); BC with stochastic "
-          "rounding and a decaying rate: 1.95e-05 on its float weights (it converges to the minimizer); R with lr "
-          "0.001/L: 6.65, unchanged from the start (every update rounds back); full precision: 1e-12. The same claims "
-          "are fast unit tests (`tests/unit/train/test_theory.cpp`).")
+# What theory.py printed (`LOWBIT_THEORY=build/bench/examples/lowbit-theory /usr/bin/python3
+# examples/experiments/theory.py`, the bench build of the runs above, 2026-12-06); lowbit-theory has no seed or
+# thread option, but its float sums follow the build's -march, so another machine's build may differ in the last
+# digits. Rerun it to check.
+THEORY = ("Mean gap over the last half of 20000 steps, from `LOWBIT_THEORY=build/bench/examples/lowbit-theory "
+          "/usr/bin/python3 examples/experiments/theory.py` (the same build as the runs above): SR with grid step "
+          "0.129 / 0.063 / 0.031: 0.0191 / 0.00397 / 0.00100 (the distance to the minimizer halves with the step, "
+          "the loss gap falls about four-fold); SR with step 0.063 and a 10x smaller learning rate: 0.00407 (no "
+          "better); BC with stochastic rounding and a decaying rate: 2.41e-05 on its float weights (it converges to "
+          "the minimizer); R with lr 0.001/L: 6.65, unchanged from the start (every update rounds back); full "
+          "precision: 1e-12. The same claims are fast unit tests (`tests/unit/train/test_theory.cpp`).")
 
 
 def run(model, name, args, seed, epochs):

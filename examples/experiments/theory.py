@@ -11,7 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-out = subprocess.run([os.path.join(ROOT, "build", "release", "examples", "lowbit-theory")], check=True,
+# LOWBIT_THEORY overrides the binary (e.g. build/bench/examples/lowbit-theory).
+theory = os.environ.get("LOWBIT_THEORY", os.path.join(ROOT, "build", "release", "examples", "lowbit-theory"))
+out = subprocess.run([theory], check=True,
                      capture_output=True, text=True).stdout
 runs = {}
 for row in csv.DictReader(io.StringIO(out)):
