@@ -57,9 +57,10 @@ def run(raw_dir, tag, args):
 def provenance():
     """Where a study ran: the commit, the build of lowbit-train (type, flags, compiler), the machine, OpenBLAS's
     environment."""
+    build_dir = os.path.dirname(os.path.dirname(TRAIN))
     cache = {}
     try:
-        with open(os.path.join(os.path.dirname(os.path.dirname(TRAIN)), "CMakeCache.txt")) as f:
+        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
             for line in f:
                 k, _, v = line.strip().partition("=")
                 cache[k.split(":")[0]] = v
@@ -73,7 +74,6 @@ def provenance():
             model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
     except OSError:
         pass
-    build_dir = os.path.dirname(os.path.dirname(TRAIN))
     return {"commit": commit(), "binary": os.path.relpath(TRAIN, ROOT), "preset": os.path.basename(build_dir),
             "build_type": cache.get("CMAKE_BUILD_TYPE", "?"), "cxx_flags": cache.get("CMAKE_CXX_FLAGS", ""),
             "compiler": version[0] if version else cxx, "machine": f"{model}, {os.cpu_count()} logical CPUs",
