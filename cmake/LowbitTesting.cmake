@@ -10,8 +10,8 @@
 #       case: that showed as 5 cases that had never run under ctest, now renamed).
 #
 #   lowbit_add_compile_fail(NAME <name> SOURCE <file> REGEX <regex>)
-#       Compile-fail pair (Eigen's ei_add_failtest, packaging.md §5). The same file builds two executables
-#       that are EXCLUDE_FROM_ALL: <name>_ok with -DLOWBIT_SHOULD_FAIL=0 (must compile) and <name>_ko with
+#       Compile-fail pair (Eigen's ei_add_failtest, packaging.md §5). The same file builds two object libraries
+#       that are EXCLUDE_FROM_ALL, compiled with -fsyntax-only: <name>_ok with -DLOWBIT_SHOULD_FAIL=0 (must compile) and <name>_ko with
 #       -DLOWBIT_SHOULD_FAIL=1 (must fail, and its build output must match <regex>). ctest tests of the same
 #       names build them. Test the macro with `#if LOWBIT_SHOULD_FAIL`. The regex must not match build
 #       progress lines (target or file names): use the concept name or static_assert text.
@@ -29,6 +29,9 @@ function(lowbit_add_test)
     add_executable(${arg_NAME} ${arg_SOURCES})
     target_link_libraries(${arg_NAME} PRIVATE lowbit::lowbit lowbit_doctest_main doctest::doctest
                                               lowbit_warnings ${arg_LIBRARIES})
+    # The sources of one test executable compile as one TU: each would otherwise parse the same few seconds
+    # of headers again (xtensor and lowbit's own), and CI builds the suite twice (test and asan presets).
+    set_target_properties(${arg_NAME} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 0)
     doctest_discover_tests(${arg_NAME} TEST_PREFIX "${arg_NAME}/" ADD_LABELS 1
                            PROPERTIES SKIP_REGULAR_EXPRESSION "test cases: *0 [|]")
 endfunction()
@@ -43,8 +46,12 @@ function(lowbit_add_compile_fail)
     endif()
     foreach(kind ok ko)
         set(tgt ${arg_NAME}_${kind})
-        add_executable(${tgt} EXCLUDE_FROM_ALL ${arg_SOURCE})
+        # Checked by the compiler's front end alone (-fsyntax-only: templates are instantiated, static_asserts
+        # and concepts evaluated, no code generated): an object library whose object is never written, so the
+        # test compiles the file again on every run. Half the time of a full compile and link.
+        add_library(${tgt} OBJECT EXCLUDE_FROM_ALL ${arg_SOURCE})
         target_link_libraries(${tgt} PRIVATE lowbit::lowbit lowbit_warnings ${arg_LIBRARIES})
+        target_compile_options(${tgt} PRIVATE $<$<CXX_COMPILER_ID:GNU,Clang,AppleClang>:-fsyntax-only>)
         if(kind STREQUAL "ko")
             target_compile_definitions(${tgt} PRIVATE LOWBIT_SHOULD_FAIL=1)
         else()

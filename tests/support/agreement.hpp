@@ -3,6 +3,8 @@
 // Test support for comparing a packed model with the fake-quant model it was compiled from: whether the
 // Fashion-MNIST files are installed, and the argmax of a row of logits (deploy::rounding_audit bounds the rest).
 
+#include "argmax.hpp"
+
 #include <lowbit/data/fashion_mnist.hpp>
 
 #include <xtensor/xtensor.hpp>
@@ -35,14 +37,6 @@ inline data::labelled_images agreement_test_set()
     std::size_t const n = std::min<std::size_t>(all.images.shape(0), std::strtoull(limit, nullptr, 10));
     if (n == 0) throw std::invalid_argument("LOWBIT_AGREEMENT_IMAGES must be a positive count");
     return {.images = xt::view(all.images, xt::range(0, n), xt::all()), .labels = xt::view(all.labels, xt::range(0, n))};
-}
-
-inline std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
-{
-    std::size_t best = 0;
-    for (std::size_t j = 1; j < l.shape(1); ++j)
-        if (l(i, j) > l(i, best)) best = j;
-    return best;
 }
 
 } // namespace lowbit::test

@@ -6,8 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../../support/idx_files.hpp"
 #include "../../support/temp_dir.hpp"
-#include <zlib.h>
 
 #include <array>
 #include <algorithm>
@@ -25,7 +25,10 @@ namespace {
 namespace fs = std::filesystem;
 using lowbit::data::data_error;
 using lowbit::data::split;
-using bytes = std::vector<std::uint8_t>;
+using lowbit::test::bytes;
+using lowbit::test::make_idx;
+using lowbit::test::write_gz;
+using lowbit::test::write_raw;
 
 bool have_fashion_mnist() {
     std::error_code ec;
@@ -33,33 +36,9 @@ bool have_fashion_mnist() {
 }
 
 /// A fresh temporary directory for this file's cases.
-struct temp_dir : lowbit::test::temp_dir {
-    temp_dir() : lowbit::test::temp_dir("fashion_mnist") {}
+struct fashion_dir : lowbit::test::temp_dir {
+    fashion_dir() : lowbit::test::temp_dir("fashion_mnist") {}
 };
-
-bytes make_idx(std::vector<std::uint32_t> const& shape, bytes const& data) {
-    bytes out{0, 0, 0x08, static_cast<std::uint8_t>(shape.size())};
-    for (auto size : shape) {
-        for (int shift = 24; shift >= 0; shift -= 8) {
-            out.push_back(static_cast<std::uint8_t>(size >> shift));
-        }
-    }
-    out.insert(out.end(), data.begin(), data.end());
-    return out;
-}
-
-void write_raw(fs::path const& file, bytes const& content) {
-    std::ofstream out{file, std::ios::binary};
-    out.write(reinterpret_cast<char const*>(content.data()), static_cast<std::streamsize>(content.size()));
-    REQUIRE(out.good());
-}
-
-void write_gz(fs::path const& file, bytes const& content) {
-    gzFile gz = gzopen(file.c_str(), "wb");
-    REQUIRE(gz != nullptr);
-    REQUIRE(gzwrite(gz, content.data(), static_cast<unsigned>(content.size())) == static_cast<int>(content.size()));
-    REQUIRE(gzclose(gz) == Z_OK);
-}
 
 /// 3 images of 2x2 pixels and their labels.
 bytes const small_pixels{0, 51, 102, 255, 1, 2, 3, 4, 5, 6, 7, 8};
@@ -119,7 +98,7 @@ TEST_CASE("load_fashion_mnist reads the real training split" * doctest::skip(!ha
 }
 
 TEST_CASE("load_fashion_mnist reads uncompressed files and scales pixels to 0..1") {
-    temp_dir dir;
+    fashion_dir dir;
     write_raw(dir / "t10k-images-idx3-ubyte", make_idx({3, 2, 2}, small_pixels));
     write_raw(dir / "t10k-labels-idx1-ubyte", make_idx({3}, small_labels));
     auto const data = lowbit::data::load_fashion_mnist(split::test, dir.path());
@@ -136,7 +115,7 @@ TEST_CASE("load_fashion_mnist reads uncompressed files and scales pixels to 0..1
 }
 
 TEST_CASE("load_fashion_mnist prefers the .gz files") {
-    temp_dir dir;
+    fashion_dir dir;
     write_gz(dir / "train-images-idx3-ubyte.gz", make_idx({3, 2, 2}, small_pixels));
     write_gz(dir / "train-labels-idx1-ubyte.gz", make_idx({3}, small_labels));
     // Uncompressed twins that would fail if they were read.
@@ -148,7 +127,7 @@ TEST_CASE("load_fashion_mnist prefers the .gz files") {
 }
 
 TEST_CASE("a missing directory names the expected file") {
-    temp_dir dir;
+    fashion_dir dir;
     auto const missing = dir / "nowhere";
     auto const expected = "lowbit: " + (missing / "t10k-images-idx3-ubyte.gz").string() + ": file not found";
     CHECK_THROWS_WITH_AS((void)lowbit::data::load_fashion_mnist(split::test, missing), doctest::Contains(expected.c_str()),
@@ -156,7 +135,7 @@ TEST_CASE("a missing directory names the expected file") {
 }
 
 TEST_CASE("different numbers of images and labels are an error naming both files") {
-    temp_dir dir;
+    fashion_dir dir;
     write_gz(dir / "t10k-images-idx3-ubyte.gz", make_idx({3, 2, 2}, small_pixels));
     write_gz(dir / "t10k-labels-idx1-ubyte.gz", make_idx({2}, {0, 1}));
     auto const expected = "lowbit: " + (dir / "t10k-images-idx3-ubyte.gz").string() + ": 3 images but " +
@@ -165,7 +144,7 @@ TEST_CASE("different numbers of images and labels are an error naming both files
 }
 
 TEST_CASE("a label of 10 or more is an error naming the labels file") {
-    temp_dir dir;
+    fashion_dir dir;
     write_gz(dir / "t10k-images-idx3-ubyte.gz", make_idx({3, 2, 2}, small_pixels));
     write_gz(dir / "t10k-labels-idx1-ubyte.gz", make_idx({3}, {0, 10, 1}));
     auto const expected = "lowbit: " + (dir / "t10k-labels-idx1-ubyte.gz").string() + ": label 10 of example 1";

@@ -6,8 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../../support/idx_files.hpp"
 #include "../../support/temp_dir.hpp"
-#include <zlib.h>
 
 #include <chrono>
 #include <cstdint>
@@ -21,24 +21,16 @@ namespace {
 
 namespace fs = std::filesystem;
 using lowbit::data::data_error;
-using bytes = std::vector<std::uint8_t>;
+using lowbit::test::bytes;
+using lowbit::test::gzip_bytes;
+using lowbit::test::make_idx;
+using lowbit::test::write_gz;
+using lowbit::test::write_raw;
 
 /// A fresh temporary directory for this file's cases.
-struct temp_dir : lowbit::test::temp_dir {
-    temp_dir() : lowbit::test::temp_dir("idx") {}
+struct idx_dir : lowbit::test::temp_dir {
+    idx_dir() : lowbit::test::temp_dir("idx") {}
 };
-
-/// The bytes of an IDX file: magic 0x0000TTDD, big-endian sizes, then @p data as is.
-bytes make_idx(std::vector<std::uint32_t> const& shape, bytes const& data, std::uint8_t type = 0x08) {
-    bytes out{0, 0, type, static_cast<std::uint8_t>(shape.size())};
-    for (auto size : shape) {
-        for (int shift = 24; shift >= 0; shift -= 8) {
-            out.push_back(static_cast<std::uint8_t>(size >> shift));
-        }
-    }
-    out.insert(out.end(), data.begin(), data.end());
-    return out;
-}
 
 bytes iota_bytes(std::size_t n) {
     bytes out(n);
@@ -48,30 +40,8 @@ bytes iota_bytes(std::size_t n) {
     return out;
 }
 
-fs::path write_raw(fs::path const& file, bytes const& content) {
-    std::ofstream out{file, std::ios::binary};
-    out.write(reinterpret_cast<char const*>(content.data()), static_cast<std::streamsize>(content.size()));
-    REQUIRE(out.good());
-    return file;
-}
-
-bytes gzip_bytes(bytes const& content) {
-    temp_dir dir;
-    auto const file = dir / "tmp.gz";
-    gzFile gz = gzopen(file.c_str(), "wb");
-    REQUIRE(gz != nullptr);
-    if (!content.empty()) {
-        REQUIRE(gzwrite(gz, content.data(), static_cast<unsigned>(content.size())) == static_cast<int>(content.size()));
-    }
-    REQUIRE(gzclose(gz) == Z_OK);
-    std::ifstream in{file, std::ios::binary};
-    return bytes{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-}
-
-fs::path write_gz(fs::path const& file, bytes const& content) { return write_raw(file, gzip_bytes(content)); }
-
 /// Both encodings of one content: each check below runs on the plain and on the gzip file.
-std::vector<fs::path> write_both(temp_dir const& dir, std::string const& name, bytes const& content) {
+std::vector<fs::path> write_both(idx_dir const& dir, std::string const& name, bytes const& content) {
     return {write_raw(dir / name, content), write_gz(dir / (name + ".gz"), content)};
 }
 
@@ -98,7 +68,7 @@ auto const read_labels = [](fs::path const& f) { return lowbit::data::read_idx_l
 } // namespace
 
 TEST_CASE("read_idx round-trips a 3-D unsigned byte array, plain and gzip") {
-    temp_dir dir;
+    idx_dir dir;
     auto const data = iota_bytes(2 * 3 * 4);
     for (auto const& file : write_both(dir, "images-idx3-ubyte", make_idx({2, 3, 4}, data))) {
         CAPTURE(file.string());
@@ -117,7 +87,7 @@ TEST_CASE("read_idx round-trips a 3-D unsigned byte array, plain and gzip") {
 }
 
 TEST_CASE("read_idx_labels reads a rank-1 file") {
-    temp_dir dir;
+    idx_dir dir;
     bytes const labels{9, 0, 3, 255, 1};
     for (auto const& file : write_both(dir, "labels-idx1-ubyte", make_idx({5}, labels))) {
         CAPTURE(file.string());
@@ -130,14 +100,14 @@ TEST_CASE("read_idx_labels reads a rank-1 file") {
 }
 
 TEST_CASE("gzip is recognised by its magic bytes, not by the file name") {
-    temp_dir dir;
+    idx_dir dir;
     auto const content = make_idx({3}, {1, 2, 3});
     CHECK(lowbit::data::read_idx(write_gz(dir / "compressed.idx", content)).data == bytes{1, 2, 3});
     CHECK(lowbit::data::read_idx(write_raw(dir / "plain.gz", content)).data == bytes{1, 2, 3});
 }
 
 TEST_CASE("a dimension of size zero gives an empty array") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "empty", make_idx({0, 28, 28}, {}))) {
         auto const images = lowbit::data::read_idx_images(file);
         CHECK(images.shape(0) == 0);
@@ -147,7 +117,7 @@ TEST_CASE("a dimension of size zero gives an empty array") {
 }
 
 TEST_CASE("a missing file is reported, with the package to install for /usr/share/datasets") {
-    temp_dir dir;
+    idx_dir dir;
     check_error(read_idx, dir / "no-such-file.gz", "file not found");
     try {
         (void)lowbit::data::read_idx(dir / "no-such-file.gz");
@@ -161,7 +131,7 @@ TEST_CASE("a missing file is reported, with the package to install for /usr/shar
 }
 
 TEST_CASE("a file that is not IDX is rejected by its magic number") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "text", bytes{'h', 'e', 'l', 'l', 'o', '\n'})) {
         check_error(read_idx, file, "not an IDX file: bad magic number 0x68656C6C");
     }
@@ -171,21 +141,21 @@ TEST_CASE("a file that is not IDX is rejected by its magic number") {
 }
 
 TEST_CASE("element types other than unsigned byte are named and rejected") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "float", make_idx({1}, {0, 0, 0, 0}, 0x0D))) {
         check_error(read_idx, file, "unsupported type code 0x0D (float)");
     }
 }
 
 TEST_CASE("a header with zero dimensions is a bad rank") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "rank0", make_idx({}, {}))) {
         check_error(read_idx, file, "bad rank");
     }
 }
 
 TEST_CASE("a truncated header is reported") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "empty-file", bytes{})) {
         check_error(read_idx, file, "truncated header: expected 4 bytes of magic number, got 0");
     }
@@ -200,21 +170,21 @@ TEST_CASE("a truncated header is reported") {
 }
 
 TEST_CASE("truncated data is reported with the expected and actual sizes") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "short-data", make_idx({2, 3, 4}, iota_bytes(20)))) {
         check_error(read_idx, file, "truncated: expected 24 bytes of data (2 x 3 x 4), got 20");
     }
 }
 
 TEST_CASE("bytes after the data are an error") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "long-data", make_idx({2, 3, 4}, iota_bytes(27)))) {
         check_error(read_idx, file, "trailing garbage: 3 bytes after the 24 bytes of data");
     }
 }
 
 TEST_CASE("a corrupt gzip stream is reported") {
-    temp_dir dir;
+    idx_dir dir;
     // A valid 10-byte gzip member header (deflate, no flags), then bytes that are not deflate.
     bytes garbage{0x1F, 0x8B, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03};
     for (int i = 0; i < 64; ++i) {
@@ -236,7 +206,7 @@ TEST_CASE("a corrupt gzip stream is reported") {
 }
 
 TEST_CASE("absurd sizes are rejected before allocating") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "huge", make_idx({65536, 65536, 65536}, {}))) {
         check_error(read_idx, file, "absurd size: 65536 x 65536 x 65536 elements exceeds the limit");
     }
@@ -257,7 +227,7 @@ TEST_CASE("a size of 0 does not lift the limit on the other sizes (fuzz finding)
     bytes const finding{0x00, 0x00, 0x08, 0x03, 0x00, 0x00, 0x00, 0x00,
                         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f};
     REQUIRE(finding == make_idx({0, 0xFFFFFFFFU, 0xFFFFFF0FU}, {}));
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "zero-then-huge", finding)) {
         check_error(read_images, file,
                     "absurd size: 0 x 4294967295 x 4294967055: the sizes other than 0 multiply to more than the "
@@ -273,7 +243,7 @@ TEST_CASE("a size of 0 does not lift the limit on the other sizes (fuzz finding)
 }
 
 TEST_CASE("read_idx_images and read_idx_labels check the rank") {
-    temp_dir dir;
+    idx_dir dir;
     for (auto const& file : write_both(dir, "rank1", make_idx({4}, {1, 2, 3, 4}))) {
         check_error(read_images, file, "bad rank: expected 3 dimensions (images x rows x cols), got 1 (4)");
     }

@@ -11,6 +11,9 @@
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
 
+#include "../../support/argmax.hpp"
+
+#include "../../support/kbit_recipe.hpp"
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
@@ -50,18 +53,12 @@ std::vector<int> float_codes(nn::batch_norm<2> bn, pact_act<Bits> act, float alp
     return q;
 }
 
-template <class First, class W, class Last, int Bits>
-struct recipe {
-    using first = First;
-    using hidden = W;
-    using last = Last;
-    static constexpr int bits = Bits;
-};
+using lowbit::test::kbit_recipe;
 
-using binary_hidden_2 = recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>, 2>;
-using levels_4 = recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
-using mixed_8 = recipe<ste::xnor_weight<>, ste::dorefa_weight<8>, ste::dorefa_weight<1>, 8>;
-using levels_1 = recipe<ste::dorefa_weight<2>, ste::dorefa_weight<4>, ste::dorefa_weight<8>, 1>;
+using binary_hidden_2 = kbit_recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>, 2>;
+using levels_4 = kbit_recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
+using mixed_8 = kbit_recipe<ste::xnor_weight<>, ste::dorefa_weight<8>, ste::dorefa_weight<1>, 8>;
+using levels_1 = kbit_recipe<ste::dorefa_weight<2>, ste::dorefa_weight<4>, ste::dorefa_weight<8>, 1>;
 
 template <class R>
 auto make_model(std::size_t inputs, std::size_t hidden, std::size_t classes, float alpha, std::uint64_t seed)
@@ -110,13 +107,7 @@ xt::xtensor<float, 2> decode(xt::xtensor<std::uint8_t, 2> const& q, deploy::inpu
     return x;
 }
 
-std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
-{
-    std::size_t best = 0;
-    for (std::size_t j = 1; j < l.shape(1); ++j)
-        if (l(i, j) > l(i, best)) best = j;
-    return best;
-}
+using lowbit::test::argmax_row;
 
 /// PACT's codes of activations a: round(a / (alpha / n)).
 xt::xtensor<std::uint8_t, 2> to_codes(xt::xtensor<float, 2> const& a, float alpha, int bits)

@@ -26,6 +26,9 @@
 #include "../../support/file_problem.hpp"
 #include "../../support/temp_dir.hpp"
 
+#include "../../support/argmax.hpp"
+
+#include "../../support/kbit_recipe.hpp"
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
@@ -73,7 +76,7 @@ void randomise_batch_norms(Model& model, X const& x, std::uint32_t seed)
 
 /// PACT's codes of activations a (any shape): round(a / (alpha / n)).
 template <class T>
-std::vector<std::uint8_t> to_codes(T const& a, float alpha, int bits)
+std::vector<std::uint8_t> pact_codes(T const& a, float alpha, int bits)
 {
     double const n = (1 << bits) - 1;
     std::vector<std::uint8_t> q(a.size());
@@ -98,7 +101,7 @@ std::vector<T> nhwc(T const* x, std::size_t n, std::size_t c, std::size_t plane)
 std::pair<std::size_t, int> differing(xt::xtensor<float, 4> const& a, float alpha, int bits,
                                       xt::xtensor<std::uint8_t, 2> const& packed)
 {
-    std::vector<std::uint8_t> const f = to_codes(a, alpha, bits);
+    std::vector<std::uint8_t> const f = pact_codes(a, alpha, bits);
     std::vector<std::uint8_t> const fn = nhwc(f.data(), a.shape(0), a.shape(1), a.shape(2) * a.shape(3));
     REQUIRE(fn.size() == packed.size());
     std::size_t d = 0;
@@ -111,13 +114,7 @@ std::pair<std::size_t, int> differing(xt::xtensor<float, 4> const& a, float alph
     return {d, worst};
 }
 
-std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
-{
-    std::size_t best = 0;
-    for (std::size_t j = 1; j < l.shape(1); ++j)
-        if (l(i, j) > l(i, best)) best = j;
-    return best;
-}
+using lowbit::test::argmax_row;
 
 /// One conv - BN - ReLU - PACT<Bits> block, lowered by compile()'s own code, against integer loops and the
 /// float layers. @p first: the input is the input map's codes (padding classes); else PACT codes of unit
@@ -190,15 +187,9 @@ void check_conv(nn::conv2d_options o, std::size_t h, std::size_t w, bool first, 
     CHECK(worst <= 1);
 }
 
-template <class First, class W, class Last, int Bits>
-struct recipe {
-    using first = First;
-    using hidden = W;
-    using last = Last;
-    static constexpr int bits = Bits;
-};
-using binary_hidden_2 = recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>, 2>;
-using levels_4 = recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
+using lowbit::test::kbit_recipe;
+using binary_hidden_2 = kbit_recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>, 2>;
+using levels_4 = kbit_recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
 
 } // namespace
 
@@ -302,7 +293,7 @@ TEST_CASE_TEMPLATE("a compiled PACT CNN agrees with the fake-quant model: every 
             d += di;
             worst = std::max(worst, wi);
         }
-        std::vector<std::uint8_t> const f5 = to_codes(a5, alpha, bits);
+        std::vector<std::uint8_t> const f5 = pact_codes(a5, alpha, bits);
         for (std::size_t i = 0; i < f5.size(); ++i) {
             int const e = std::abs(static_cast<int>(f5[i]) - static_cast<int>(traced[4].data()[i]));
             d += e != 0;

@@ -13,6 +13,8 @@
 #include <lowbit/quant/ste/ste.hpp>
 #include <lowbit/train/checkpoint.hpp>
 
+#include "../../support/argmax.hpp"
+
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
@@ -200,13 +202,7 @@ xt::xtensor<float, 2> decode(xt::xtensor<std::uint8_t, 2> const& q, deploy::inpu
     return x;
 }
 
-std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
-{
-    std::size_t best = 0;
-    for (std::size_t j = 1; j < l.shape(1); ++j)
-        if (l(i, j) > l(i, best)) best = j;
-    return best;
-}
+using lowbit::test::argmax_row;
 
 } // namespace
 

@@ -18,6 +18,8 @@
 
 #include "../../support/conv_loops.hpp"
 
+#include "../../support/argmax.hpp"
+
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
@@ -97,13 +99,7 @@ std::size_t differing(xt::xtensor<float, 2> const& f, xt::xtensor<std::uint64_t,
     return d;
 }
 
-std::size_t argmax_row(xt::xtensor<float, 2> const& l, std::size_t i)
-{
-    std::size_t best = 0;
-    for (std::size_t j = 1; j < l.shape(1); ++j)
-        if (l(i, j) > l(i, best)) best = j;
-    return best;
-}
+using lowbit::test::argmax_row;
 
 /// One conv - BN - sign block, lowered by compile()'s own code, against the float layers and integer loops.
 template <class P>

@@ -17,6 +17,7 @@
 #include "../../support/file_problem.hpp"
 #include "../../support/temp_dir.hpp"
 
+#include "../../support/kbit_recipe.hpp"
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
@@ -48,20 +49,14 @@ std::string kbit_problem(std::filesystem::path const& p)
     return problem(p, [](auto const& f) { return deploy::load_packed_kbit(f); });
 }
 
-template <class First, class W, class Last, int Bits>
-struct recipe {
-    using first = First;
-    using hidden = W;
-    using last = Last;
-    static constexpr int bits = Bits;
-};
+using lowbit::test::kbit_recipe;
 
 // The weight mixes and activation widths of test_kbit.cpp: binary and odd-level layers in every position,
 // PACT at 1, 2, 4 and 8 bits.
-using binary_hidden_2 = recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>, 2>;
-using levels_4 = recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
-using mixed_8 = recipe<ste::xnor_weight<>, ste::dorefa_weight<8>, ste::dorefa_weight<1>, 8>;
-using levels_1 = recipe<ste::dorefa_weight<2>, ste::dorefa_weight<4>, ste::dorefa_weight<8>, 1>;
+using binary_hidden_2 = kbit_recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>, 2>;
+using levels_4 = kbit_recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
+using mixed_8 = kbit_recipe<ste::xnor_weight<>, ste::dorefa_weight<8>, ste::dorefa_weight<1>, 8>;
+using levels_1 = kbit_recipe<ste::dorefa_weight<2>, ste::dorefa_weight<4>, ste::dorefa_weight<8>, 1>;
 
 template <class R>
 auto make_model(std::size_t inputs, std::size_t hidden, std::size_t classes, std::uint64_t seed)
@@ -92,7 +87,7 @@ void randomise(Model& model, std::uint64_t seed)
     for (float& b : model.template layer<6>().bias()) b = u(rng);
 }
 
-xt::xtensor<std::uint8_t, 2> random_codes(std::size_t m, std::size_t k, std::uint64_t seed)
+xt::xtensor<std::uint8_t, 2> uniform_codes(std::size_t m, std::size_t k, std::uint64_t seed)
 {
     std::mt19937_64 rng(seed);
     xt::xtensor<std::uint8_t, 2> q = xt::xtensor<std::uint8_t, 2>::from_shape({m, k});
@@ -145,7 +140,7 @@ TEST_CASE_TEMPLATE("a packed k-bit MLP round-trips through its file bit for bit"
         CHECK(std::vector<float>(l.bias().begin(), l.bias().end()) ==
               std::vector<float>(p.bias().begin(), p.bias().end()));
     }
-    xt::xtensor<std::uint8_t, 2> const q = random_codes(m, inputs, 4);
+    xt::xtensor<std::uint8_t, 2> const q = uniform_codes(m, inputs, 4);
     CHECK(loaded.codes(q, 0) == packed.codes(q, 0));
     CHECK(loaded.codes(q, 1) == packed.codes(q, 1));
     CHECK(loaded.forward(q) == packed.forward(q));  // exact: the float64 scales are stored as their bits
@@ -281,7 +276,7 @@ TEST_CASE("load_packed_kbit names the file and the problem")
 
     // A failed load leaves the destination as it was.
     deploy::packed_kbit_mlp target = deploy::load_packed_kbit(dir / "m.lbpk");
-    xt::xtensor<std::uint8_t, 2> const q = random_codes(5, 12, 1);
+    xt::xtensor<std::uint8_t, 2> const q = uniform_codes(5, 12, 1);
     xt::xtensor<float, 2> const before = target.forward(q);
     CHECK_THROWS_AS(target = deploy::load_packed_kbit(dir / "order.lbpk"), io::io_error);
     CHECK(target.forward(q) == before);

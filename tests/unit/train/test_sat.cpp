@@ -8,6 +8,8 @@
 #include <lowbit/train/sat.hpp>
 #include <lowbit/train/trainer.hpp>
 
+#include "../../support/toy_set.hpp"
+
 #include <doctest/doctest.h>
 #include <xtensor/xtensor.hpp>
 
@@ -19,10 +21,7 @@
 using namespace lowbit;
 
 namespace {
-struct toy {
-    xt::xtensor<float, 2> x;
-    xt::xtensor<std::uint8_t, 1> y;
-};
+using lowbit::test::toy;
 
 /// Ten Gaussian blobs in 32 dimensions (the MLP's input width is set to 32).
 toy blobs(std::size_t n, unsigned seed)

@@ -12,6 +12,8 @@
 #include <lowbit/train/sqwa.hpp>
 #include <lowbit/train/trainer.hpp>
 
+#include "../../support/toy_set.hpp"
+
 #include <doctest/doctest.h>
 #include <xtensor/xtensor.hpp>
 
@@ -29,10 +31,7 @@ auto net()
                           nn::batch_norm<2>({.channels = 4})};
 }
 
-struct toy {
-    xt::xtensor<float, 2> x;
-    xt::xtensor<std::uint8_t, 1> y;
-};
+using lowbit::test::toy;
 
 toy make(std::size_t n, unsigned seed)
 {
