@@ -230,7 +230,10 @@ TEST_CASE("the public sgemm agrees with the reference" * doctest::skip(!cpu_ok()
     auto const gemm = [](auto... args) { sgemm(args...); };
     std::mt19937 rng(5);
     unsigned const before = num_threads();
-    std::size_t const sizes[][3] = {{1, 1, 1}, {3, 7, 17}, {65, 64, 130}, {130, 17, 65}, {200, 150, 300}, {0, 4, 4}, {4, 4, 0}};
+    // m = 1 is a batch of one (cblas_sgemv with OpenBLAS): 1 x 4096 x 1024 is split into column ranges.
+    std::size_t const sizes[][3] = {{1, 1, 1},     {3, 7, 17},        {65, 64, 130}, {130, 17, 65}, {200, 150, 300},
+                                    {0, 4, 4},     {4, 4, 0},         {1, 17, 65},   {1, 1024, 1024},
+                                    {1, 4096, 1024}};
     for (unsigned threads : {1u, 2u}) {
         set_num_threads(threads);
         for (auto const& s : sizes)
@@ -242,5 +245,27 @@ TEST_CASE("the public sgemm agrees with the reference" * doctest::skip(!cpu_ok()
                         CHECK(mismatches(p, p.run(gemm), p.run(reference_gemm), false) == 0);
                     }
     }
+    set_num_threads(before);
+}
+
+TEST_CASE("the public sgemm gives the same bits on 1 and 2 threads for a batch of one" * doctest::skip(!cpu_ok()))
+{
+    // m = 1 large enough to be split over the pool (with OpenBLAS, one sgemv per column range): the ranges
+    // depend on the shape only, so the bits do not depend on the thread count.
+    auto const gemm = [](auto... args) { sgemm(args...); };
+    std::mt19937 rng(9);
+    unsigned const before = num_threads();
+    for (transpose ta : both)
+        for (transpose tb : both)
+            for (float beta : {0.0f, 0.5f}) {
+                problem const p(ta, tb, 1, 4096, 1024, 1.0f, beta, 1, rng);
+                INFO(p.name());
+                set_num_threads(1);
+                std::vector<float> const one = p.run(gemm);
+                set_num_threads(2);
+                std::vector<float> const two = p.run(gemm);
+                CHECK(mismatches(p, two, one, true) == 0);
+                CHECK(mismatches(p, one, p.run(reference_gemm), false) == 0);
+            }
     set_num_threads(before);
 }
