@@ -11,10 +11,10 @@
 #
 #   lowbit_add_compile_fail(NAME <name> SOURCE <file> REGEX <regex>)
 #       Compile-fail pair (Eigen's ei_add_failtest, packaging.md §5). The same file builds two object libraries
-#       that are EXCLUDE_FROM_ALL, compiled with -fsyntax-only: <name>_ok with -DLOWBIT_SHOULD_FAIL=0 (must compile) and <name>_ko with
-#       -DLOWBIT_SHOULD_FAIL=1 (must fail, and its build output must match <regex>). ctest tests of the same
-#       names build them. Test the macro with `#if LOWBIT_SHOULD_FAIL`. The regex must not match build
-#       progress lines (target or file names): use the concept name or static_assert text.
+#       that are EXCLUDE_FROM_ALL, compiled with -fsyntax-only: <name>_ok with -DLOWBIT_SHOULD_FAIL=0 (must
+#       compile) and <name>_ko with -DLOWBIT_SHOULD_FAIL=1 (must fail, and its build output must match <regex>).
+#       ctest tests of the same names build them. Test the macro with `#if LOWBIT_SHOULD_FAIL`. The regex must
+#       not match build progress lines (target or file names): use the concept name or static_assert text.
 
 include_guard(GLOBAL)
 
