@@ -78,7 +78,6 @@ using float_type = decltype(make_float());
 template <class Model, class X>
 void calibrate(Model& model, X const& x)
 {
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 0); });
     model.for_each_leaf([](auto& l) {
         if constexpr (requires { l.begin_recalibration(); }) l.begin_recalibration();
     });

@@ -110,13 +110,11 @@ int run_mlp(options const& o, lowbit::io::archive const& file, MakeModel make_mo
         hidden = packed.layers()[0].out();
     }
     auto model = make_model(hidden);
-    if (from_checkpoint) lowbit::train::from_archive(model, with_concrete_quantizer_names(file), {{"model", "mlp"}});
+    if (from_checkpoint) lowbit::train::from_archive(model, file, {{"model", "mlp"}});
     report r;
     r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
     test_data const d = load_test_data(o, from_checkpoint);
     if (from_checkpoint) {
-        // The fake-quant forward: weights through their quantizers, as after BinaryConnect training.
-        model.for_each_weight([](auto& w) { w.store_as(lowbit::nn::weight_storage::shadow, 0); });
         packed = deploy::compile(model, {.input = d.st.map});
         if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
         check_input_map(packed, d.x, d.codes, d.st);
@@ -125,6 +123,10 @@ int run_mlp(options const& o, lowbit::io::archive const& file, MakeModel make_mo
         r.compared = deploy::audit(model, packed, d.x, d.codes, d.test.labels);
     }
     r.packed_bytes = deploy::packed_bytes(packed);
+    if (from_checkpoint)
+        print_summaries(o, model, {784}, packed);
+    else
+        print_summaries(o, packed);
     r.t = measure(packed, d.codes, d.test.labels, o);
     std::string const h = std::to_string(hidden);
     r.model = "784-" + h + "-" + h + "-10";
@@ -143,7 +145,7 @@ int run_cnn(options const& o, lowbit::io::archive const& file, Model model)
     bool const from_checkpoint = !o.checkpoint.empty();
     deploy::packed_cnn packed;
     if (from_checkpoint) {
-        lowbit::train::from_archive(model, with_concrete_quantizer_names(file), {{"model", "cnn"}});
+        lowbit::train::from_archive(model, file, {{"model", "cnn"}});
     } else {
         packed = deploy::cnn_from_archive(file);
         if (packed.channels() != 1 || packed.height() != 28 || packed.width() != 28 || packed.classes() != 10 ||
@@ -159,7 +161,6 @@ int run_cnn(options const& o, lowbit::io::archive const& file, Model model)
     if (from_checkpoint) {
         // lowbit-train's standardisation, folded into the input map as for the MLP.
         xt::xtensor<float, 4> const x = lowbit::nn::as_images(d.x, 1, 28, 28);
-        model.for_each_weight([](auto& w) { w.store_as(lowbit::nn::weight_storage::shadow, 0); });
         packed = deploy::compile(model, {.input = d.st.map});
         if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
         check_input_map(packed, x, codes, d.st);
@@ -167,6 +168,10 @@ int run_cnn(options const& o, lowbit::io::archive const& file, Model model)
         r.compared = deploy::audit(model, packed, x, codes, d.test.labels);
     }
     r.packed_bytes = deploy::packed_bytes(packed);
+    if (from_checkpoint)
+        print_summaries(o, model, {1, 28, 28}, packed);
+    else
+        print_summaries(o, packed);
     r.t = measure(packed, codes, d.test.labels, o);
     std::size_t const w1 = packed.convs()[0].shape().filters, w2 = packed.convs()[2].shape().filters;
     std::size_t const hidden = packed.dense().front().out();

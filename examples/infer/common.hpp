@@ -12,8 +12,10 @@
 #include <lowbit/deploy/rounding_audit.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
+#include <lowbit/deploy/summary.hpp>
 #include <lowbit/kernels/cpu_features.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
+#include <lowbit/nn/summary.hpp>
 #include <lowbit/quant/ste/any_quantizer.hpp>
 
 #include <xtensor/xtensor.hpp>
@@ -31,6 +33,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lowbit_infer {
@@ -130,32 +133,6 @@ inline std::size_t hidden_width(options const& o, lowbit::io::archive const& a)
     if (ec != std::errc{} || end != s.data() + s.size() || h == 0)
         throw lowbit::io::io_error{a.source(), "metadata 'hidden' is '" + s + "', not a width"};
     return h;
-}
-
-/// lowbit-train's models hold their quantizers as ste::any_quantizer, and every one saves its parameters as
-/// `<layer>.any_quantizer.parameter`: of shape [0] for XNOR and DoReFa weights, which learn nothing, and of
-/// shape [1] for PACT's alpha. The concrete quantizers of lowbit-infer's models have no entry for the former
-/// and name the latter by their own parameter_name (`pact.alpha`), so the empty entries are dropped and, with
-/// a @p learned_name, the one-value ones renamed. Anything else that does not fit the concrete model (an LSQ
-/// step, a missing alpha) is still an error of train::from_archive that names the entry.
-inline lowbit::io::archive with_concrete_quantizer_names(lowbit::io::archive const& a,
-                                                         std::string_view learned_name = {})
-{
-    constexpr std::string_view erased = lowbit::ste::any_quantizer::parameter_name;
-    lowbit::io::archive out(a.source());
-    out.meta() = a.meta();
-    for (lowbit::io::archive_entry const& e : a.entries()) {
-        if (e.dtype != lowbit::io::archive_dtype::float32)
-            throw lowbit::io::io_error{a.source(), "entry '" + e.name + "' is not float32: not a training checkpoint"};
-        std::string name = e.name;
-        if (name.ends_with(erased)) {
-            if (e.values.empty()) continue;
-            if (!learned_name.empty() && e.values.size() == 1)
-                name = name.substr(0, name.size() - erased.size()) + std::string(learned_name);
-        }
-        out.add(name, e.shape, e.values);
-    }
-    return out;
 }
 
 struct timing {
@@ -287,5 +264,31 @@ inline void print_report(report const& r, options const& o)
 
 /// `"mode": "checkpoint"` or `"packed"`, as the JSON line names the file's kind.
 inline char const* mode_of(options const& o) { return o.checkpoint.empty() ? "packed" : "checkpoint"; }
+
+/// --summary: the packed model's summary (a packed file's).
+template <class Packed>
+void print_summaries(options const& o, Packed const& packed)
+{
+    if (o.summary) std::printf("packed model:\n%s", lowbit::summary(packed).table().c_str());
+}
+
+/// --summary: the summaries of the trained model @p trained (a checkpoint's) for samples of @p shape and of its
+/// packed model, and whether they agree on each weight layer's bits and bytes.
+template <class Model, class Packed>
+void print_summaries(options const& o, Model& trained, std::vector<std::size_t> shape, Packed const& packed)
+{
+    if (!o.summary) return;
+    lowbit::model_summary const t = lowbit::summary(trained, std::move(shape));
+    lowbit::model_summary const p = lowbit::summary(packed);
+    std::printf("trained model (%s):\n%s", o.checkpoint.c_str(), t.table().c_str());
+    std::vector<std::pair<int, std::size_t>> tw, pw;  // (bits, bytes) of each weight layer
+    for (auto const& l : t.layers)
+        if (l.weights != 0) tw.emplace_back(l.weight_bits, l.weight_bytes());
+    for (auto const& l : p.layers)
+        if (l.weights != 0) pw.emplace_back(l.weight_bits, l.weight_bytes());
+    std::printf("weight layers: %s\n", tw == pw ? "the packed model keeps the trained model's bits and bytes"
+                                                 : "the packed model's bits or bytes DIFFER from the trained model's");
+    print_summaries(o, packed);
+}
 
 } // namespace lowbit_infer

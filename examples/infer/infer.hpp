@@ -23,6 +23,7 @@ struct options {
     bool first_last_bits_given = false;  // set on the command line (a checkpoint's metadata must agree)
     std::size_t runs = 200;
     std::size_t batch = 256;
+    bool summary = false;  // print lowbit::summary of the trained model (a checkpoint's) and of the packed model
 };
 
 /// Each runner takes the model file of @p o (--checkpoint or --packed) as main() read it, @p file, measures

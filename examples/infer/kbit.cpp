@@ -80,15 +80,12 @@ template <class Model>
 int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recipe const& recipe, Model model)
 {
     lowbit::set_num_threads(o.threads);
-    // The model file first, so that a bad file fails before the data is read. PACT's alpha is
-    // `any_quantizer.parameter` in lowbit-train's checkpoint and `pact.alpha` in the concrete model.
-    lowbit::train::from_archive(model, with_concrete_quantizer_names(file, ste::pact<2>::parameter_name),
-                                {{"model", "mlp"}});
+    // The model file first, so that a bad file fails before the data is read. lowbit-train's erased quantizers
+    // name their parameters as the concrete ones do (`pact.alpha`); older files are renamed by from_archive.
+    lowbit::train::from_archive(model, file, {{"model", "mlp"}});
     report r;
     r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
     test_data const d = load_test_data(o, true);
-    // The fake-quant forward: weights through their quantizers, as after BinaryConnect training.
-    model.for_each_weight([](auto& w) { w.store_as(lowbit::nn::weight_storage::shadow, 0); });
     deploy::packed_kbit_mlp const packed = deploy::compile(model, {.input = d.st.map});
     if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
     check_input_map(packed, d.x, d.codes, d.st);
@@ -101,6 +98,7 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
     describe(r, packed, o, recipe.calibrated);
     r.json_extra = ", \"inner_codes\": " + std::to_string(inner);
     r.packed_bytes = deploy::packed_bytes(packed);
+    print_summaries(o, model, {784}, packed);
     r.t = measure(packed, d.codes, d.test.labels, o);
     print_report(r, o);
     return 0;
@@ -121,6 +119,7 @@ int run_packed(options const& o, lowbit::io::archive const& file)
     describe(r, packed, o, false);
     r.json_extra = ", \"inner_codes\": null";
     r.packed_bytes = deploy::packed_bytes(packed);
+    print_summaries(o, packed);
     r.t = measure(packed, d.codes, d.test.labels, o);
     print_report(r, o);
     return 0;

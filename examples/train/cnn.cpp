@@ -6,6 +6,11 @@ namespace lowbit_train {
 
 int run_cnn(config const& c)
 {
+    if (c.summary)
+        return dispatch(c, [&](auto p, auto, char const*) {
+            auto model = lowbit::nn::cnn({.seed = c.seed}, p.w, p.first, p.last, p.act, p.head);
+            return print_summary(c, model, {1, 28, 28});
+        });
     auto const d = load(c);
     auto const train_x = lowbit::nn::as_images(d.train.images, 1, 28, 28);
     auto const test_x = lowbit::nn::as_images(d.test.images, 1, 28, 28);

@@ -49,6 +49,7 @@ struct config {
     std::size_t checkpoint_every = 0; // steps between checkpoints (0: none)
     std::string checkpoint_dir;       // where they go: ckpt-000001.lbck, ckpt-000002.lbck, ...
     std::string resume;               // continue the run from this checkpoint
+    bool summary = false;             // print the model's summary (lowbit::summary) and exit without training
 };
 
 /// Trains and evaluates; prints progress and the final JSON line. Returns the process exit code.

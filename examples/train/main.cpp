@@ -106,6 +106,9 @@ int main(int argc, char** argv)
                                              "models to this CSV (the paper's loss-surface picture)");
     sqwa->add_option("--surface-grid", c.surface_grid, "points per side of that plane")
         ->check(CLI::Range(std::size_t{2}, std::size_t{101}))->capture_default_str();
+    app.add_flag("--summary", c.summary, "print the model's summary -- per layer its output shape, weight and activation "
+                                         "bits, parameters, bytes as float and packed, MACs by kind -- and exit "
+                                         "without reading data or training");
     app.add_option("--save-model", c.save_model, "save the trained model's state to this checkpoint file (weights as "
                                                  "their real values, biases, BatchNorm statistics, learned bounds)");
     app.add_option("--load-fp", c.load_fp, "start from this checkpoint, saved by --save-fp from a model of the same "

@@ -13,6 +13,7 @@
 #include <xtensor/xview.hpp>
 #include <lowbit/lowbit.hpp>
 #include <lowbit/nn/models.hpp>
+#include <lowbit/nn/summary.hpp>
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/checkpoint.hpp>
 #include <lowbit/train/full_precision.hpp>
@@ -577,6 +578,15 @@ int dispatch(config const& c, F&& f)
     if (c.method == "r") return with_bits(nearest_even_t{}, train::rounded{});
     return stochastic ? with_bits(stochastic_t{}, train::binary_connect{})
                       : with_bits(nearest_even_t{}, train::binary_connect{});
+}
+
+/// --summary: the summary of the model the options describe, as a table; nothing is read or trained.
+template <class Model>
+int print_summary(config const& c, Model& model, std::vector<std::size_t> input_shape)
+{
+    std::printf("lowbit-train --model %s --method %s: %s", c.model.c_str(), c.method.c_str(),
+                lowbit::summary(model, std::move(input_shape)).table().c_str());
+    return 0;
 }
 
 struct dataset_pair {

@@ -12,7 +12,10 @@
 #include <lowbit/quant/clipping.hpp>
 #include <lowbit/quant/granularity.hpp>
 #include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/overflow.hpp>
+#include <lowbit/quant/policy_info.hpp>
+#include <lowbit/quant/policy_traits.hpp>
 #include <lowbit/quant/quantizer.hpp>
 #include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/traits.hpp>
@@ -52,6 +55,8 @@
 
 #include <lowbit/kernels/gemm.hpp>
 
+#include <lowbit/model_summary.hpp>
+
 #include <lowbit/nn/avg_pool2d.hpp>
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/buffer.hpp>
@@ -68,6 +73,7 @@
 #include <lowbit/nn/residual.hpp>
 #include <lowbit/nn/sequential.hpp>
 #include <lowbit/nn/softmax_cross_entropy.hpp>
+#include <lowbit/nn/summary.hpp>
 #include <lowbit/nn/weight.hpp>
 
 #include <lowbit/train/binary_connect.hpp>
@@ -106,6 +112,7 @@
 #include <lowbit/deploy/pool_window.hpp>
 #include <lowbit/deploy/sign_max_pool.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
+#include <lowbit/deploy/summary.hpp>
 #include <lowbit/deploy/weight_lowering.hpp>
 
 #include <lowbit/data/batcher.hpp>

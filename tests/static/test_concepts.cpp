@@ -39,10 +39,7 @@ static_assert(!Grid<int> && !Grid<nearest_even_t>);
 
 // Clipping.
 static_assert(ClippingPolicy<clip::fixed_range> && ClippingPolicy<clip::max_abs> && ClippingPolicy<clip::mean_abs> &&
-              ClippingPolicy<clip::l2_optimal> && ClippingPolicy<clip::tanh_max> && ClippingPolicy<clip::pact> &&
-              ClippingPolicy<clip::lsq>);
-static_assert(LearnedClipping<clip::pact> && LearnedClipping<clip::lsq>);
-static_assert(!LearnedClipping<clip::max_abs> && !LearnedClipping<clip::fixed_range>);
+              ClippingPolicy<clip::l2_optimal> && ClippingPolicy<clip::tanh_max>);
 static_assert(TransformingClipping<clip::tanh_max> && !TransformingClipping<clip::max_abs>);
 static_assert(!ClippingPolicy<int> && !ClippingPolicy<grid::binary>);
 

@@ -10,8 +10,10 @@
 /// What it takes: the model of
 /// `nn::mlp(options, W, First, Last, ste::sign_activation{}, nn::bias_head)`, i.e.
 /// dense<First> - batch_norm - sign - dense<W> - batch_norm - sign - dense<Last> with bias, where each weight
-/// policy is binary (ste::xnor_weight, per channel or per tensor, or ste::dorefa_weight<1>) or
-/// ste::dorefa_weight<Bits> with Bits 2..8 (odd levels in int8 codes). The BNN recipe
+/// policy is binary or B-bit on a mid-rise symmetric grid, as policy_traits reads it (BinaryWeightPolicy,
+/// LevelWeightPolicy: ste::xnor_weight, ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...> trained with any
+/// method that evaluates with Q(w) -- BC with deterministic rounding, SR, R -- and a user's policy that states its
+/// traits; odd levels go in int8 codes). The BNN recipe
 /// `nn::mlp(o, ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{},
 /// nn::bias_head)` is the case the issue names. Anything else is a compile-time error that says what is
 /// supported.
@@ -108,14 +110,23 @@ packed_mlp compile(Model& model, compile_options const& options = {})
                                "ste::any_quantizer chooses at run time; build the model with ste::xnor_weight<> / "
                                "ste::dorefa_weight<Bits> (as lowbit-infer does) and load the checkpoint into it");
         static_assert(erased || PackableWeightPolicy<first>,
-                      "lowbit::deploy::compile: the first layer's weights must be binary (ste::xnor_weight, "
-                      "ste::dorefa_weight<1>) or ste::dorefa_weight<Bits> with Bits 2..8");
+                      "lowbit::deploy::compile: the first layer's weights must be on a binary or mid-rise "
+                      "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
+                      "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
+                      "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
+                      "grid::symmetric_odd) and float weights have no packed form yet");
         static_assert(erased || PackableWeightPolicy<hidden>,
-                      "lowbit::deploy::compile: the hidden layer's weights must be binary (ste::xnor_weight, "
-                      "ste::dorefa_weight<1>) or ste::dorefa_weight<Bits> with Bits 2..8");
+                      "lowbit::deploy::compile: the hidden layer's weights must be on a binary or mid-rise "
+                      "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
+                      "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
+                      "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
+                      "grid::symmetric_odd) and float weights have no packed form yet");
         static_assert(erased || PackableWeightPolicy<last>,
-                      "lowbit::deploy::compile: the last layer's weights must be binary (ste::xnor_weight, "
-                      "ste::dorefa_weight<1>) or ste::dorefa_weight<Bits> with Bits 2..8");
+                      "lowbit::deploy::compile: the last layer's weights must be on a binary or mid-rise "
+                      "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
+                      "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
+                      "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
+                      "grid::symmetric_odd) and float weights have no packed form yet");
         if constexpr (!erased && PackableWeightPolicy<first> && PackableWeightPolicy<hidden> &&
                       PackableWeightPolicy<last>) {
             options.input.check();

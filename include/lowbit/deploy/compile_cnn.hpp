@@ -8,7 +8,7 @@
 /// What it takes: the model of `nn::cnn(options, W, First, Last, ste::sign_activation{}, nn::bias_head)`:
 /// conv3x3<First>-BN-sign, conv3x3<W>-BN-sign, maxpool, conv<W>-BN-sign, conv<W>-BN-sign, maxpool, flatten,
 /// dense<W>-BN-sign, dense<Last> with bias (sign activations replace nn::cnn's ReLU: detail::relu_then). Each
-/// weight policy is binary (ste::xnor_weight, ste::dorefa_weight<1>) or ste::dorefa_weight<Bits>, Bits 2..8.
+/// weight policy is binary or on a mid-rise grid of 2..8 bits (PackableWeightPolicy).
 /// Other activations or the batch_norm head are a compile-time error that says what is supported.
 ///
 /// How each layer is lowered (docs/deploy.md has the derivation):
@@ -244,8 +244,8 @@ lowered_conv lower_conv(nn::conv2d<P>& conv, std::size_t height, std::size_t wid
     if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
         throw invalid_input("lowbit::deploy::compile: the " + which + " convolution's " + std::to_string(height) + "x" +
                             std::to_string(width) + " input is smaller than its kernel");
-    return {s, lower_weights(conv.weight().policy(), conv.weight().values(), s.filters, s.patch_bits(),
-                             patch_order(s.channels, s.kernel), conv.bias(), which + " convolution")};
+    return {s, lower_weights<P>(evaluated_values(conv.weight()), s.filters, s.patch_bits(),
+                                patch_order(s.channels, s.kernel), conv.bias(), which + " convolution")};
 }
 
 /// Lowers a conv - BN - sign block of size @p height x @p width. The first layer (@p map non-null) reads
@@ -298,8 +298,11 @@ packed_cnn compile(Model& model, compile_options const& options = {})
                   "ste::dorefa_weight<Bits> (as lowbit-infer does) and load the checkpoint into it");
     constexpr bool packable = parts::binarized && !erased && detail::all_packable(static_cast<policies*>(nullptr));
     static_assert(!parts::binarized || erased || packable,
-                  "lowbit::deploy::compile: the CNN's weights must be binary (ste::xnor_weight, ste::dorefa_weight<1>) "
-                  "or ste::dorefa_weight<Bits> with Bits 2..8 in every layer");
+                  "lowbit::deploy::compile: every layer of the CNN needs weights on a binary or mid-rise "
+                  "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
+                  "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
+                  "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
+                  "grid::symmetric_odd) and float weights have no packed form yet");
     if constexpr (packable) {
         options.input.check();
         auto& b1 = model.template layer<0>();

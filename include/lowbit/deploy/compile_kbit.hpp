@@ -6,7 +6,7 @@
 /// overload of deploy::compile (deploy/compile.hpp, which includes this header) for models of that shape:
 /// dense<First> - batch_norm - [relu - pact<Bits>] - dense<W> - batch_norm - [relu - pact<Bits>] - dense<Last>
 /// with bias, Bits 1..8 (the codes are the int8 kernel's unsigned 8-bit operand), each weight policy binary or
-/// ste::dorefa_weight<2..8> (PackableWeightPolicy).
+/// ste::dorefa_weight<2..8> or another policy whose traits say so (PackableWeightPolicy).
 ///
 /// Lowering (docs/deploy.md, "k-bit activations"), with n = 2^Bits - 1 and a = |alpha| of the PACT before a
 /// layer, whose input is then a / n times the code q in 0..n:
@@ -94,8 +94,11 @@ packed_kbit_mlp compile(Model& model, compile_options const& options = {})
                            "ste::dorefa_weight<Bits> and load the checkpoint into it");
     constexpr bool packable = PackableWeightPolicy<first> && PackableWeightPolicy<hidden> && PackableWeightPolicy<last>;
     static_assert(erased || packable,
-                  "lowbit::deploy::compile: the PACT MLP's weights must be binary (ste::xnor_weight, "
-                  "ste::dorefa_weight<1>) or ste::dorefa_weight<Bits> with Bits 2..8 in every layer");
+                  "lowbit::deploy::compile: every layer of the PACT MLP needs weights on a binary or mid-rise "
+                  "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
+                  "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
+                  "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
+                  "grid::symmetric_odd) and float weights have no packed form yet");
     if constexpr (bits <= 8 && !erased && packable) {
         options.input.check();
         detail::lowered_dense l0 = detail::lower_dense(model.template layer<0>(), "first");

@@ -6,7 +6,7 @@
 /// overload of deploy::compile (deploy/compile.hpp, which includes this header) for nn::cnn's shape
 /// (deploy/compile_cnn.hpp) whose five activations are the same PACT activation, ReLU then ste::pact<Bits>,
 /// Bits 1..8 (CG-PACT's alpha_gradient::calibrated too: the forward pass is the same), with the bias head;
-/// each weight policy binary or ste::dorefa_weight<2..8> (PackableWeightPolicy).
+/// each weight policy binary or on a mid-rise grid of 2..8 bits (PackableWeightPolicy).
 ///
 /// Lowering (docs/deploy.md, "k-bit activations"), with n = 2^Bits - 1 and a = |alpha| of the PACT before a
 /// layer, whose input is then a / n times the code q in 0..n:
@@ -97,8 +97,11 @@ packed_kbit_cnn compile(Model& model, compile_options const& options = {})
                            "ste::dorefa_weight<Bits> and load the checkpoint into it");
     constexpr bool packable = !erased && detail::all_packable(static_cast<policies*>(nullptr));
     static_assert(erased || packable,
-                  "lowbit::deploy::compile: the PACT CNN's weights must be binary (ste::xnor_weight, "
-                  "ste::dorefa_weight<1>) or ste::dorefa_weight<Bits> with Bits 2..8 in every layer");
+                  "lowbit::deploy::compile: every layer of the PACT CNN needs weights on a binary or mid-rise "
+                  "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
+                  "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
+                  "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
+                  "grid::symmetric_odd) and float weights have no packed form yet");
     if constexpr (packable) {
         options.input.check();
         constexpr std::int64_t n = (std::int64_t{1} << parts::act_bits) - 1;

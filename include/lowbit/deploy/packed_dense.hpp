@@ -28,7 +28,7 @@
 /// Output rules, for channel j and the integer result v of one row:
 /// - sign bits: `thresholds().sign_bit(j, v)` (bit 1 means +1; rows of ceil(out / 64) words, bits past out 0);
 /// - logits, binary weights: `std::fma(float(v), scale_j, bias_j)`, one rounding of alpha_j v + b_j;
-/// - logits, odd levels: `float(double(v) * step + double(bias_j))`.
+/// - logits, odd levels: `float(double(v) * scale_j + double(bias_j))`, scale_j = step() when none is given.
 ///
 /// @code
 /// using namespace lowbit;
@@ -70,12 +70,14 @@ struct packed_weights {
     int bits = 1;                      ///< 1: binary; 2..8: odd levels
     std::vector<std::uint64_t> signs{};  ///< bits == 1: out rows of ceil(in / 64) words, bit 1 = +1, bits past in 0
     std::vector<std::int8_t> codes{};    ///< bits >= 2: out x in codes c, row-major; the level is 2c + 1
-    std::vector<float> scale{};          ///< bits == 1 in a logits layer: alpha_j per channel (else empty)
+    /// A logits layer's real value of level 1 per channel: alpha_j for binary weights (required), s_j / 2 for odd
+    /// levels (empty: step(), the 1 / (2^bits - 1) of DoReFa's grid). Empty in other layers (folded).
+    std::vector<float> scale{};
 
     bool binary() const noexcept { return bits == 1; }
     /// The largest level magnitude: 1 for binary weights, 2^bits - 1 for odd levels.
     std::int64_t max_level() const noexcept { return binary() ? 1 : (std::int64_t{1} << bits) - 1; }
-    /// The real value of level 1: 1 / (2^bits - 1) for odd levels (binary weights carry `scale` instead).
+    /// The default real value of level 1 for odd levels, 1 / (2^bits - 1) (binary weights carry `scale`).
     double step() const noexcept { return binary() ? 1.0 : 1.0 / static_cast<double>(max_level()); }
     /// Words of one row of signs.
     std::size_t words() const noexcept { return kernels::words_for_bits(in); }
@@ -138,7 +140,8 @@ public:
         check();
         if (input_ != layer_input::signs)
             throw invalid_input("lowbit::deploy::packed_dense: a logits layer reads sign bits, not input codes");
-        if (bias_.size() != w_.out || (w_.binary() && w_.scale.size() != w_.out))
+        if (bias_.size() != w_.out || (w_.binary() && w_.scale.size() != w_.out) ||
+            (!w_.binary() && !w_.scale.empty() && w_.scale.size() != w_.out))
             throw invalid_input("lowbit::deploy::packed_dense: a logits layer of " + std::to_string(w_.out) +
                                 " channels has " + std::to_string(bias_.size()) + " biases and " +
                                 std::to_string(w_.scale.size()) + " scales");
@@ -157,7 +160,8 @@ public:
     float logit(std::size_t j, std::int64_t v) const noexcept
     {
         if (w_.binary()) return std::fma(static_cast<float>(v), w_.scale[j], bias_[j]);
-        return static_cast<float>(static_cast<double>(v) * w_.step() + static_cast<double>(bias_[j]));
+        double const unit = w_.scale.empty() ? w_.step() : static_cast<double>(w_.scale[j]);
+        return static_cast<float>(static_cast<double>(v) * unit + static_cast<double>(bias_[j]));
     }
 
     /// @brief The integer results v (m x out, rows @p ldv apart) of input codes @p x (m x in).

@@ -14,7 +14,7 @@
 /// | `layer<i>.signs`             | uint64  | [out, ceil(in / 64)]    | binary weights                    |
 /// | `layer<i>.codes`             | int8    | [out, in]               | odd-level weights (`layer<i>.bits`) |
 /// | `layer<i>.threshold`, `.flip`| int32, uint64 | [out], [ceil(out / 64)] | every layer but the last      |
-/// | `layer<i>.scale`             | float32 | [out]                   | last layer, binary weights        |
+/// | `layer<i>.scale`             | float32 | [out]                   | last layer: binary weights; odd levels whose unit is not 1 / (2^bits - 1) |
 /// | `layer<i>.bias`              | float32 | [out]                   | last layer                        |
 ///
 /// The kernels' packed panels are rebuilt on loading: the file holds plain row-major matrices, so it does not
@@ -71,7 +71,7 @@ inline void add_dense(io::archive& a, std::string const& p, packed_dense const& 
     packed_weights const& w = l.weights();
     add_weights(a, p, w);
     if (l.logits()) {
-        if (w.binary()) a.add(p + "scale", {w.out}, w.scale);
+        if (!w.scale.empty()) a.add(p + "scale", {w.out}, w.scale);  // binary; odd levels off DoReFa's unit
         a.add(p + "bias", {w.out}, std::vector<float>(l.bias().begin(), l.bias().end()));
     } else {
         a.add(p + "threshold", {w.out}, l.thresholds().threshold);
@@ -142,7 +142,7 @@ inline packed_dense read_dense(io::archive const& a, std::string const& p, std::
     packed_weights w = read_weights(a, p, in);
     std::vector<std::size_t> const channels{w.out};
     if (last) {
-        if (w.binary()) {
+        if (w.binary() || a.find(p + "scale") != nullptr) {
             std::span<float const> const s = a.values(p + "scale", channels);
             w.scale.assign(s.begin(), s.end());
         }

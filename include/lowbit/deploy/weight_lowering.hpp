@@ -2,16 +2,23 @@
 #pragma once
 /// @file
 /// @brief The weight policies deploy::compile packs (BinaryWeightPolicy, LevelWeightPolicy,
-/// PackableWeightPolicy), and the lowering of a layer's quantized weights to deploy::packed_weights that the
-/// MLP and CNN compilers share (lowbit::deploy::detail).
+/// PackableWeightPolicy), read only through policy_traits, and the lowering of a layer's quantized weights to
+/// deploy::packed_weights that the MLP and CNN compilers share (lowbit::deploy::detail).
 ///
-/// Q(w) is computed with a copy of the layer's own policy, as the evaluation forward of a BinaryConnect-trained
-/// (shadow-weight) model does, and read back as integers: XNOR's alpha_j sign(w) as one sign bit per weight and
-/// one alpha per channel; DoReFa's B-bit levels as odd integers 2c + 1 times the step 1 / (2^B - 1), c in int8.
+/// A layer is lowered from the values it evaluates with -- Q(w), as `weight().forward_values()` gives them in
+/// evaluation -- whatever its policy (a lowbit::ste fake quantizer, lowbit::quantizer in shadow or packed
+/// storage, a user's type) and whatever method trained it. Its grid (policy_traits) says which integers they
+/// are: on a mid-rise grid every value is (k + 1/2) s_j, an odd integer 2k + 1 times s_j / 2, with one step s_j
+/// per output channel (or one per tensor, by the policy's granularity) found from the values themselves: the
+/// largest step that puts every value on the grid within the bit width; any such step represents Q(w) exactly. Binary weights are stored as one
+/// sign bit per weight and alpha_j = s_j / 2, the others as int8 codes c = k (level 2c + 1) and s_j / 2.
 ///
 /// @code
 /// static_assert(lowbit::deploy::PackableWeightPolicy<lowbit::ste::xnor_weight<>>);
 /// static_assert(lowbit::deploy::LevelWeightPolicy<lowbit::ste::dorefa_weight<8>>);
+/// using sr1 = lowbit::quantizer<1, lowbit::stochastic_t, lowbit::clip::fixed_range>;   // SR-trained binary
+/// static_assert(lowbit::deploy::BinaryWeightPolicy<sr1>);
+/// static_assert(!lowbit::deploy::PackableWeightPolicy<lowbit::ste::twn_weight<>>);     // mid-tread: not yet
 /// @endcode
 
 #include <lowbit/config.hpp>
@@ -23,11 +30,11 @@
 #include <lowbit/kernels/bit_matrix.hpp>
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/dense.hpp>
-#include <lowbit/quant/granularity.hpp>
-#include <lowbit/quant/ste/dorefa_weight.hpp>
-#include <lowbit/quant/ste/xnor_weight.hpp>
+#include <lowbit/quant/policy_traits.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -37,30 +44,20 @@
 
 namespace lowbit::deploy {
 
-namespace detail {
+/// @brief Weight policies that compile() packs as sign bits with a scale per channel: a grid of the two
+/// levels +-s/2 (grid::binary, or grid::symmetric_even at 1 bit). ste::xnor_weight, ste::dorefa_weight<1>,
+/// lowbit::quantizer<1, ...>, and a user's policy whose policy_traits say so.
 template <class P>
-struct binary_policy : std::false_type {};
-template <class G>
-struct binary_policy<ste::xnor_weight<G>> : std::true_type {};
-template <class G>
-struct binary_policy<ste::dorefa_weight<1, G>> : std::true_type {};
+concept BinaryWeightPolicy = QuantizingPolicy<P> && (levels_v<P> == level_range{-1, 0, 0.5f});
 
+/// @brief Weight policies that compile() packs as odd levels 2c + 1 in int8 codes: a mid-rise symmetric grid
+/// of 2^B levels (k + 1/2) s, k = -2^(B-1) .. 2^(B-1) - 1, for B = 2..8 (grid::symmetric_even):
+/// ste::dorefa_weight<B>, lowbit::quantizer<B, R, C, grid::symmetric_even>, ... Mid-tread grids (ternary,
+/// grid::symmetric_odd, grid::signed_int) have no packed form yet.
 template <class P>
-struct level_policy_bits : std::integral_constant<int, 0> {};
-template <int Bits, class G>
-    requires(Bits >= 2 && Bits <= 8)
-struct level_policy_bits<ste::dorefa_weight<Bits, G>> : std::integral_constant<int, Bits> {};
-} // namespace detail
-
-/// @brief Weight policies that compile() packs as sign bits with a scale: ste::xnor_weight (per channel or
-/// per tensor) and ste::dorefa_weight<1>, whose Q(w) is alpha * sign(w).
-template <class P>
-concept BinaryWeightPolicy = detail::binary_policy<P>::value;
-
-/// @brief Weight policies that compile() packs as odd levels in int8 codes: ste::dorefa_weight<Bits> with
-/// Bits 2..8, whose Q(w) is one of the 2^Bits levels (2r - (2^Bits - 1)) / (2^Bits - 1).
-template <class P>
-concept LevelWeightPolicy = detail::level_policy_bits<P>::value != 0;
+concept LevelWeightPolicy = QuantizingPolicy<P> && (bit_width_v<P> >= 2) && (bit_width_v<P> <= 8) &&
+                            (levels_v<P> == level_range{-(1 << (bit_width_v<P> - 1)), (1 << (bit_width_v<P> - 1)) - 1,
+                                                        0.5f});
 
 /// @brief Weight policies compile() supports in any position: BinaryWeightPolicy or LevelWeightPolicy.
 template <class P>
@@ -71,64 +68,114 @@ namespace detail {
 /// A dense layer's quantized weights in packed form, plus what the folding needs.
 struct lowered_dense {
     packed_weights w;
-    std::vector<double> step;             ///< per channel: alpha_j (binary) or 1 / (2^Bits - 1)
+    std::vector<double> step;             ///< per channel: the real value of level 1 (alpha_j, or s_j / 2)
     std::vector<std::int64_t> level_sum;  ///< per channel: sum_k level_jk
     std::vector<float> bias;              ///< the layer's bias, empty without one
 };
 
-/// The packed form of a layer's weights: @p values (out x in, row-major) quantized by a copy of @p policy
-/// -- Q(w), what the evaluation forward of a shadow-weight model multiplies with -- with the columns then
-/// taken in @p order (column k of the result is column order[k] of the layer; empty: unchanged), so that a
-/// convolution's patches and a flattened feature map can be read in the packed model's layout.
+/// The values a layer's weight evaluates with: Q(w) for a quantizing policy in shadow or packed storage.
+template <class Weight>
+std::vector<float> evaluated_values(Weight& w)
+{
+    std::span<float const> const q = w.forward_values(nn::forward_context{.training = false});
+    return {q.begin(), q.end()};
+}
+
+/// The step s_j of each of @p out rows of @p q (out x in) on a grid with @p l: the largest step for which every
+/// value of the row is (k + offset) s_j with k in [qmin, qmax], up to float rounding (0 for a row of zeros).
+/// @throws invalid_input naming the layer and a value when a row is on no such grid.
+inline std::vector<double> grid_steps(std::vector<float> const& q, std::size_t out, std::size_t in, level_range l,
+                                      std::string const& where)
+{
+    // The magnitudes |k + offset| a row's largest value may take, smallest first (largest step first).
+    std::vector<double> magnitudes;
+    for (int k = l.qmin; k <= l.qmax; ++k) {
+        double const m = std::abs(static_cast<double>(k) + static_cast<double>(l.offset));
+        if (m > 0.0) magnitudes.push_back(m);
+    }
+    std::sort(magnitudes.begin(), magnitudes.end());
+    magnitudes.erase(std::unique(magnitudes.begin(), magnitudes.end()), magnitudes.end());
+    std::vector<double> steps(out, 0.0);
+    for (std::size_t j = 0; j < out; ++j) {
+        std::span<float const> const row(q.data() + j * in, in);
+        double largest = 0.0;
+        for (float const v : row) {
+            if (!std::isfinite(v))
+                throw invalid_input(where + " are not finite (channel " + std::to_string(j) + ")");
+            largest = std::max(largest, std::abs(static_cast<double>(v)));
+        }
+        if (largest == 0.0) continue;  // an all-zero channel (XNOR's alpha = 0): step 0, every level stands for 0
+        bool found = false;
+        for (double const m : magnitudes) {
+            double const s = largest / m;
+            bool const fits = std::all_of(row.begin(), row.end(), [&](float v) {
+                double const u = static_cast<double>(v) / s - static_cast<double>(l.offset);
+                double const k = std::nearbyint(u);
+                return std::abs(u - k) < 1e-3 && k >= l.qmin && k <= l.qmax;
+            });
+            if (fits) {
+                steps[j] = s;
+                found = true;
+                break;
+            }
+        }
+        if (!found)
+            throw invalid_input(where + " of channel " + std::to_string(j) + " are not on a " +
+                                std::to_string(l.count()) + "-level grid (did the layer evaluate with float weights? "
+                                "A model trained with train::full_precision, or with stochastic BinaryConnect, which "
+                                "evaluates with the real-valued weights, has no packed form)");
+    }
+    return steps;
+}
+
+/// The packed form of a layer's evaluation weights @p q = Q(w) (out x in, row-major) on the grid of policy P,
+/// with the columns then taken in @p order (column k of the result is column order[k] of the layer; empty:
+/// unchanged), so that a convolution's patches and a flattened feature map can be read in the packed model's
+/// layout.
 template <PackableWeightPolicy P>
-lowered_dense lower_weights(P policy, std::vector<float> const& values, std::size_t out, std::size_t in,
+lowered_dense lower_weights(std::vector<float> const& q0, std::size_t out, std::size_t in,
                             std::vector<std::size_t> const& order, std::span<float const> bias,
                             std::string const& which)
 {
-    std::vector<float> q0(values.size());
-    policy.forward(values, q0);  // a copy: its forward keeps state, and Q(w) is what the model evaluates with
-    std::vector<float> v = values, q = q0;
+    constexpr level_range levels = levels_v<P>;
+    std::string const where = "lowbit::deploy::compile: the " + which + " layer's weights";
+    if (q0.size() != out * in)
+        throw invalid_input(where + ": " + std::to_string(q0.size()) + " values for " + std::to_string(out) + " x " +
+                            std::to_string(in));
+    std::vector<float> q = q0;
     if (!order.empty())
         for (std::size_t j = 0; j < out; ++j)
-            for (std::size_t k = 0; k < in; ++k) {
-                v[j * in + k] = values[j * in + order[k]];
-                q[j * in + k] = q0[j * in + order[k]];
-            }
+            for (std::size_t k = 0; k < in; ++k) q[j * in + k] = q0[j * in + order[k]];
+    // One step per output channel, or one for the whole tensor when the policy's granularity says so.
+    std::vector<double> s;
+    if constexpr (std::same_as<granularity_t<P>, per_channel_t>)
+        s = grid_steps(q, out, in, levels, where);
+    else
+        s.assign(out, grid_steps(q, 1, out * in, levels, where).front());
     lowered_dense r;
     r.w.in = in;
     r.w.out = out;
+    r.w.bits = bit_width_v<P>;
     r.step.resize(out);
-    std::string const where = "lowbit::deploy::compile: the " + which + " layer's weights";
+    r.w.scale.resize(out);
+    for (std::size_t j = 0; j < out; ++j) {
+        r.step[j] = s[j] / 2.0;  // level 2k + 1 stands for (k + 1/2) s_j
+        r.w.scale[j] = static_cast<float>(r.step[j]);
+    }
+    // Odd levels whose unit is packed_weights' default, 1 / (2^B - 1) (DoReFa's), leave the scale implicit.
+    if (r.w.bits > 1 && std::all_of(r.step.begin(), r.step.end(), [&](double u) { return u == r.w.step(); }))
+        r.w.scale.clear();
     if constexpr (BinaryWeightPolicy<P>) {
-        r.w.bits = 1;
         r.w.signs.assign(out * r.w.words(), 0);
-        // sign(w) with sign(0) = +1 is bit !(w < 0), as the policies' sign_pos; alpha_j = |Q(w)| of the row.
-        kernels::pack_sign_rows(v.data(), out, in, in, r.w.signs.data(), r.w.words());
-        r.w.scale.resize(out);
-        for (std::size_t j = 0; j < out; ++j) {
-            float const alpha = std::abs(q[j * in]);
-            for (std::size_t k = 0; k < in; ++k)
-                if (std::abs(q[j * in + k]) != alpha)
-                    throw invalid_input(where + " are not +-alpha per output channel (channel " + std::to_string(j) +
-                                        " has " + std::to_string(alpha) + " and " + std::to_string(q[j * in + k]) +
-                                        ")");
-            r.w.scale[j] = alpha;
-            r.step[j] = alpha;
-        }
+        // sign(Q(w)): bit !(q < 0), sign(0) = +1 as the policies' sign_pos.
+        kernels::pack_sign_rows(q.data(), out, in, in, r.w.signs.data(), r.w.words());
     } else {
-        constexpr int bits = detail::level_policy_bits<P>::value;
-        constexpr double levels = (1 << bits) - 1;
-        r.w.bits = bits;
         r.w.codes.resize(q.size());
-        for (std::size_t i = 0; i < q.size(); ++i) {
-            double const u = (static_cast<double>(q[i]) + 1.0) * levels / 2.0;  // r, up to float rounding
-            double const rounded = std::nearbyint(u);
-            if (!(std::abs(u - rounded) < 1e-2) || rounded < 0.0 || rounded > levels)
-                throw invalid_input(where + " are off the " + std::to_string(bits) + "-bit DoReFa grid (value " +
-                                    std::to_string(q[i]) + ")");
-            r.w.codes[i] = static_cast<std::int8_t>(static_cast<int>(rounded) - (1 << (bits - 1)));  // level 2c + 1
-        }
-        for (double& s : r.step) s = 1.0 / levels;
+        for (std::size_t j = 0; j < out; ++j)
+            for (std::size_t k = 0; k < in; ++k) {
+                double const u = s[j] == 0.0 ? 0.0 : static_cast<double>(q[j * in + k]) / s[j] - 0.5;  // k
+                r.w.codes[j * in + k] = static_cast<std::int8_t>(std::nearbyint(u));
+            }
     }
     r.level_sum.assign(out, 0);
     for (std::size_t j = 0; j < out; ++j)
@@ -141,8 +188,7 @@ lowered_dense lower_weights(P policy, std::vector<float> const& values, std::siz
 template <PackableWeightPolicy P>
 lowered_dense lower_dense(nn::dense<P>& d, char const* which, std::vector<std::size_t> const& order = {})
 {
-    return lower_weights(d.weight().policy(), d.weight().values(), d.options().out, d.options().in, order, d.bias(),
-                         which);
+    return lower_weights<P>(evaluated_values(d.weight()), d.options().out, d.options().in, order, d.bias(), which);
 }
 
 /// The largest |v| of a layer whose inputs are at most @p input_max in magnitude.

@@ -21,6 +21,7 @@ public:
     using weight_policies = type_list<>;
 
     explicit avg_pool2d(pool_options o = {}) : kernel(o.kernel), stride(o.stride) {}
+    pool_options options() const noexcept { return {.kernel = kernel, .stride = stride}; }
 
     xt::xtensor<float, 4> forward(xt::xtensor<float, 4> const& x, forward_context const&)
     {

@@ -57,7 +57,8 @@ public:
     void for_each_parameter(F&& f)
     {
         if constexpr (ste::LearnedFakeQuantizer<Q>) {
-            parameter p{Q::parameter_name, q_.parameters(), q_.gradients(), parameter_kind::clipping};
+            if (q_.parameters().empty()) return;  // an erased quantizer that learns nothing
+            parameter p{ste::parameter_name_of(q_), q_.parameters(), q_.gradients(), parameter_kind::clipping};
             f(p);
         }
     }

@@ -20,6 +20,7 @@
 #include <lowbit/kernels/quantize_params.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/quant/clipping.hpp>
+#include <lowbit/quant/policy_traits.hpp>
 #include <lowbit/nn/parameter.hpp>
 #include <lowbit/quant/quantizer.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
@@ -40,7 +41,14 @@ namespace lowbit::nn {
 
 /// @brief Weight policy of a layer that always stays in float, whatever the training method (for
 /// example the first and last layers of a binary network).
-struct float_weights_t {};
+struct float_weights_t {
+    // policy_traits (lowbit/quant/policy_traits.hpp): float values
+    static constexpr int bits = float_bits;
+    using grid_type = void;
+    using rounding_type = void;
+    using granularity_type = per_tensor_t;
+    using bound_type = no_bound_t;
+};
 inline constexpr float_weights_t float_weights{};
 
 /// @brief What a layer's weight may be templated on: a Quantizer (quantized by the library's kernels, with the
@@ -49,7 +57,8 @@ inline constexpr float_weights_t float_weights{};
 template <class P>
 concept WeightPolicy = Quantizer<P> || ste::FakeQuantizer<P> || std::same_as<P, float_weights_t>;
 
-/// @brief How a weight is held; set by the training method when it binds a model.
+/// @brief How a weight is held; set by the training method when it binds a model. A weight with a quantizing
+/// policy starts in shadow storage (its forward values are Q(w)); float_weights_t stays full_precision.
 enum class weight_storage : std::uint8_t { full_precision, shadow, packed };
 
 namespace detail {
@@ -286,7 +295,10 @@ public:
     void for_each_parameter(F&& f)
     {
         if constexpr (ste::LearnedFakeQuantizer<P>) {
-            parameter p{P::parameter_name, policy_.parameters(), policy_.gradients(), parameter_kind::clipping};
+            // A policy that learns nothing (an erased XNOR or DoReFa weight) has no parameter to visit.
+            if (policy_.parameters().empty()) return;
+            parameter p{ste::parameter_name_of(policy_), policy_.parameters(), policy_.gradients(),
+                        parameter_kind::clipping};
             f(p);
         }
     }
@@ -500,7 +512,9 @@ private:
     std::vector<std::uint8_t> previous_; // the codes before the last step (packed; flip counting)
     std::vector<float> steps_;          // fixed grid steps (packed)
     P policy_{};
-    weight_storage storage_ = weight_storage::full_precision;
+    // A quantizing policy computes with Q(w) from the moment the weight is built: shadow storage, until a
+    // training method binds another (full_precision keeps float values, SR and R pack them).
+    weight_storage storage_ = quantized || fake_quantized ? weight_storage::shadow : weight_storage::full_precision;
     std::uint32_t stream_ = 0;
     bool folded_ = false;               // the last forward_values() folded the policy's scale out
     std::uint64_t changes_ = 0;         // value_changes()

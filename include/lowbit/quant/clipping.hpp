@@ -5,6 +5,7 @@
 /// one output channel, see granularity.hpp). Data-derived bounds ignore non-finite values, so an Inf in
 /// the data saturates instead of blowing up the step; NaN is rejected by the checked quantize() API.
 
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/clipping_concepts.hpp>
 #include <lowbit/parallel/ordered_reduce.hpp>
 #include <lowbit/quant/detail/step_kernels.hpp>
@@ -21,12 +22,14 @@ namespace lowbit::clip {
 /// @brief A fixed bound given by the user:
 /// `quantizer<4, nearest_even_t, clip::fixed_range> q{.clipping = {.bound = 2.0f}}`.
 struct fixed_range {
+    using bound_type = fixed_bound_t;
     float bound = 1.0f;  ///< the clipping bound a
     float range(std::span<float const>, level_range) const noexcept { return bound; }
 };
 
 /// @brief a = max |x| over the finite values: no value is clipped.
 struct max_abs {
+    using bound_type = data_bound_t;
     float range(std::span<float const> x, level_range) const noexcept
     {
         float m = 0.0f;
@@ -38,6 +41,7 @@ struct max_abs {
 
 /// @brief a = mean |x| over the finite values: the scale of XNOR-Net / BWN binary weights.
 struct mean_abs {
+    using bound_type = data_bound_t;
     float range(std::span<float const> x, level_range) const noexcept
     {
         double s = 0.0;
@@ -54,6 +58,7 @@ struct mean_abs {
 /// iteration cannot increase the error; it starts from both the max-abs and the mean-abs step and keeps
 /// the better result, since Lloyd finds a local optimum.
 struct l2_optimal {
+    using bound_type = data_bound_t;
     int iterations = 30;  ///< upper bound on Lloyd iterations per start
 
     float range(std::span<float const> x, level_range l) const noexcept
@@ -114,6 +119,7 @@ private:
 /// with grid::symmetric_even (its default grid) for DoReFa's levels 2i/(2^b - 1) - 1.
 struct tanh_max {
     using default_grid = grid::symmetric_even;
+    using bound_type = fixed_bound_t;  // 1, after the data-dependent normalisation
 
     float range(std::span<float const>, level_range) const noexcept { return 1.0f; }
 
@@ -125,31 +131,6 @@ struct tanh_max {
         float const inv = m > 0.0f ? 1.0f / m : 0.0f;
         for (std::size_t i = 0; i < in.size(); ++i) out[i] = std::tanh(in[i]) * inv;
     }
-};
-
-/// @brief PACT (Choi et al. 2018): a learned upper bound alpha on an unsigned grid, y = clip(x, 0, alpha).
-/// The SAT code initialises alpha to 8 for conv inputs and 10 for the FC input; 10 is the default here.
-struct pact {
-    using default_grid = grid::unsigned_int;
-    float alpha = 10.0f;  ///< the learned bound; trained without weight decay
-
-    float range(std::span<float const>, level_range) const noexcept { return std::abs(alpha); }
-    float& parameter() noexcept { return alpha; }
-};
-
-/// @brief LSQ (Esser et al. 2020): the step itself is learned, on the signed two's-complement grid. A
-/// step of 0 means "not initialised yet": the first call uses LSQ's 2 mean|x| / sqrt(Qp).
-struct lsq {
-    using default_grid = grid::signed_int;
-    float step = 0.0f;  ///< the learned step (0: initialise from the data)
-
-    float range(std::span<float const> x, level_range l) const noexcept
-    {
-        float const qp = static_cast<float>(l.qmax) + l.offset;
-        float const s = step > 0.0f ? step : 2.0f * mean_abs{}.range(x, l) / std::sqrt(std::max(qp, 1.0f));
-        return s * qp;
-    }
-    float& parameter() noexcept { return step; }
 };
 
 } // namespace lowbit::clip

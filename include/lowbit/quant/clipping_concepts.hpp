@@ -18,13 +18,6 @@ concept ClippingPolicy = std::semiregular<C> && requires(C const& c, std::span<f
     { c.range(x, l) } -> std::convertible_to<float>;
 };
 
-/// @brief A clipping policy whose bound is a trained parameter (PACT's alpha, LSQ's step). The training
-/// methods find it through `parameter()`; its gradient comes with the layer that owns the quantizer.
-template <class C>
-concept LearnedClipping = ClippingPolicy<C> && requires(C& c) {
-    { c.parameter() } -> std::same_as<float&>;
-};
-
 /// @brief A clipping policy that first maps the values (DoReFa's tanh normalisation) and then clips the
 /// mapped values.
 template <class C>

@@ -18,6 +18,7 @@ struct level_range {
     constexpr int count() const noexcept { return qmax - qmin + 1; }
     /// The step that puts the outermost positive level exactly at the clipping bound `a`.
     constexpr float step_for_range(float a) const noexcept { return a / (static_cast<float>(qmax) + offset); }
+    friend constexpr bool operator==(level_range const&, level_range const&) noexcept = default;
 };
 
 /// @brief A grid: a type with `levels<Bits>()` returning the level_range for that bit width. Grids that

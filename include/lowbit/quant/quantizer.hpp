@@ -7,7 +7,7 @@
 /// @code
 /// using w1 = lowbit::quantizer<1, lowbit::stochastic_t, lowbit::clip::fixed_range>;     // binary, SR
 /// using w2 = lowbit::quantizer<2, lowbit::nearest_even_t, lowbit::clip::l2_optimal>;    // ternary (SQWA)
-/// using a4 = lowbit::quantizer<4, lowbit::nearest_even_t, lowbit::clip::pact>;          // unsigned 4-bit
+/// using a4 = lowbit::quantizer<4, lowbit::nearest_even_t, lowbit::clip::fixed_range, lowbit::grid::unsigned_int>;
 /// static_assert(lowbit::bit_width_v<w2> == 2);
 /// @endcode
 
@@ -49,7 +49,8 @@ using default_grid_t = typename default_grid<Bits, Clipping>::type;
 /// @tparam Bits        packed bit width, 1..8 (anything else is a compile error that says what to use)
 /// @tparam Rounding    a RoundingPolicy tag: nearest_even_t, nearest_away_t, toward_zero_t, floor_t, ceil_t,
 ///                     stochastic_t, or a user tag
-/// @tparam Clipping    a ClippingPolicy: clip::fixed_range, max_abs, mean_abs, l2_optimal, tanh_max, pact, lsq
+/// @tparam Clipping    a ClippingPolicy: clip::fixed_range, max_abs, mean_abs, l2_optimal, tanh_max (learned
+///                     bounds are ste::pact's and ste::lsq's, which train them)
 /// @tparam GridT       a Grid: grid::binary, symmetric_odd, symmetric_even, unsigned_int, signed_int
 /// @tparam GranularityT per_tensor_t or per_channel_t
 /// @tparam Overflow    saturate_t (default) or wrap_t
@@ -69,7 +70,7 @@ struct quantizer {
     /// The levels of this quantizer's grid at its bit width (checked at compile time).
     static constexpr level_range levels = GridT::template levels<Bits>();
 
-    Clipping clipping{};  ///< clipping options or learned state (PACT alpha, LSQ step)
+    Clipping clipping{};  ///< clipping options (the fixed bound, l2_optimal's iterations)
 };
 
 } // namespace lowbit

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// @brief Get/set trait pairs on quantizers (CNL style): read one policy, or make the same quantizer with
+/// @brief Get/set trait pairs on quantizers (CNL style), over the read-only vocabulary of policy_traits.hpp: read one policy, or make the same quantizer with
 /// one policy changed. BinaryConnect's forward quantizer is `set_bit_width_t<Q, 1>`; stochastic
 /// rounding's is `set_rounding_t<Q, stochastic_t>`.
 ///
@@ -11,20 +11,16 @@
 /// static_assert(std::is_same_v<lowbit::rounding_t<w2s>, lowbit::stochastic_t>);
 /// @endcode
 
+#include <lowbit/quant/policy_traits.hpp>
 #include <lowbit/quant/quantizer.hpp>
 
 #include <type_traits>
 
 namespace lowbit {
 
-/// @brief Bit width of a quantizer (or of anything with a static `bits`).
-template <Quantizer Q>
-inline constexpr int bit_width_v = Q::bits;
-
-template <Quantizer Q> using rounding_t = typename Q::rounding_type;
+// bit_width_v, rounding_t, grid_t, granularity_t and bound_t read any policy (policy_traits.hpp); these two are
+// lowbit::quantizer's own.
 template <Quantizer Q> using clipping_t = typename Q::clipping_type;
-template <Quantizer Q> using grid_t = typename Q::grid_type;
-template <Quantizer Q> using granularity_t = typename Q::granularity_type;
 template <Quantizer Q> using overflow_t = typename Q::overflow_type;
 
 /// @brief True for specialisations of lowbit::quantizer.

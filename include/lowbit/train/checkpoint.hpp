@@ -37,14 +37,17 @@
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/quant/ste/any_quantizer.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -94,6 +97,42 @@ void visit_state(L& layer, std::string const& prefix, F& f)
 template <class T>
 inline constexpr bool is_span_v = std::is_same_v<std::remove_cvref_t<T>, std::span<float>>;
 
+
+/// Whether @p name is a parameter of a quantizer held in ste::any_quantizer as files before run state version 2
+/// named it: `<prefix>any_quantizer.parameter`, whatever the held type (of shape [0] when it learns nothing).
+inline bool erased_name(std::string_view name) noexcept
+{
+    return name.ends_with(ste::any_quantizer::parameter_name);
+}
+
+/// For a file written before erased quantizers' parameters took their held type's name (`pact.alpha`): the
+/// model's tensor that each non-empty `<prefix>any_quantizer.parameter` entry stands for -- the one tensor of the
+/// model under that prefix that the file does not hold -- keyed by the model's name. Entries that match no
+/// such tensor, or several, stay unexplained (and loading names them).
+template <class Model>
+std::map<std::string, std::string, std::less<>> legacy_names(Model& model, io::archive const& a)
+{
+    std::map<std::string, std::string, std::less<>> alias;
+    if (std::ranges::none_of(a.entries(), [](io::archive_entry const& e) { return erased_name(e.name); }))
+        return alias;
+    std::vector<std::string> missing;  // the model's tensors the file does not hold under their own name
+    auto collect = [&](std::string const& name, std::vector<std::size_t> const&, auto&) {
+        if (a.find(name) == nullptr) missing.push_back(name);
+    };
+    visit_state(model, "", collect);
+    for (io::archive_entry const& e : a.entries()) {
+        if (!erased_name(e.name) || e.values.empty()) continue;
+        std::string_view const prefix = std::string_view(e.name).substr(0, e.name.size() - ste::any_quantizer::parameter_name.size());
+        std::vector<std::string> candidates;
+        for (std::string const& m : missing)
+            if (m.starts_with(prefix) && m.find('.', prefix.size()) != std::string::npos &&
+                m.find("layer", prefix.size()) == std::string::npos)  // a parameter of this layer, not of one inside
+                candidates.push_back(m);
+        if (candidates.size() == 1) alias.emplace(candidates.front(), e.name);
+    }
+    return alias;
+}
+
 } // namespace detail
 
 /// @brief Adds the model's state tensors (see the file comment) to @p a: what to_archive holds, for an
@@ -138,20 +177,29 @@ void from_archive(Model& model, io::archive const& a, checkpoint_meta const& req
         if (it->second != value)
             throw io::io_error{file, "metadata '" + key + "' is '" + it->second + "', expected '" + value + "'"};
     }
+    // Files written before parameters of erased quantizers took their held type's name: see legacy_names.
+    std::map<std::string, std::string, std::less<>> const legacy = detail::legacy_names(model, a);
+    auto const entry = [&](std::string const& name) {
+        io::archive_entry const* e = a.find(name);
+        if (e != nullptr) return e;
+        auto const it = legacy.find(name);
+        return it == legacy.end() ? nullptr : a.find(it->second);
+    };
     // Pass 1: check everything, change nothing.
-    std::set<std::string, std::less<>> names;
+    std::set<std::string, std::less<>> names, used;
     auto check = [&](std::string const& name, std::vector<std::size_t> const& shape, [[maybe_unused]] auto& target) {
         if (!names.insert(name).second)
             throw invalid_input("lowbit::train::from_archive: two tensors of the model are both named '" + name + "'");
-        io::archive_entry const* e = a.find(name);
+        io::archive_entry const* e = entry(name);
         if (e == nullptr)
             throw io::io_error{file, "missing entry '" + name + "': the model has this tensor, the file does not "
                                      "(was the file saved from a different architecture?)"};
         if (e->dtype != io::archive_dtype::float32)
             throw io::io_error{file, "entry '" + name + "' holds " + io::archive_dtype_name(e->dtype) +
                                      " values; a model's state is float32 (is this a packed model file?)"};
+        used.insert(e->name);
         if (e->shape != shape)
-            throw io::io_error{file, "shape mismatch for entry '" + name + "': the file has " +
+            throw io::io_error{file, "shape mismatch for entry '" + e->name + "': the file has " +
                                          io::archive::shape_string(e->shape) + ", the model " +
                                          io::archive::shape_string(shape)};
         if constexpr (!detail::is_span_v<decltype(target)>) {
@@ -161,12 +209,15 @@ void from_archive(Model& model, io::archive const& a, checkpoint_meta const& req
         }
     };
     detail::visit_state(model, "", check);
-    // Entries under io::run_state_prefix are a run's state (a resumable checkpoint), not model tensors.
-    auto const is_model_entry = [](io::archive_entry const& e) { return !e.name.starts_with(io::run_state_prefix); };
+    // Entries under io::run_state_prefix are a run's state (a resumable checkpoint), not model tensors; an old
+    // file's empty entries of erased quantizers that learn nothing stand for no tensor.
+    auto const is_model_entry = [](io::archive_entry const& e) {
+        return !e.name.starts_with(io::run_state_prefix) && !(detail::erased_name(e.name) && e.values.empty());
+    };
     auto const model_entries = static_cast<std::size_t>(std::ranges::count_if(a.entries(), is_model_entry));
     if (names.size() != model_entries) {
         for (io::archive_entry const& e : a.entries())
-            if (is_model_entry(e) && !names.contains(e.name))
+            if (is_model_entry(e) && !used.contains(e.name))
                 throw io::io_error{file, "unexpected entry '" + e.name + "': the file has this tensor, the model does "
                                          "not (the file has " + std::to_string(model_entries) +
                                          " entries, the model " + std::to_string(names.size()) +
@@ -174,7 +225,7 @@ void from_archive(Model& model, io::archive const& a, checkpoint_meta const& req
     }
     // Pass 2: assign; nothing can fail any more.
     auto assign = [&](std::string const& name, std::vector<std::size_t> const&, auto& target) {
-        std::vector<float> const& v = a.find(name)->values;
+        std::vector<float> const& v = entry(name)->values;
         if constexpr (detail::is_span_v<decltype(target)>)
             std::copy(v.begin(), v.end(), target.begin());
         else

@@ -81,8 +81,10 @@ struct fit_options {
 };
 
 /// @brief The version of the run state that trainer::save_state writes and load_state reads (metadata
-/// `run/version`; docs/formats.md). A change to what a run state holds is a new version.
-inline constexpr std::uint32_t run_state_version = 1;
+/// `run/version`; docs/formats.md). A change to what a run state holds is a new version. Version 2: a quantizer
+/// that learns nothing (an erased XNOR or DoReFa weight) no longer has an empty parameter, so the optimizer's
+/// slots of a model with ste::any_quantizer are numbered differently from version 1's.
+inline constexpr std::uint32_t run_state_version = 2;
 
 /// @brief What a step hook sees.
 struct step_info {

@@ -73,7 +73,6 @@ auto make_model(std::size_t inputs, std::size_t hidden, std::size_t classes, flo
 template <class Model>
 void calibrate_batch_norm(Model& model, xt::xtensor<float, 2> const& x, std::uint64_t seed)
 {
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 0); });
     model.for_each_leaf([](auto& l) {
         if constexpr (requires { l.begin_recalibration(); }) l.begin_recalibration();
     });

@@ -59,7 +59,6 @@ using pact_act = nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits
 template <class Model, class X>
 void randomise_batch_norms(Model& model, X const& x, std::uint32_t seed)
 {
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 0); });
     for (int i = 0; i < 10; ++i) (void)model.forward(x, {.training = true});
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);

@@ -35,7 +35,8 @@ namespace ste = lowbit::ste;
 namespace {
 
 /// Q(w) of a dense layer as integer levels and a per-channel step, derived here independently of compile():
-/// binary policies give sign(Q) and |Q|, DoReFa's B bits give round(Q (2^B - 1)) and 1 / (2^B - 1).
+/// binary policies give sign(Q) and |Q|; B bits on the mid-rise grid of a per-tensor policy whose largest |Q| is
+/// the top level (DoReFa's 1, max_abs clipping's bound) give the odd levels round(Q / u), u = max|Q| / (2^B - 1).
 struct ref_weights {
     std::size_t in = 0, out = 0;
     bool binary = true;
@@ -51,19 +52,19 @@ ref_weights reference_weights(nn::dense<P>& d, int bits)
     r.in = d.options().in;
     r.out = d.options().out;
     r.binary = bits == 1;
-    std::vector<float> const w = d.weight().values();
-    P p = d.weight().policy();
-    std::vector<float> q(w.size());
-    p.forward(w, q);
+    std::span<float const> const evaluated = d.weight().forward_values({.training = false});
+    std::vector<float> const q(evaluated.begin(), evaluated.end());
     r.level.resize(q.size());
     r.step.resize(r.out);
     double const levels = (1 << bits) - 1;
+    double largest = 0.0;
+    for (float const x : q) largest = std::max(largest, std::abs(static_cast<double>(x)));
     for (std::size_t j = 0; j < r.out; ++j) {
-        r.step[j] = r.binary ? std::abs(static_cast<double>(q[j * r.in])) : 1.0 / levels;
+        r.step[j] = r.binary ? std::abs(static_cast<double>(q[j * r.in])) : largest / levels;
         for (std::size_t k = 0; k < r.in; ++k) {
             float const x = q[j * r.in + k];
-            r.level[j * r.in + k] = r.binary ? (w[j * r.in + k] < 0.0f ? -1 : 1)
-                                             : static_cast<std::int32_t>(std::nearbyint(static_cast<double>(x) * levels));
+            r.level[j * r.in + k] = r.binary ? (x < 0.0f ? -1 : 1)
+                                             : static_cast<std::int32_t>(std::nearbyint(static_cast<double>(x) / r.step[j]));
         }
     }
     auto const b = d.bias();
@@ -123,13 +124,18 @@ reference_result reference(Model& model, int bits0, int bits1, int bits2, xt::xt
     r.h1 = bn_sign(model.template layer<1>(), dot(x, m, w0), m, w0, map.scale, map.offset);
     r.h2 = bn_sign(model.template layer<4>(), dot(r.h1, m, w1), m, w1, 1.0, 0.0);
     std::vector<std::int64_t> const v = dot(r.h2, m, w2);
+    // A logits layer's unit per channel is a float32 in the packed format, except DoReFa's 1 / (2^B - 1), implicit.
+    double const dorefa_unit = 1.0 / static_cast<double>((1 << bits2) - 1);
+    auto const unit = [&](std::size_t j) {
+        return w2.step[j] == dorefa_unit ? w2.step[j] : static_cast<double>(static_cast<float>(w2.step[j]));
+    };
     r.logits = xt::xtensor<float, 2>::from_shape({m, w2.out});
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < w2.out; ++j) {
             std::int64_t const vij = v[i * w2.out + j];
             float const b = w2.bias.empty() ? 0.0f : w2.bias[j];
             r.logits(i, j) = w2.binary ? std::fma(static_cast<float>(vij), static_cast<float>(w2.step[j]), b)
-                                       : static_cast<float>(static_cast<double>(vij) * w2.step[j] + static_cast<double>(b));
+                                       : static_cast<float>(static_cast<double>(vij) * unit(j) + static_cast<double>(b));
         }
     return r;
 }
@@ -148,7 +154,6 @@ std::vector<std::int32_t> unpack(xt::xtensor<std::uint64_t, 2> const& bits, std:
 template <class Model>
 void calibrate_batch_norm(Model& model, xt::xtensor<float, 2> const& x, std::uint64_t seed)
 {
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 0); });
     model.for_each_leaf([](auto& l) {
         if constexpr (requires { l.begin_recalibration(); }) l.begin_recalibration();
     });
@@ -167,18 +172,27 @@ void calibrate_batch_norm(Model& model, xt::xtensor<float, 2> const& x, std::uin
     });
 }
 
-template <class First, class W, class Last>
+template <class First, class W, class Last, nn::weight_storage Storage = nn::weight_storage::shadow>
 struct recipe {
     using first = First;
     using hidden = W;
     using last = Last;
-    static constexpr int bits0 = First::bits, bits1 = W::bits, bits2 = Last::bits;
+    static constexpr int bits0 = bit_width_v<First>, bits1 = bit_width_v<W>, bits2 = bit_width_v<Last>;
+    static constexpr nn::weight_storage storage = Storage;  // how the method that trained the model holds weights
 };
 
 using bnn = recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>>;  // the issue's recipe
 using all_binary = recipe<ste::xnor_weight<>, ste::xnor_weight<>, ste::xnor_weight<>>;
 using levels = recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::dorefa_weight<1>>;
 using mixed = recipe<ste::xnor_weight<per_tensor_t>, ste::dorefa_weight<8>, ste::xnor_weight<>>;
+// lowbit::quantizer, read through policy_traits like the lowbit::ste types: BinaryConnect with deterministic
+// rounding (shadow weights, Q(w) forward), and stochastic rounding (SR: the weights are packed codes).
+template <int Bits, class Rounding>
+using even_grid = quantizer<Bits, Rounding, clip::max_abs, grid::symmetric_even>;
+using bc_quantizer = recipe<even_grid<8, nearest_even_t>, quantizer<1, nearest_even_t, clip::fixed_range>,
+                            even_grid<2, nearest_even_t>>;
+using sr_quantizer = recipe<even_grid<8, stochastic_t>, quantizer<1, stochastic_t, clip::fixed_range>,
+                            even_grid<4, stochastic_t>, nn::weight_storage::packed>;
 
 template <class R>
 auto make_model(std::size_t inputs, std::size_t hidden, std::size_t classes, std::uint64_t seed)
@@ -207,11 +221,13 @@ using lowbit::test::argmax_row;
 } // namespace
 
 TEST_CASE_TEMPLATE("packed models equal the unfused reference bit for bit and the fake-quant model in argmax", R, bnn,
-                   all_binary, levels, mixed)
+                   all_binary, levels, mixed, bc_quantizer, sr_quantizer)
 {
     std::size_t const inputs = 50, hidden = 70, classes = 7, m = 64;
     deploy::input_map const map{.scale = 0.0125f, .offset = -1.5f};  // a standardised-looking input
     auto model = make_model<R>(inputs, hidden, classes, 17);
+    std::uint32_t stream = 0;
+    model.for_each_weight([&](auto& w) { w.store_as(R::storage, stream++, 5); });
     xt::xtensor<std::uint8_t, 2> const q = random_codes(m, inputs, 4);
     xt::xtensor<float, 2> const x = decode(q, map);
     calibrate_batch_norm(model, x, 9);
@@ -369,6 +385,22 @@ TEST_CASE("packed_dense, packed_mlp and compile refuse what they cannot run, wit
     auto model = make_model<bnn>(8, 16, 3, 1);
     CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.input = {.scale = -1.0f}}), doctest::Contains("scale must be positive"),
                          invalid_input);
+
+    // Odd levels in a logits layer may carry their unit per channel, but one per channel.
+    deploy::packed_weights levels{.in = 3, .out = 2, .bits = 2, .codes = std::vector<std::int8_t>(6, 0), .scale = {0.5f}};
+    CHECK_THROWS_WITH_AS(deploy::packed_dense(deploy::layer_input::signs, levels, std::vector<float>(2, 0.0f)),
+                         doctest::Contains("2 biases and 1 scales"), invalid_input);
+
+    // A model that evaluates with float weights has no packed form: trained with full_precision, or with
+    // stochastic BinaryConnect, which evaluates with the real-valued shadow weights (Courbariaux et al.).
+    auto float_trained = make_model<bnn>(8, 16, 3, 1);
+    float_trained.for_each_weight([](auto& weight) { weight.store_as(nn::weight_storage::full_precision, 0); });
+    CHECK_THROWS_WITH_AS((void)deploy::compile(float_trained), doctest::Contains("did the layer evaluate with float weights"),
+                         invalid_input);
+    using stochastic_bc = recipe<quantizer<1, stochastic_t, clip::fixed_range>, quantizer<1, stochastic_t, clip::fixed_range>,
+                                 quantizer<1, stochastic_t, clip::fixed_range>>;
+    auto stochastic = make_model<stochastic_bc>(8, 16, 3, 1);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(stochastic), doctest::Contains("stochastic BinaryConnect"), invalid_input);
 }
 
 TEST_CASE("input_map: calibration from a batch, and codes that invert x = scale q + offset")

@@ -43,9 +43,6 @@ namespace {
 template <class Model, class X>
 void randomise_batch_norms(Model& model, X const& x, std::uint32_t seed)
 {
-    // Shadow storage: the evaluation forward multiplies Q(w), as after BinaryConnect training (full-precision
-    // storage, the default of an untrained model, would evaluate with the float weights).
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 0); });
     for (int i = 0; i < 20; ++i) (void)model.forward(x, {.training = true});
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> g(-1.5f, 1.5f), b(-0.4f, 0.4f);

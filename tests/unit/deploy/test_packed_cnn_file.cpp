@@ -45,7 +45,6 @@ auto small_cnn()
     auto model = nn::cnn({.channels = 1, .size = 8, .width1 = 6, .width2 = 65, .hidden = 20, .classes = 3, .seed = 2},
                          ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{},
                          nn::bias_head);
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 0); });
     std::mt19937_64 rng(1);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     model.for_each_leaf([&](auto& l) {

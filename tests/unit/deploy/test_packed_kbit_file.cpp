@@ -71,7 +71,6 @@ auto make_model(std::size_t inputs, std::size_t hidden, std::size_t classes, std
 template <class Model>
 void randomise(Model& model, std::uint64_t seed)
 {
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 0); });
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     model.for_each_leaf([&](auto& l) {

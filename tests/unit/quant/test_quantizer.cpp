@@ -57,20 +57,10 @@ TEST_CASE("clipping policies compute their bounds")
     CHECK(clip::fixed_range{.bound = 2.5f}.range(x, l) == 2.5f);
     CHECK(clip::max_abs{}.range(x, l) == 3.0f);          // Inf is ignored
     CHECK(clip::mean_abs{}.range(x, l) == doctest::Approx(1.25f));
-    CHECK(clip::pact{.alpha = -4.0f}.range(x, l) == 4.0f);  // PACT evaluates |alpha|
     CHECK(clip::tanh_max{}.range(x, l) == 1.0f);
     std::vector<float> const empty;
     CHECK(clip::max_abs{}.range(empty, l) == 0.0f);
     CHECK(clip::mean_abs{}.range(empty, l) == 0.0f);
-}
-
-TEST_CASE("lsq initialises its step to 2 mean|x| / sqrt(Qp)")
-{
-    std::vector<float> const x = {1.0f, -1.0f, 2.0f, -2.0f};
-    level_range const l = grid::signed_int::levels<4>();  // Qp = 7
-    float const a = clip::lsq{}.range(x, l);
-    CHECK(a / 7.0f == doctest::Approx(2.0f * 1.5f / std::sqrt(7.0f)));
-    CHECK(clip::lsq{.step = 0.25f}.range(x, l) == doctest::Approx(0.25f * 7.0f));
 }
 
 TEST_CASE("l2_optimal minimises the squared quantization error")
@@ -113,8 +103,7 @@ TEST_CASE("quantizer defaults and get/set traits")
     static_assert(bit_width_v<w2> == 2);
     static_assert(std::is_same_v<grid_t<w2>, grid::symmetric_odd>);
     static_assert(std::is_same_v<grid_t<quantizer<1>>, grid::binary>);
-    static_assert(std::is_same_v<grid_t<quantizer<4, nearest_even_t, clip::pact>>, grid::unsigned_int>);
-    static_assert(std::is_same_v<grid_t<quantizer<4, nearest_even_t, clip::lsq>>, grid::signed_int>);
+    static_assert(std::is_same_v<grid_t<quantizer<4, nearest_even_t, clip::max_abs, grid::unsigned_int>>, grid::unsigned_int>);
     static_assert(std::is_same_v<grid_t<quantizer<3, nearest_even_t, clip::tanh_max>>, grid::symmetric_even>);
     static_assert(std::is_same_v<rounding_t<set_rounding_t<w2, stochastic_t>>, stochastic_t>);
     // A default grid follows the bit width; an explicit one is kept.

@@ -14,8 +14,10 @@
 #include <lowbit/nn/weight.hpp>
 #include <lowbit/optim/adam.hpp>
 #include <lowbit/quant/quantizer.hpp>
+#include <lowbit/quant/ste/any_quantizer.hpp>
 #include <lowbit/quant/ste/lsq.hpp>
 #include <lowbit/quant/ste/pact.hpp>
+#include <lowbit/quant/ste/xnor_weight.hpp>
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/checkpoint.hpp>
 #include <lowbit/train/full_precision.hpp>
@@ -206,6 +208,52 @@ TEST_CASE("learned quantizer parameters (LSQ's per-channel steps, PACT's alpha) 
     auto fresh = make();
     (void)train::load_checkpoint(dir / "q.lbck", fresh);
     check_same_state(state(model), state(fresh));
+}
+
+TEST_CASE("an erased quantizer's parameter keeps its concrete name, and files with the old erased names still load")
+{
+    // lowbit-train's models hold their quantizers as ste::any_quantizer; the checkpoint names a parameter as the
+    // concrete type does, and a quantizer that learns nothing has no entry.
+    auto erased = [] {
+        return nn::sequential{nn::dense<ste::any_quantizer>({.in = 4, .out = 3, .seed = 1}, ste::xnor_weight<>{}),
+                              nn::quantize_activation<ste::any_quantizer>(ste::pact<4>({.alpha = 6.5f})),
+                              nn::dense<ste::any_quantizer>({.in = 3, .out = 2, .seed = 2},
+                                                            ste::lsq<2, grid::signed_int, per_channel_t>{})};
+    };
+    auto concrete = [] {
+        return nn::sequential{nn::dense<ste::xnor_weight<>>({.in = 4, .out = 3, .seed = 7}),
+                              nn::quantize_activation(ste::pact<4>({.alpha = 1.0f})),
+                              nn::dense<ste::lsq<2, grid::signed_int, per_channel_t>>({.in = 3, .out = 2, .seed = 8})};
+    };
+    auto model = erased();
+    io::archive const a = train::to_archive(model);
+    CHECK(a.find("layer1.pact.alpha") != nullptr);
+    CHECK(a.find("layer2.lsq.step") != nullptr);
+    CHECK(std::ranges::none_of(a.entries(), [](io::archive_entry const& e) { return e.name.ends_with("any_quantizer.parameter"); }));
+    auto c = concrete();
+    train::from_archive(c, a);
+    check_same_state(state(model), state(c));
+
+    // The same state as files wrote it before: `<layer>.any_quantizer.parameter`, empty for XNOR.
+    io::archive old;
+    for (io::archive_entry const& e : a.entries()) {
+        std::string name = e.name;
+        if (name == "layer1.pact.alpha") name = "layer1.any_quantizer.parameter";
+        if (name == "layer2.lsq.step") name = "layer2.any_quantizer.parameter";
+        old.add(name, e.shape, e.values);
+        if (name == "layer0.weight") old.add("layer0.any_quantizer.parameter", {0}, std::vector<float>{});
+    }
+    auto from_old = concrete();
+    train::from_archive(from_old, old);
+    check_same_state(state(model), state(from_old));
+    auto erased_from_old = erased();
+    train::from_archive(erased_from_old, old);
+    check_same_state(state(model), state(erased_from_old));
+    // An old entry that stands for no parameter of its layer is still unexpected.
+    old.add("layer0.layer9.any_quantizer.parameter", {1}, std::vector<float>{1.0f});
+    auto unchanged = concrete();
+    CHECK_THROWS_WITH_AS(train::from_archive(unchanged, old),
+                         doctest::Contains("unexpected entry 'layer0.layer9.any_quantizer.parameter'"), io::io_error);
 }
 
 TEST_CASE("loading into a different architecture fails clearly and changes nothing")

@@ -379,7 +379,7 @@ TEST_CASE("a run state of another model, method, quantizer, optimizer, version o
         auto m = mlp_bc(2);
         train::trainer t{m, train::binary_connect{}, adam()};
         CHECK(contains(unchanged(m, [&] { t.load_state(newer); }), "run state version 99, and this lowbit ("));
-        CHECK(contains(problem_of([&] { t.load_state(newer); }), ") continues runs of version 1"));
+        CHECK(contains(problem_of([&] { t.load_state(newer); }), ") continues runs of version 2"));
     }
     SUBCASE("a model-only checkpoint")
     {

@@ -20,12 +20,14 @@
 /// q.forward(x, y);   // {0, 2.13.., 8}
 /// @endcode
 
+#include <lowbit/quant/policy_info.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -35,6 +37,8 @@ namespace lowbit::ste {
 
 class any_quantizer {
 public:
+    /// The name a learned parameter would have if none were held; a held quantizer's own name
+    /// (held_parameter_name()) is what layers and checkpoints use.
     static constexpr std::string_view parameter_name = "any_quantizer.parameter";
 
     any_quantizer() = default;
@@ -83,6 +87,12 @@ public:
     }
     std::span<float> parameters() noexcept { return self_ ? self_->parameters() : std::span<float>{}; }
     std::span<float> gradients() noexcept { return self_ ? self_->gradients() : std::span<float>{}; }
+    /// The held quantizer's own parameter_name (`pact.alpha`, `lsq.step`), empty when it learns nothing: what
+    /// ste::parameter_name_of() gives, so that a checkpoint names the parameter as the concrete type would.
+    std::string_view held_parameter_name() const noexcept { return self_ ? self_->parameter_name() : std::string_view{}; }
+    /// The held quantizer's policy_traits as values (float for an empty one: the identity); empty when the held
+    /// type states no traits. What lowbit::describe() and lowbit::summary read.
+    std::optional<policy_info> info() const { return self_ ? self_->info() : std::optional<policy_info>{policy_info{}}; }
 
 private:
     struct concept_base {
@@ -93,6 +103,8 @@ private:
         virtual void backward(std::span<float const>, std::span<float>) = 0;
         virtual std::span<float> parameters() noexcept = 0;
         virtual std::span<float> gradients() noexcept = 0;
+        virtual std::optional<policy_info> info() const = 0;
+        virtual std::string_view parameter_name() const noexcept = 0;
     };
     template <class Q>
     struct model final : concept_base {
@@ -112,6 +124,14 @@ private:
         {
             if constexpr (LearnedFakeQuantizer<Q>)
                 return q.gradients();
+            else
+                return {};
+        }
+        std::optional<policy_info> info() const override { return describe(q); }
+        std::string_view parameter_name() const noexcept override
+        {
+            if constexpr (LearnedFakeQuantizer<Q>)
+                return Q::parameter_name;
             else
                 return {};
         }

@@ -3,6 +3,9 @@
 /// @file
 /// @brief ste::dorefa_activation<Bits>: DoReFa-Net's activation quantizer, with its backward pass.
 
+#include <lowbit/quant/bound.hpp>
+#include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
@@ -24,6 +27,11 @@ class dorefa_activation {
 
 public:
     static constexpr int bits = Bits;
+    // policy_traits (lowbit/quant/policy_traits.hpp)
+    using grid_type = grid::unsigned_int;
+    using rounding_type = nearest_even_t;
+    using granularity_type = per_tensor_t;
+    using bound_type = fixed_bound_t;  // [0, 1]
 
     /// Per tensor: the shape is not needed.
     void bind(std::span<std::size_t const>) noexcept {}

@@ -4,8 +4,11 @@
 /// @brief ste::dorefa_weight<Bits>: DoReFa-Net's weight quantizer ("clamp then quantize", also SAT's), with
 /// its backward pass.
 
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/granularity.hpp>
+#include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
@@ -45,6 +48,10 @@ class dorefa_weight {
 public:
     static constexpr int bits = Bits;
     using granularity_type = GranularityT;
+    // policy_traits (lowbit/quant/policy_traits.hpp)
+    using grid_type = std::conditional_t<Bits == 1, grid::binary, grid::symmetric_even>;
+    using rounding_type = nearest_even_t;
+    using bound_type = std::conditional_t<Bits == 1, data_bound_t, fixed_bound_t>;  // mean|w|, or [-1, 1] after tanh
 
     /// Records the tensor's shape (per_channel_t slices along axis 0).
     void bind(std::span<std::size_t const> shape) noexcept { slices_.bind(shape); }

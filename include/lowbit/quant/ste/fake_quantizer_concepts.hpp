@@ -50,4 +50,16 @@ template <class S>
 concept LearnedFakeQuantizer = FakeQuantizer<S> && detail::has_parameters<S> && detail::has_gradients<S> &&
                                detail::has_parameter_name<S>;
 
+/// @brief The name of @p q's learned parameters: its type's `parameter_name`, or, for a quantizer chosen at run
+/// time (ste::any_quantizer), the held type's (`held_parameter_name()`), so that a parameter is named alike
+/// whether its quantizer is erased or not.
+template <LearnedFakeQuantizer S>
+std::string_view parameter_name_of(S const& q) noexcept
+{
+    if constexpr (requires { { q.held_parameter_name() } -> std::convertible_to<std::string_view>; })
+        return q.held_parameter_name();
+    else
+        return S::parameter_name;
+}
+
 } // namespace lowbit::ste

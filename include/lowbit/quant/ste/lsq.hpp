@@ -4,10 +4,12 @@
 /// @brief ste::lsq<Bits, Grid, Granularity>: Learned Step Size Quantization, with its backward pass.
 
 #include <lowbit/parallel/ordered_reduce.hpp>
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/granularity.hpp>
 #include <lowbit/quant/grid.hpp>
 #include <lowbit/quant/grid_concepts.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
@@ -71,6 +73,8 @@ public:
     static constexpr int bits = Bits;
     using grid_type = GridT;
     using granularity_type = GranularityT;
+    using rounding_type = nearest_even_t;  // with grid_type and granularity_type: policy_traits
+    using bound_type = learned_bound_t;    // the step
     static constexpr std::string_view parameter_name = "lsq.step";
     /// \f$ Q_N \f$ and \f$ Q_P \f$ of the grid.
     static constexpr float qn = static_cast<float>(-levels_.qmin);

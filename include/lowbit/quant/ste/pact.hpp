@@ -7,7 +7,10 @@
 #include <lowbit/config.hpp>
 #include <lowbit/parallel/ordered_reduce.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/detail/step_kernels.hpp>
+#include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 #include <lowbit/quant/ste/pact_concepts.hpp>
@@ -56,6 +59,11 @@ class pact {
 public:
     static constexpr int bits = Bits;
     static constexpr alpha_gradient alpha_gradient_kind = Rule;
+    // policy_traits (lowbit/quant/policy_traits.hpp)
+    using grid_type = grid::unsigned_int;
+    using rounding_type = nearest_even_t;
+    using granularity_type = per_tensor_t;
+    using bound_type = learned_bound_t;  // alpha
     static constexpr std::string_view parameter_name = "pact.alpha";
 
     pact() = default;

@@ -18,12 +18,15 @@
 /// `folds_scale_into_bias`.
 
 #include <lowbit/config.hpp>
+#include <lowbit/quant/policy_info.hpp>
+#include <lowbit/quant/policy_traits.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
 #include <cmath>
 #include <cstddef>
 #include <functional>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -54,6 +57,13 @@ public:
     }
 
     static constexpr bool folds_scale_into_bias = true;
+
+    /// The inner policy's traits as values, when it knows them only at run time (ste::any_quantizer).
+    std::optional<policy_info> info() const
+        requires requires(Inner const& i) { i.info(); }
+    {
+        return inner_.info();
+    }
 
     void forward(std::span<float const> x, std::span<float> y)
     {
@@ -93,3 +103,8 @@ private:
 };
 
 } // namespace lowbit::ste
+
+/// @brief SAT's rescaled policy has its inner policy's traits: the same grid and bound; the rescale multiplies
+/// the output (and folds into the layer's bias in evaluation, see folds_scale_into_bias).
+template <lowbit::PrecisionPolicy Inner>
+struct lowbit::policy_traits<lowbit::ste::sat_rescale<Inner>> : lowbit::policy_traits<Inner> {};

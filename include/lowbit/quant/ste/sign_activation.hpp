@@ -4,6 +4,9 @@
 /// @brief ste::sign_activation: binary activations {-1, +1} with the clipped straight-through estimator, the
 /// activation of binarized networks (Hubara, Courbariaux et al. 2016, "Binarized Neural Networks"; XNOR-Net).
 
+#include <lowbit/quant/bound.hpp>
+#include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
@@ -22,6 +25,11 @@ class sign_activation {
 public:
     static constexpr int bits = 1;
     static constexpr bool signed_domain = true;
+    // policy_traits (lowbit/quant/policy_traits.hpp)
+    using grid_type = grid::binary;
+    using rounding_type = nearest_even_t;  // sign(0) = +1
+    using granularity_type = per_tensor_t;
+    using bound_type = fixed_bound_t;  // +-1
 
     /// Per tensor: the shape is not needed.
     void bind(std::span<std::size_t const>) noexcept {}

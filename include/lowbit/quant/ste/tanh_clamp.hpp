@@ -4,7 +4,11 @@
 /// @brief ste::tanh_clamp: DoReFa's weight clamping without the quantization, for scale-adjusted training of
 /// full-precision models (Jin, Yang, Liao 2020, "SAT": clamp, then rescale with ste::sat_rescale).
 
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/granularity.hpp>
+#include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/policy_traits.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
@@ -28,6 +32,11 @@ template <Granularity GranularityT = per_tensor_t>
 class tanh_clamp {
 public:
     using granularity_type = GranularityT;
+    // policy_traits (lowbit/quant/policy_traits.hpp)
+    static constexpr int bits = float_bits;  // clamps, does not quantize
+    using grid_type = void;
+    using rounding_type = void;
+    using bound_type = no_bound_t;
 
     void bind(std::span<std::size_t const> shape) noexcept { slices_.bind(shape); }
 

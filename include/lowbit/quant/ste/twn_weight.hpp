@@ -3,7 +3,10 @@
 /// @file
 /// @brief ste::twn_weight: Ternary Weight Networks, with the identity STE.
 
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/granularity.hpp>
+#include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
@@ -31,6 +34,10 @@ class twn_weight {
 public:
     static constexpr int bits = 2;
     using granularity_type = GranularityT;
+    // policy_traits (lowbit/quant/policy_traits.hpp)
+    using grid_type = grid::symmetric_odd;
+    using rounding_type = nearest_even_t;
+    using bound_type = data_bound_t;  // alpha from the weights
 
     twn_weight() = default;
     explicit twn_weight(twn_options o) : opts_(o) {}

@@ -4,10 +4,12 @@
 /// @brief ste::uniform_weight<Bits>: uniform symmetric weights on an odd grid with the L2-optimal step (SQWA),
 /// with the identity STE.
 
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/clipping.hpp>
 #include <lowbit/quant/detail/step_kernels.hpp>
 #include <lowbit/quant/granularity.hpp>
 #include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
@@ -47,6 +49,10 @@ class uniform_weight {
 public:
     static constexpr int bits = Bits;
     using granularity_type = GranularityT;
+    // policy_traits (lowbit/quant/policy_traits.hpp)
+    using grid_type = grid::symmetric_odd;
+    using rounding_type = nearest_even_t;
+    using bound_type = data_bound_t;  // the L2-optimal step
 
     uniform_weight() = default;
     explicit uniform_weight(uniform_weight_options o) : opts_(o) {}

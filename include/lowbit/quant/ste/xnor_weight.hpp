@@ -3,7 +3,10 @@
 /// @file
 /// @brief ste::xnor_weight: XNOR-Net / BWN binary weights with a per-channel scale, and their backward pass.
 
+#include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/granularity.hpp>
+#include <lowbit/quant/grid.hpp>
+#include <lowbit/quant/rounding.hpp>
 #include <lowbit/quant/ste/detail.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 
@@ -42,6 +45,10 @@ class xnor_weight {
 public:
     static constexpr int bits = 1;
     using granularity_type = GranularityT;
+    // policy_traits (lowbit/quant/policy_traits.hpp)
+    using grid_type = grid::binary;
+    using rounding_type = nearest_even_t;  // sign(0) = +1
+    using bound_type = data_bound_t;  // alpha = mean|w|
 
     xnor_weight() = default;
     explicit xnor_weight(xnor_options o) : opts_(o) {}
