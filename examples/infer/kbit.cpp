@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: MIT
-// lowbit-infer: the MLP with k-bit PACT activations (lowbit-train --quantizer pact / cg-pact / xnor --act-bits k),
-// compiled into deploy::packed_kbit_mlp and compared code by code with the fake-quant model.
-//
-// The recipes it compiles, and the refusal of every other checkpoint, are kbit_common.hpp's (shared with the
-// CNN's runner, kbit_cnn.cpp). A packed k-bit file needs no recipe: any `lowbit-packed-kbit-mlp` of shape
-// 784-H-H-10 is measured.
+// lowbit-infer: the MLP with k-bit code activations (lowbit-train --quantizer pact / cg-pact / dorefa / xnor
+// --act-bits k, --method sat), rebuilt as lowbit-train built it (trained_model.hpp), compiled into
+// deploy::packed_kbit_mlp and compared code by code with the fake-quant model. A packed k-bit file needs no
+// recipe: any `lowbit-packed-kbit-mlp` of shape 784-H-H-10 is measured.
 #include "common.hpp"
 #include "infer.hpp"
 #include "kbit_common.hpp"
@@ -35,37 +33,30 @@ namespace lowbit_infer {
 
 namespace {
 
-namespace ste = lowbit::ste;
 namespace deploy = lowbit::deploy;
 
-/// The model lowbit-train builds for a supported recipe (there with type-erased quantizers; here with the
-/// concrete types deploy::compile needs).
-template <class HiddenWeights, int ActBits>
-auto make_pact_mlp(std::size_t hidden)
+/// The float state's bytes of the MLP of hidden width @p hidden: every recipe holds the same float tensors
+/// (weights, biases, BatchNorm, two alphas), so the 2-bit PACT recipe stands for a packed file of any.
+std::size_t float_bytes(options const& o, std::size_t hidden)
 {
-    return lowbit::nn::mlp({.inputs = 784, .hidden = hidden, .classes = 10, .init = lowbit::nn::init::uniform_unit},
-                           HiddenWeights{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::pact<ActBits>{},
-                           lowbit::nn::bias_head);
-}
-
-/// The float state's bytes of the MLP of hidden width @p hidden: every supported recipe holds the same float
-/// tensors (weights, biases, BatchNorm, two alphas), so one of them stands for a packed file of any recipe.
-std::size_t float_bytes(std::size_t hidden)
-{
-    auto model = make_pact_mlp<ste::xnor_weight<>, 2>(hidden);
-    return lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
+    lowbit_train::config c = stand_in_config(o, "mlp", 2);
+    c.quantizer = "pact";
+    c.bits = 2;
+    return with_code_mlp(c, hidden, [](auto model) {
+        return static_cast<int>(lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size());
+    });
 }
 
 /// The report's model description and JSON head, from the packed model itself (so that a checkpoint and its
 /// packed file describe themselves alike).
-void describe(report& r, deploy::packed_kbit_mlp const& packed, options const& o, bool calibrated)
+void describe(report& r, deploy::packed_kbit_mlp const& packed, options const& o, std::string const& activations)
 {
     auto const z = [](std::size_t v) { return std::to_string(v); };
     std::size_t const hidden = packed.layers()[0].out();
     int const act_bits = static_cast<int>(std::bit_width(static_cast<unsigned>(packed.layers()[0].thresholds().levels)));
     int const bits = packed.layers()[1].weights().bits, edge = packed.layers()[0].weights().bits;
     r.model = "784-" + z(hidden) + "-" + z(hidden) + "-10 (" + std::to_string(act_bits) + "-bit " +
-              (calibrated ? "CG-PACT" : "PACT") + " activations, " +
+              activations + " activations, " +
               (bits == 1 ? std::string("binary") : std::to_string(bits) + "-bit") + " hidden weights, " +
               std::to_string(edge) + "-bit first/last)";
     r.json_head = std::string("\"model\": \"mlp-kbit\", \"mode\": \"") + mode_of(o) + "\", \"hidden\": " + z(hidden) +
@@ -77,7 +68,7 @@ void describe(report& r, deploy::packed_kbit_mlp const& packed, options const& o
 }
 
 template <class Model>
-int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recipe const& recipe, Model model)
+int run_checkpoint(options const& o, lowbit::io::archive const& file, lowbit_train::config const& c, Model model)
 {
     lowbit::set_num_threads(o.threads);
     // The model file first, so that a bad file fails before the data is read. lowbit-train's erased quantizers
@@ -86,7 +77,8 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
     report r;
     r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
     test_data const d = load_test_data(o, true);
-    deploy::packed_kbit_mlp const packed = deploy::compile(model, {.input = d.st.map});
+    deploy::packed_kbit_mlp const packed =
+        naming_the_recipe(file, c, [&] { return deploy::compile(model, {.input = d.st.map}); });
     if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
     check_input_map(packed, d.x, d.codes, d.st);
 
@@ -94,8 +86,8 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
     // differ only where the fake-quant model's own float sums put a BatchNorm output within rounding of a PACT
     // step (deploy::audit checks each difference for that).
     r.compared = deploy::audit(model, packed, d.x, d.codes, d.test.labels);
-    std::size_t const inner = inner_codes(packed, d.codes, recipe.act_bits);
-    describe(r, packed, o, recipe.calibrated);
+    std::size_t const inner = inner_codes(packed, d.codes, c.act_bits);
+    describe(r, packed, o, activation_name(&c));
     r.json_extra = ", \"inner_codes\": " + std::to_string(inner);
     r.packed_bytes = deploy::packed_bytes(packed);
     print_summaries(o, model, {784}, packed);
@@ -114,9 +106,9 @@ int run_packed(options const& o, lowbit::io::archive const& file)
                                  " inputs, " + std::to_string(packed.layers().size()) + " layers, " +
                                  std::to_string(packed.classes()) + " classes)");
     report r;
-    r.float_bytes = float_bytes(packed.layers()[0].out());
+    r.float_bytes = float_bytes(o, packed.layers()[0].out());
     test_data const d = load_test_data(o, false);
-    describe(r, packed, o, false);
+    describe(r, packed, o, activation_name(nullptr));
     r.json_extra = ", \"inner_codes\": null";
     r.packed_bytes = deploy::packed_bytes(packed);
     print_summaries(o, packed);
@@ -130,12 +122,8 @@ int run_packed(options const& o, lowbit::io::archive const& file)
 int run_kbit_mlp(options const& o, lowbit::io::archive const& file)
 {
     if (o.checkpoint.empty()) return run_packed(o, file);
-    kbit_recipe const r = kbit_recipe_of(o, file, kbit_model::mlp);
-    std::size_t const h = hidden_width(o, file);
-    return with_kbit_types(r, [&](auto weights, auto act_bits) {
-        using W = typename decltype(weights)::type;
-        return run_checkpoint(o, file, r, make_pact_mlp<W, decltype(act_bits)::value>(h));
-    });
+    lowbit_train::config const c = trained_config(o, file, "mlp");
+    return with_code_mlp(c, hidden_width(o, file), [&](auto model) { return run_checkpoint(o, file, c, std::move(model)); });
 }
 
 } // namespace lowbit_infer

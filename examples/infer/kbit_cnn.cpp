@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
-// lowbit-infer: the CNN with k-bit PACT activations (lowbit-train --model cnn --quantizer pact / cg-pact / xnor
-// --act-bits k), compiled into deploy::packed_kbit_cnn and compared code by code, layer by layer, with the
-// fake-quant model: the codes of the four convolutions (before their pooling) and of the hidden dense layer.
-//
-// The recipes are the k-bit MLP's (kbit_common.hpp), with nn::cnn's default widths as lowbit-train builds the
-// CNN. A packed k-bit CNN file needs no recipe: any `lowbit-packed-kbit-cnn` of nn::cnn's shape (1x28x28 images,
+// lowbit-infer: the CNN with k-bit code activations (lowbit-train --model cnn --quantizer pact / cg-pact / dorefa /
+// xnor --act-bits k, --method sat), rebuilt as lowbit-train built it (trained_model.hpp: nn::cnn's default widths),
+// compiled into deploy::packed_kbit_cnn and compared code by code, layer by layer, with the fake-quant model: the
+// codes of the four convolutions (before their pooling) and of the hidden dense layer.
+// A packed k-bit CNN file needs no recipe: any `lowbit-packed-kbit-cnn` of nn::cnn's shape (1x28x28 images,
 // 10 classes, any widths) is measured, its float bytes those of the float model of its widths.
 #include "common.hpp"
 #include "infer.hpp"
@@ -36,21 +35,11 @@ namespace lowbit_infer {
 
 namespace {
 
-namespace ste = lowbit::ste;
 namespace deploy = lowbit::deploy;
-
-/// The CNN lowbit-train --model cnn builds for a supported recipe (there with type-erased quantizers; here with
-/// the concrete types deploy::compile needs); @p shape: nn::cnn's default widths, as lowbit-train uses them.
-template <class HiddenWeights, int ActBits>
-auto make_pact_cnn(lowbit::nn::cnn_options const& shape = {})
-{
-    return lowbit::nn::cnn(shape, HiddenWeights{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{},
-                           ste::pact<ActBits>{}, lowbit::nn::bias_head);
-}
 
 /// The report's model description and JSON head, from the packed model itself (so that a checkpoint and its
 /// packed file describe themselves alike).
-void describe(report& r, deploy::packed_kbit_cnn const& packed, options const& o, bool calibrated)
+void describe(report& r, deploy::packed_kbit_cnn const& packed, options const& o, std::string const& activations)
 {
     auto const z = [](std::size_t v) { return std::to_string(v); };
     std::size_t const w1 = packed.convs()[0].shape().filters, w2 = packed.convs()[2].shape().filters;
@@ -59,7 +48,7 @@ void describe(report& r, deploy::packed_kbit_cnn const& packed, options const& o
         static_cast<int>(std::bit_width(static_cast<unsigned>(packed.convs()[0].thresholds().front().levels)));
     int const bits = packed.convs()[1].weights().bits, edge = packed.convs()[0].weights().bits;
     r.model = "cnn 1x28x28 (conv " + z(w1) + "-" + z(w1) + ", conv " + z(w2) + "-" + z(w2) + ", dense " + z(hidden) +
-              "-10; " + std::to_string(act_bits) + "-bit " + (calibrated ? "CG-PACT" : "PACT") + " activations, " +
+              "-10; " + std::to_string(act_bits) + "-bit " + activations + " activations, " +
               (bits == 1 ? std::string("binary") : std::to_string(bits) + "-bit") + " hidden weights, " +
               std::to_string(edge) + "-bit first/last)";
     r.json_head = std::string("\"model\": \"cnn-kbit\", \"mode\": \"") + mode_of(o) + "\", \"widths\": [" + z(w1) +
@@ -79,7 +68,7 @@ xt::xtensor<std::uint8_t, 4> image_codes(xt::xtensor<std::uint8_t, 2> const& cod
 }
 
 template <class Model>
-int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recipe const& recipe, Model model)
+int run_checkpoint(options const& o, lowbit::io::archive const& file, lowbit_train::config const& c, Model model)
 {
     lowbit::set_num_threads(o.threads);
     // The model file first, so that a bad file fails before the data is read. lowbit-train's erased quantizers
@@ -90,7 +79,8 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
     test_data const d = load_test_data(o, true);
     xt::xtensor<std::uint8_t, 4> const codes = image_codes(d.codes);
     xt::xtensor<float, 4> const x = lowbit::nn::as_images(d.x, 1, 28, 28);
-    deploy::packed_kbit_cnn const packed = deploy::compile(model, {.input = d.st.map});
+    deploy::packed_kbit_cnn const packed =
+        naming_the_recipe(file, c, [&] { return deploy::compile(model, {.input = d.st.map}); });
     if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
     check_input_map(packed, x, codes, d.st);
 
@@ -99,8 +89,8 @@ int run_checkpoint(options const& o, lowbit::io::archive const& file, kbit_recip
     // fake-quant model's own float sums put a BatchNorm output within rounding of a PACT step (deploy::audit
     // checks each difference for that).
     r.compared = deploy::audit(model, packed, x, codes, d.test.labels);
-    std::size_t const inner = inner_codes(packed, codes, recipe.act_bits);
-    describe(r, packed, o, recipe.calibrated);
+    std::size_t const inner = inner_codes(packed, codes, c.act_bits);
+    describe(r, packed, o, activation_name(&c));
     r.json_extra = ", \"inner_codes\": " + std::to_string(inner);
     r.packed_bytes = deploy::packed_bytes(packed);
     print_summaries(o, model, {1, 28, 28}, packed);
@@ -122,14 +112,17 @@ int run_packed(options const& o, lowbit::io::archive const& file)
                                  std::to_string(packed.dense().size()) + " dense layers, " +
                                  std::to_string(packed.classes()) + " classes)");
     report r;
-    // The float model of its widths; every supported recipe holds the same float tensors (weights, BatchNorm,
-    // the last layer's bias, five alphas), so one of them stands for a packed file of any recipe.
-    auto model = make_pact_cnn<ste::xnor_weight<>, 2>({.width1 = packed.convs()[0].shape().filters,
-                                                        .width2 = packed.convs()[2].shape().filters,
-                                                        .hidden = packed.dense().front().out()});
-    r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
+    // The float model of its widths; every recipe holds the same float tensors (weights, BatchNorm, the last
+    // layer's bias, five alphas), so the 2-bit PACT recipe stands for a packed file of any.
+    lowbit_train::config stand_in = stand_in_config(o, "cnn", 2);
+    stand_in.quantizer = "pact";
+    stand_in.bits = 2;
+    r.float_bytes = static_cast<std::size_t>(with_code_cnn(
+        stand_in, [](auto model) { return static_cast<int>(lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size()); },
+        {.width1 = packed.convs()[0].shape().filters, .width2 = packed.convs()[2].shape().filters,
+         .hidden = packed.dense().front().out()}));
     test_data const d = load_test_data(o, false);
-    describe(r, packed, o, false);
+    describe(r, packed, o, activation_name(nullptr));
     r.json_extra = ", \"inner_codes\": null";
     r.packed_bytes = deploy::packed_bytes(packed);
     print_summaries(o, packed);
@@ -143,11 +136,8 @@ int run_packed(options const& o, lowbit::io::archive const& file)
 int run_kbit_cnn(options const& o, lowbit::io::archive const& file)
 {
     if (o.checkpoint.empty()) return run_packed(o, file);
-    kbit_recipe const r = kbit_recipe_of(o, file, kbit_model::cnn);
-    return with_kbit_types(r, [&](auto weights, auto act_bits) {
-        using W = typename decltype(weights)::type;
-        return run_checkpoint(o, file, r, make_pact_cnn<W, decltype(act_bits)::value>());
-    });
+    lowbit_train::config const c = trained_config(o, file, "cnn");
+    return with_code_cnn(c, [&](auto model) { return run_checkpoint(o, file, c, std::move(model)); });
 }
 
 } // namespace lowbit_infer

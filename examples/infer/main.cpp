@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-// lowbit-infer: compiles a binarized MLP or CNN, or an MLP or CNN with k-bit PACT activations, trained by lowbit-train
-// into the packed integer model (lowbit::deploy) and measures it on the Fashion-MNIST test set: accuracy, argmax
+// lowbit-infer: compiles a binarized MLP or CNN, or an MLP or CNN with k-bit code activations (PACT, CG-PACT, DoReFa,
+// LSQ; SAT's too), trained by lowbit-train into the packed integer model (lowbit::deploy) and measures it on the Fashion-MNIST test set: accuracy, argmax
 // agreement with the fake-quant model, latency at batch 1, throughput at batch 256, and the packed model's bytes
 // against the float model's. The last line is one JSON object. The kind of model comes from the file: a
 // checkpoint's `model` and `act_bits` metadata (lowbit-train --model, --act-bits), a packed file's `format`.
-// This file is the command line; the runners are binarized.cpp, kbit.cpp and kbit_cnn.cpp (kbit_common.hpp lists
-// the PACT recipes).
+// This file is the command line; the runners are binarized.cpp, kbit.cpp and kbit_cnn.cpp, which rebuild a
+// checkpoint's model as lowbit-train built it (trained_model.hpp).
 //
 //   lowbit-train --method bc --quantizer xnor --bits 1 --act-bits 1 --first-last-bits 8 --save-model bnn.lbck
 //   lowbit-infer --checkpoint bnn.lbck --save-packed bnn.lbpk
@@ -71,11 +71,10 @@ int run(lowbit_infer::options const& o)
 int main(int argc, char** argv)
 {
     lowbit_infer::options o;
-    CLI::App app{"lowbit-infer: compile a binarized MLP or CNN (lowbit-train [--model cnn] --method bc --quantizer xnor "
-                 "--bits 1 --act-bits 1 --first-last-bits 8 --save-model F), or an MLP or CNN with 2- or 4-bit PACT "
-                 "activations (lowbit-train [--model cnn] --method bc --quantizer pact|cg-pact --bits 2, or --quantizer "
-                 "xnor --bits 1, --act-bits 2|4 --first-last-bits 8), into a packed integer model and measure it on "
-                 "Fashion-MNIST"};
+    CLI::App app{"lowbit-infer: compile a model lowbit-train trained with a recipe whose quantizers have a packed form "
+                 "(lowbit-train [--model cnn] --method bc|sat --quantizer xnor|dorefa|pact|cg-pact --act-bits 1|2|4|8 "
+                 "--save-model F: sign or k-bit code activations, binary or DoReFa weights) into a packed integer "
+                 "model and measure it on Fashion-MNIST"};
     auto* ck = app.add_option("--checkpoint", o.checkpoint, "checkpoint written by lowbit-train --save-model");
     auto* pk = app.add_option("--packed", o.packed, "packed model written by lowbit-infer --save-packed");
     ck->excludes(pk);

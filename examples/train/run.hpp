@@ -415,7 +415,8 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     lowbit::train::checkpoint_meta saved = meta;
     saved.insert({{"method", c.method}, {"bits", std::to_string(c.bits)}, {"act_bits", std::to_string(c.act_bits)},
                   {"first_last_bits", std::to_string(c.first_last_bits)}, {"quantizer", c.quantizer},
-                  {"head", c.head.empty() ? (uses_recipe(c) ? "bias" : "bn") : c.head}});
+                  {"head", c.head.empty() ? (uses_recipe(c) ? "bias" : "bn") : c.head},
+                  {"rescale_hidden", c.rescale_hidden ? "1" : "0"}});
     // A checkpoint of --checkpoint-every also records the options that decide the run (run/cli/*).
     lowbit::train::checkpoint_meta run_meta = saved;
     run_meta.merge(run_options(c));

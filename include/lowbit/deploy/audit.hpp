@@ -77,13 +77,15 @@ struct pact_codes {
     double max_abs_input(std::size_t layer) const { return alpha[layer - 1]; }
 };
 
-/// The PACT codes of a model's activation layers @p acts (alpha and bit width read through pact_layer).
+/// The codes of a model's activation layers @p acts (the top code's value and the bit width read through
+/// code_layer).
 template <class... Act>
 pact_codes pact_codes_of(Act&... acts)
 {
-    constexpr int bits = std::max({pact_layer<Act>::bits...});
-    static_assert(((pact_layer<Act>::bits == bits) && ...), "lowbit::deploy::audit: one PACT bit width per model");
-    return {.alpha = {static_cast<double>(pact_layer<Act>::alpha(acts))...}, .top = (1L << bits) - 1};
+    std::vector<int> const bits{code_bits(acts)...};
+    if (std::ranges::any_of(bits, [&](int b) { return b != bits.front(); }))
+        throw invalid_input("lowbit::deploy::audit: the model's activations write codes of different widths");
+    return {.alpha = {static_cast<double>(code_top(acts))...}, .top = (1L << bits.front()) - 1};
 }
 
 /// nn::mlp: dense, BatchNorm, activation twice, then the last layer; @p hidden_codes(chunk codes, layer) gives the

@@ -104,31 +104,27 @@ packed_mlp compile(Model& model, compile_options const& options = {})
         using first = typename parts::first;
         using hidden = typename parts::hidden;
         using last = typename parts::last;
-        constexpr bool erased = std::same_as<first, ste::any_quantizer> || std::same_as<hidden, ste::any_quantizer> ||
-                                std::same_as<last, ste::any_quantizer>;
-        static_assert(!erased, "lowbit::deploy::compile needs the concrete weight quantizers in the model's type: "
-                               "ste::any_quantizer chooses at run time; build the model with ste::xnor_weight<> / "
-                               "ste::dorefa_weight<Bits> (as lowbit-infer does) and load the checkpoint into it");
-        static_assert(erased || PackableWeightPolicy<first>,
+        // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
+        static_assert(DeployableWeightPolicy<first>,
                       "lowbit::deploy::compile: the first layer's weights must be on a binary or mid-rise "
                       "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
                       "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
                       "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
                       "grid::symmetric_odd) and float weights have no packed form yet");
-        static_assert(erased || PackableWeightPolicy<hidden>,
+        static_assert(DeployableWeightPolicy<hidden>,
                       "lowbit::deploy::compile: the hidden layer's weights must be on a binary or mid-rise "
                       "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
                       "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
                       "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
                       "grid::symmetric_odd) and float weights have no packed form yet");
-        static_assert(erased || PackableWeightPolicy<last>,
+        static_assert(DeployableWeightPolicy<last>,
                       "lowbit::deploy::compile: the last layer's weights must be on a binary or mid-rise "
                       "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
                       "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
                       "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
                       "grid::symmetric_odd) and float weights have no packed form yet");
-        if constexpr (!erased && PackableWeightPolicy<first> && PackableWeightPolicy<hidden> &&
-                      PackableWeightPolicy<last>) {
+        if constexpr (DeployableWeightPolicy<first> && DeployableWeightPolicy<hidden> &&
+                      DeployableWeightPolicy<last>) {
             options.input.check();
             detail::lowered_dense l0 = detail::lower_dense(model.template layer<0>(), "first");
             detail::lowered_dense l1 = detail::lower_dense(model.template layer<3>(), "hidden");

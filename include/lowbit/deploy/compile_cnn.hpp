@@ -69,16 +69,6 @@ namespace lowbit::deploy {
 
 namespace detail {
 
-/// The bit width of a PACT activation layer (detail::pact_layer: ReLU + ste::pact<Bits>, Bits 1..8), else 0.
-template <class A>
-constexpr int pact_bits_of() noexcept
-{
-    if constexpr (pact_layer<A>::value)
-        return pact_layer<A>::bits;
-    else
-        return 0;
-}
-
 /// A block conv2d - batch_norm - activation of nn::cnn, with any policy and activation.
 template <class B>
 struct conv_block : std::false_type {};
@@ -86,7 +76,7 @@ template <class P, class A>
 struct conv_block<nn::sequential<nn::conv2d<P>, nn::batch_norm<4>, A>> : std::true_type {
     using policy = P;
     static constexpr bool sign = std::same_as<A, nn::quantize_activation<ste::sign_activation>>;
-    static constexpr int pact_bits = pact_bits_of<A>();
+    using activation = A;
 };
 
 /// The classifier of nn::cnn: with bias_head, a dense layer with its policy.
@@ -114,25 +104,18 @@ struct cnn_parts<nn::sequential<B1, B2, nn::max_pool2d, B3, B4, nn::max_pool2d, 
                                       conv_block<B4>::sign &&
                                       std::same_as<A, nn::quantize_activation<ste::sign_activation>> &&
                                       bias_head_of<H>::value;
-    /// PACT's bits when every activation is the same PACT activation and the head has a bias, else 0.
-    static constexpr int act_bits =
-        conv_block<B1>::pact_bits > 0 && conv_block<B1>::pact_bits == conv_block<B2>::pact_bits &&
-                conv_block<B1>::pact_bits == conv_block<B3>::pact_bits &&
-                conv_block<B1>::pact_bits == conv_block<B4>::pact_bits && conv_block<B1>::pact_bits == pact_bits_of<A>() &&
-                bias_head_of<H>::value
-            ? conv_block<B1>::pact_bits
-            : 0;
+    /// Whether every activation is the same code activation (CodeActivationLayer: PACT, DoReFa, unsigned LSQ, or
+    /// one chosen at run time, whose code width compile() checks) and the head has a bias.
+    static constexpr bool kbit = CodeActivationLayer<A> && std::same_as<typename conv_block<B1>::activation, A> &&
+                                 std::same_as<typename conv_block<B2>::activation, A> &&
+                                 std::same_as<typename conv_block<B3>::activation, A> &&
+                                 std::same_as<typename conv_block<B4>::activation, A> && bias_head_of<H>::value;
 };
 
 template <class... P>
-constexpr bool any_erased(std::tuple<P...>*) noexcept
+constexpr bool all_deployable(std::tuple<P...>*) noexcept
 {
-    return (std::same_as<P, ste::any_quantizer> || ...);
-}
-template <class... P>
-constexpr bool all_packable(std::tuple<P...>*) noexcept
-{
-    return (PackableWeightPolicy<P> && ...);
+    return (DeployableWeightPolicy<P> && ...);
 }
 
 /// The window of a max pooling layer.
@@ -244,8 +227,8 @@ lowered_conv lower_conv(nn::conv2d<P>& conv, std::size_t height, std::size_t wid
     if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
         throw invalid_input("lowbit::deploy::compile: the " + which + " convolution's " + std::to_string(height) + "x" +
                             std::to_string(width) + " input is smaller than its kernel");
-    return {s, lower_weights<P>(evaluated_values(conv.weight()), s.filters, s.patch_bits(),
-                                patch_order(s.channels, s.kernel), conv.bias(), which + " convolution")};
+    return {s, lower_weights(evaluated_values(conv.weight(), false), describe(conv.weight().policy()), s.filters,
+                             s.patch_bits(), patch_order(s.channels, s.kernel), conv.bias(), which + " convolution")};
 }
 
 /// Lowers a conv - BN - sign block of size @p height x @p width. The first layer (@p map non-null) reads
@@ -291,13 +274,9 @@ packed_cnn compile(Model& model, compile_options const& options = {})
                   "batch_norm - sign - dense with bias, and the same CNN with ste::pact<Bits>{...} (Bits 1..8) in "
                   "place of ste::sign_activation{}; other activations (float ReLU, DoReFa, LSQ) and the batch_norm "
                   "head have no packed form yet");
-    constexpr bool erased = detail::any_erased(static_cast<policies*>(nullptr));
-    static_assert(!parts::binarized || !erased,
-                  "lowbit::deploy::compile needs the concrete weight quantizers in the model's type: "
-                  "ste::any_quantizer chooses at run time; build the model with ste::xnor_weight<> / "
-                  "ste::dorefa_weight<Bits> (as lowbit-infer does) and load the checkpoint into it");
-    constexpr bool packable = parts::binarized && !erased && detail::all_packable(static_cast<policies*>(nullptr));
-    static_assert(!parts::binarized || erased || packable,
+    // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
+    constexpr bool packable = parts::binarized && detail::all_deployable(static_cast<policies*>(nullptr));
+    static_assert(!parts::binarized || packable,
                   "lowbit::deploy::compile: every layer of the CNN needs weights on a binary or mid-rise "
                   "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
                   "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "

@@ -52,18 +52,16 @@ namespace lowbit::deploy {
 
 namespace detail {
 
-/// The layers of nn::mlp with PACT activations and the bias head, with its weight policies and PACT's bits.
+/// The layers of nn::mlp with k-bit code activations (CodeActivationLayer: PACT, CG-PACT, DoReFa, unsigned LSQ)
+/// and the bias head, with its weight policies and the codes' bits.
 template <class M>
 struct kbit_mlp_parts : std::false_type {};
-template <class First, class W, class Last, int Bits, ste::alpha_gradient R>
-struct kbit_mlp_parts<
-    nn::sequential<nn::dense<First>, nn::batch_norm<2>, nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits, R>>>,
-                   nn::dense<W>, nn::batch_norm<2>, nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits, R>>>,
-                   nn::dense<Last>>> : std::true_type {
+template <class First, class W, class Last, CodeActivationLayer Act>
+struct kbit_mlp_parts<nn::sequential<nn::dense<First>, nn::batch_norm<2>, Act, nn::dense<W>, nn::batch_norm<2>, Act,
+                                     nn::dense<Last>>> : std::true_type {
     using first = First;
     using hidden = W;
     using last = Last;
-    static constexpr int bits = Bits;
 };
 
 } // namespace detail
@@ -84,33 +82,32 @@ packed_kbit_mlp compile(Model& model, compile_options const& options = {})
     using first = typename parts::first;
     using hidden = typename parts::hidden;
     using last = typename parts::last;
-    constexpr int bits = parts::bits;
-    static_assert(bits <= 8, "lowbit::deploy::compile: PACT activations of at most 8 bits have a packed form (the "
-                             "codes are the int8 kernel's unsigned 8-bit inputs); use ste::pact<Bits> with Bits 1..8");
-    constexpr bool erased = std::same_as<first, ste::any_quantizer> || std::same_as<hidden, ste::any_quantizer> ||
-                            std::same_as<last, ste::any_quantizer>;
-    static_assert(!erased, "lowbit::deploy::compile needs the concrete weight quantizers in the model's type: "
-                           "ste::any_quantizer chooses at run time; build the model with ste::xnor_weight<> / "
-                           "ste::dorefa_weight<Bits> and load the checkpoint into it");
-    constexpr bool packable = PackableWeightPolicy<first> && PackableWeightPolicy<hidden> && PackableWeightPolicy<last>;
-    static_assert(erased || packable,
+    // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
+    constexpr bool packable = DeployableWeightPolicy<first> && DeployableWeightPolicy<hidden> &&
+                              DeployableWeightPolicy<last>;
+    static_assert(packable,
                   "lowbit::deploy::compile: every layer of the PACT MLP needs weights on a binary or mid-rise "
                   "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
                   "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
                   "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
                   "grid::symmetric_odd) and float weights have no packed form yet");
-    if constexpr (bits <= 8 && !erased && packable) {
+    if constexpr (packable) {
         options.input.check();
         detail::lowered_dense l0 = detail::lower_dense(model.template layer<0>(), "first");
         detail::lowered_dense l1 = detail::lower_dense(model.template layer<3>(), "hidden");
         detail::lowered_dense l2 = detail::lower_dense(model.template layer<6>(), "last");
-        constexpr std::int64_t n = (std::int64_t{1} << bits) - 1;
         auto& act0 = model.template layer<2>();
         auto& act1 = model.template layer<5>();
-        using act = std::remove_reference_t<decltype(act0)>;
-        // The real value of one unit of a code after each PACT: a / n, with a = |alpha| as PACT uses it.
-        double const unit0 = static_cast<double>(detail::pact_layer<act>::alpha(act0)) / static_cast<double>(n);
-        double const unit1 = static_cast<double>(detail::pact_layer<act>::alpha(act1)) / static_cast<double>(n);
+        int const bits = detail::code_bits(act0);  // checked here for a quantizer chosen at run time
+        if (detail::code_bits(act1) != bits)
+            throw invalid_input("lowbit::deploy::compile: the MLP's two activations write codes of " +
+                                std::to_string(bits) + " and " + std::to_string(detail::code_bits(act1)) +
+                                " bits; a packed k-bit MLP has one code width");
+        std::int64_t const n = (std::int64_t{1} << bits) - 1;
+        // The real value of one unit of a code after each activation: a / n, with a the top code's value (PACT's
+        // |alpha|).
+        double const unit0 = static_cast<double>(detail::code_top(act0)) / static_cast<double>(n);
+        double const unit1 = static_cast<double>(detail::code_top(act1)) / static_cast<double>(n);
         // |v| bounds (255 * max level * in for input codes, n * max level * in for k-bit codes); they also
         // reject layers whose sums could leave int32 before folding over them.
         std::int64_t const b0 = detail::integer_bound(l0, 255), b1 = detail::integer_bound(l1, n);

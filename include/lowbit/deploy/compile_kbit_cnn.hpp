@@ -76,11 +76,11 @@ packed_kbit_conv2d lower_kbit_conv_block(nn::conv2d<P>& conv, nn::batch_norm<4> 
 
 } // namespace detail
 
-/// @brief Models of nn::cnn's shape with the same PACT activation (Bits 1..8) everywhere and the bias head,
-/// any weight policies: the models this overload of compile() takes (and refuses with a message unless the
-/// weights are packable).
+/// @brief Models of nn::cnn's shape with the same code activation everywhere (CodeActivationLayer: PACT,
+/// CG-PACT, DoReFa, unsigned LSQ, Bits 1..8, or one chosen at run time) and the bias head, any weight policies:
+/// the models this overload of compile() takes (and refuses with a message unless the weights are packable).
 template <class M>
-concept KbitCnnModel = CnnModel<M> && (detail::cnn_parts<M>::act_bits > 0);
+concept KbitCnnModel = CnnModel<M> && detail::cnn_parts<M>::kbit;
 
 /// @brief The packed inference model of a trained CNN with k-bit PACT activations; see the file comment.
 /// @throws invalid_input when the input map is invalid, the image size cannot be inferred or does not fit the
@@ -91,12 +91,9 @@ packed_kbit_cnn compile(Model& model, compile_options const& options = {})
 {
     using parts = detail::cnn_parts<Model>;
     using policies = typename parts::policies;
-    constexpr bool erased = detail::any_erased(static_cast<policies*>(nullptr));
-    static_assert(!erased, "lowbit::deploy::compile needs the concrete weight quantizers in the model's type: "
-                           "ste::any_quantizer chooses at run time; build the model with ste::xnor_weight<> / "
-                           "ste::dorefa_weight<Bits> and load the checkpoint into it");
-    constexpr bool packable = !erased && detail::all_packable(static_cast<policies*>(nullptr));
-    static_assert(erased || packable,
+    // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
+    constexpr bool packable = detail::all_deployable(static_cast<policies*>(nullptr));
+    static_assert(packable,
                   "lowbit::deploy::compile: every layer of the PACT CNN needs weights on a binary or mid-rise "
                   "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
                   "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
@@ -104,17 +101,23 @@ packed_kbit_cnn compile(Model& model, compile_options const& options = {})
                   "grid::symmetric_odd) and float weights have no packed form yet");
     if constexpr (packable) {
         options.input.check();
-        constexpr std::int64_t n = (std::int64_t{1} << parts::act_bits) - 1;
         auto& b1 = model.template layer<0>();
         auto& b2 = model.template layer<1>();
         auto& b3 = model.template layer<3>();
         auto& b4 = model.template layer<4>();
         auto& act5 = model.template layer<9>();
-        // The real value of one unit of a code after a PACT layer: a / n, with a = |alpha| as PACT uses it.
-        auto const unit = [&](auto& act) {
-            using a = std::remove_cvref_t<decltype(act)>;
-            return static_cast<double>(detail::pact_layer<a>::alpha(act)) / static_cast<double>(n);
-        };
+        // One code width (checked here for a quantizer chosen at run time).
+        int const bits = detail::code_bits(b1.template layer<2>());
+        for (int const other : {detail::code_bits(b2.template layer<2>()), detail::code_bits(b3.template layer<2>()),
+                                detail::code_bits(b4.template layer<2>()), detail::code_bits(act5)})
+            if (other != bits)
+                throw invalid_input("lowbit::deploy::compile: the CNN's activations write codes of " +
+                                    std::to_string(bits) + " and " + std::to_string(other) +
+                                    " bits; a packed k-bit CNN has one code width");
+        std::int64_t const n = (std::int64_t{1} << bits) - 1;
+        // The real value of one unit of a code after an activation: a / n, with a the top code's value (PACT's
+        // |alpha|).
+        auto const unit = [&](auto& act) { return static_cast<double>(detail::code_top(act)) / static_cast<double>(n); };
         detail::cnn_layout const g = detail::cnn_layout_of(model, options);
         std::vector<packed_kbit_conv2d> convs;
         convs.push_back(detail::lower_kbit_conv_block(b1.template layer<0>(), b1.template layer<1>(),

@@ -36,7 +36,8 @@
 #include <lowbit/nn/quantize_activation.hpp>
 #include <lowbit/nn/relu.hpp>
 #include <lowbit/nn/sequential.hpp>
-#include <lowbit/quant/ste/pact.hpp>
+#include <lowbit/quant/policy_info.hpp>
+#include <lowbit/quant/policy_traits.hpp>
 
 #include <algorithm>
 #include <array>
@@ -44,6 +45,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -51,31 +54,94 @@
 namespace lowbit::deploy {
 
 namespace detail {
-/// The PACT quantizer of an activation layer: quantize_activation<pact> alone, or behind a ReLU (nn::mlp's
-/// relu_then). Bits 1..8: the codes are the next layer's unsigned 8-bit kernel inputs.
-template <class A>
-struct pact_layer : std::false_type {};
-template <int Bits, ste::alpha_gradient R>
-    requires(Bits >= 1 && Bits <= 8)
-struct pact_layer<nn::quantize_activation<ste::pact<Bits, R>>> : std::true_type {
-    static constexpr int bits = Bits;
-    static float alpha(nn::quantize_activation<ste::pact<Bits, R>>& a) { return std::abs(a.quantizer().alpha()); }
+/// A policy that writes unsigned k-bit codes, k = 1..8 (the next layer's unsigned 8-bit kernel inputs), as
+/// policy_traits reads it: levels 0 .. 2^k - 1 times a step (grid::unsigned_int) -- ste::pact and CG-PACT,
+/// ste::dorefa_activation, ste::lsq on grid::unsigned_int, a user's policy that says so.
+template <class Q>
+concept unsigned_code_policy = QuantizingPolicy<Q> && (bit_width_v<Q> <= 8) &&
+                               (levels_v<Q> == level_range{0, (1 << bit_width_v<Q>) - 1, 0.0f});
+
+/// The real value of the top code a = n step of code policy @p q: what a copy of it writes for the largest
+/// float (PACT's |alpha|, DoReFa's 1, LSQ's (2^k - 1) s), read from its own forward pass.
+template <class Q>
+float top_code_value(Q q)
+{
+    float const x = std::numeric_limits<float>::max();
+    float y = 0.0f;
+    q.forward(std::span<float const>(&x, 1), std::span<float>(&y, 1));
+    return y;
+}
+
+/// The code bits of a policy chosen at run time (ste::any_quantizer), checked as unsigned_code_policy is.
+/// @throws invalid_input naming what the policy is otherwise.
+inline int checked_code_bits(std::optional<policy_info> const& i)
+{
+    if (i && i->quantizes() && i->bits >= 1 && i->bits <= 8 && i->levels == level_range{0, (1 << i->bits) - 1, 0.0f})
+        return i->bits;
+    throw invalid_input("lowbit::deploy::compile: an activation quantizer chosen at run time is " +
+                        (!i ? std::string("a policy without policy_traits")
+                            : i->quantizes() ? std::to_string(i->bits) + "-bit on a grid of levels [" +
+                                                   std::to_string(i->levels.qmin) + ", " +
+                                                   std::to_string(i->levels.qmax) + "]"
+                                             : std::string("float (no quantizer)")) +
+                        ", not unsigned codes of 1..8 bits (PACT, CG-PACT, DoReFa or unsigned LSQ activations)");
+}
+
+/// The quantizer of a code activation layer: nn::quantize_activation<Q> alone or behind a ReLU (nn::mlp's
+/// relu_then), with Q an unsigned_code_policy (`bits` its width) or a policy chosen at run time (`bits` 0,
+/// checked by bits_of()).
+template <class Q>
+struct code_quantizer : std::false_type {};
+template <unsigned_code_policy Q>
+struct code_quantizer<Q> : std::true_type {
+    static constexpr int bits = bit_width_v<Q>;
+    static int bits_of(Q const&) noexcept { return bits; }
 };
-template <int Bits, ste::alpha_gradient R>
-    requires(Bits >= 1 && Bits <= 8)
-struct pact_layer<nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits, R>>>> : std::true_type {
-    static constexpr int bits = Bits;
-    static float alpha(nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits, R>>>& a)
+template <RuntimeDescribedPolicy Q>
+struct code_quantizer<Q> : std::true_type {
+    static constexpr int bits = 0;
+    static int bits_of(Q const& q) { return checked_code_bits(describe(q)); }
+};
+
+template <class A>
+struct code_layer : std::false_type {};
+template <class Q>
+    requires code_quantizer<Q>::value
+struct code_layer<nn::quantize_activation<Q>> : std::true_type {
+    using quantizer = Q;
+    static Q& of(nn::quantize_activation<Q>& a) noexcept { return a.quantizer(); }
+};
+template <class Q>
+    requires code_quantizer<Q>::value
+struct code_layer<nn::sequential<nn::relu, nn::quantize_activation<Q>>> : std::true_type {
+    using quantizer = Q;
+    static Q& of(nn::sequential<nn::relu, nn::quantize_activation<Q>>& a) noexcept
     {
-        return std::abs(a.template layer<1>().quantizer().alpha());
+        return a.template layer<1>().quantizer();
     }
 };
+
+/// The bit width of code activation layer @p a's codes (checked at run time for a policy chosen then).
+template <class A>
+int code_bits(A& a)
+{
+    using q = typename code_layer<A>::quantizer;
+    return code_quantizer<q>::bits_of(code_layer<A>::of(a));
+}
+/// The real value of the top code of code activation layer @p a (PACT's |alpha|).
+template <class A>
+float code_top(A& a)
+{
+    return top_code_value(code_layer<A>::of(a));
+}
 } // namespace detail
 
-/// @brief Activation layers whose output fold_level_thresholds folds: a ste::pact<Bits> quantizer (Bits 1..8)
-/// in an nn::quantize_activation, alone or after nn::relu.
+/// @brief Activation layers whose output fold_level_thresholds folds: a quantizer of unsigned k-bit codes,
+/// k = 1..8, in an nn::quantize_activation, alone or after nn::relu (PACT, CG-PACT, DoReFa's activations,
+/// unsigned LSQ, read through policy_traits), or one chosen at run time (ste::any_quantizer), whose codes are
+/// checked when compile() folds them.
 template <class A>
-concept PactActivationLayer = detail::pact_layer<A>::value;
+concept CodeActivationLayer = detail::code_layer<A>::value;
 
 /// @brief Per-channel k-bit code rules: code(j, v) = #{c : u >= threshold[j * levels + c]}, u = v, or -v for a
 /// channel whose code decreases with v (negate[j] != 0).
@@ -150,12 +216,12 @@ struct level_table {
 } // namespace detail
 
 /// @brief The exact code rules of act(bn(y(j, v))) for every integer v in [v_min, v_max], where act is a
-/// PACT activation layer (ReLU + ste::pact<Bits>): per channel and level, a binary search over v of copies of
+/// code activation layer (ReLU + PACT, DoReFa or unsigned LSQ): per channel and level, a binary search over v of copies of
 /// @p bn (evaluation mode) and @p act, about n log2(v_max - v_min) row evaluations done n rows at a time.
 /// @p y must be non-decreasing in v, which makes each channel's code monotone (see the file comment).
 /// @throws invalid_input when v_min > v_max, the range leaves [-(2^31 - 2), 2^31 - 2], or PACT's alpha is
 /// zero or not finite.
-template <std::size_t Rank, PactActivationLayer Act, PreActivation Y>
+template <std::size_t Rank, CodeActivationLayer Act, PreActivation Y>
 level_thresholds fold_level_thresholds(nn::batch_norm<Rank> const& bn, Act const& act, std::int64_t v_min,
                                        std::int64_t v_max, Y&& y)
 {
@@ -166,12 +232,12 @@ level_thresholds fold_level_thresholds(nn::batch_norm<Rank> const& bn, Act const
                             ", " + std::to_string(v_max) + "] is empty or does not fit int32 thresholds");
     nn::batch_norm<Rank> norm = bn;  // forward() keeps scratch state: evaluate copies, leave the model alone
     Act a = act;
-    float const alpha = detail::pact_layer<Act>::alpha(a);
+    int const bits = detail::code_bits(a);
+    float const alpha = detail::code_top(a);  // PACT's |alpha|; the top code's value
     if (!(alpha > 0.0f) || !std::isfinite(alpha))
-        throw invalid_input("lowbit::deploy::fold_level_thresholds: PACT's alpha must be finite and non-zero, got " +
-                            std::to_string(alpha));
-    constexpr int bits = detail::pact_layer<Act>::bits;
-    constexpr int n = (1 << bits) - 1;
+        throw invalid_input("lowbit::deploy::fold_level_thresholds: the activation's top code value (PACT's alpha) "
+                            "must be finite and non-zero, got " + std::to_string(alpha));
+    std::size_t const n = (std::size_t{1} << bits) - 1;
     std::size_t const c = norm.options().channels;
     using tensor = typename nn::batch_norm<Rank>::tensor;
     std::array<std::size_t, Rank> shape{};
@@ -187,9 +253,9 @@ level_thresholds fold_level_thresholds(nn::batch_norm<Rank> const& bn, Act const
         auto const out = a.forward(z, {.training = false});
         for (std::size_t i = 0; i < n * c; ++i) {
             // PACT writes a (k / n) in float: k / n is within a few ulps of out / a, so rounding gives k back.
-            double const k = static_cast<double>(out.data()[i]) / static_cast<double>(alpha) * n;
+            double const k = static_cast<double>(out.data()[i]) / static_cast<double>(alpha) * static_cast<double>(n);
             double const r = std::nearbyint(k);
-            if (!(std::abs(k - r) < 1e-3) || r < 0.0 || r > n)
+            if (!(std::abs(k - r) < 1e-3) || r < 0.0 || r > static_cast<double>(n))
                 throw invalid_input("lowbit::deploy::fold_level_thresholds: the activation wrote " +
                                     std::to_string(out.data()[i]) + ", not a multiple of alpha / " +
                                     std::to_string(n) + " in [0, alpha]");
@@ -233,12 +299,12 @@ level_thresholds fold_level_thresholds(nn::batch_norm<Rank> const& bn, Act const
         }
     }
     level_thresholds t;
-    t.levels = n;
+    t.levels = static_cast<int>(n);
     t.threshold.resize(c * n);
     t.negate.resize(c);
     for (std::size_t j = 0; j < c; ++j) {
         t.negate[j] = static_cast<std::uint8_t>(neg[j]);
-        for (int l = 0; l < n; ++l) t.threshold[j * n + l] = static_cast<std::int32_t>(hi[l * c + j]);
+        for (std::size_t l = 0; l < n; ++l) t.threshold[j * n + l] = static_cast<std::int32_t>(hi[l * c + j]);
     }
     return t;
 }

@@ -30,6 +30,7 @@
 #include <lowbit/kernels/bit_matrix.hpp>
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/dense.hpp>
+#include <lowbit/quant/policy_info.hpp>
 #include <lowbit/quant/policy_traits.hpp>
 
 #include <algorithm>
@@ -37,6 +38,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -63,6 +65,20 @@ concept LevelWeightPolicy = QuantizingPolicy<P> && (bit_width_v<P> >= 2) && (bit
 template <class P>
 concept PackableWeightPolicy = BinaryWeightPolicy<P> || LevelWeightPolicy<P>;
 
+/// @brief Whether weights with the traits @p i pack: the run-time form of PackableWeightPolicy, for a policy
+/// chosen at run time.
+constexpr bool packable(policy_info const& i) noexcept
+{
+    if (!i.quantizes() || i.bits < 1 || i.bits > 8) return false;
+    int const half = 1 << (i.bits - 1);
+    return i.levels == level_range{-half, half - 1, 0.5f};
+}
+
+/// @brief The weight policies compile() takes: packable ones, and those that know their traits only at run
+/// time (ste::any_quantizer, as lowbit-train builds its models), which compile() checks when it meets them.
+template <class P>
+concept DeployableWeightPolicy = PackableWeightPolicy<P> || RuntimeDescribedPolicy<P>;
+
 namespace detail {
 
 /// A dense layer's quantized weights in packed form, plus what the folding needs.
@@ -73,11 +89,13 @@ struct lowered_dense {
     std::vector<float> bias;              ///< the layer's bias, empty without one
 };
 
-/// The values a layer's weight evaluates with: Q(w) for a quantizing policy in shadow or packed storage.
+/// The values a layer's weight evaluates with: Q(w) for a quantizing policy in shadow or packed storage. A layer
+/// with a bias asks for the evaluation form (@p fold), in which SAT's rescaled policy gives the unscaled Q(w)
+/// and the layer divides its bias by the scale (evaluated_bias), as nn::dense does.
 template <class Weight>
-std::vector<float> evaluated_values(Weight& w)
+std::vector<float> evaluated_values(Weight& w, bool fold)
 {
-    std::span<float const> const q = w.forward_values(nn::forward_context{.training = false});
+    std::span<float const> const q = w.forward_values(nn::forward_context{.training = false}, fold);
     return {q.begin(), q.end()};
 }
 
@@ -132,13 +150,25 @@ inline std::vector<double> grid_steps(std::vector<float> const& q, std::size_t o
 /// with the columns then taken in @p order (column k of the result is column order[k] of the layer; empty:
 /// unchanged), so that a convolution's patches and a flattened feature map can be read in the packed model's
 /// layout.
-template <PackableWeightPolicy P>
-lowered_dense lower_weights(std::vector<float> const& q0, std::size_t out, std::size_t in,
-                            std::vector<std::size_t> const& order, std::span<float const> bias,
-                            std::string const& which)
+inline lowered_dense lower_weights(std::vector<float> const& q0, std::optional<policy_info> const& info,
+                                   std::size_t out, std::size_t in, std::vector<std::size_t> const& order,
+                                   std::span<float const> bias, std::string const& which)
 {
-    constexpr level_range levels = levels_v<P>;
     std::string const where = "lowbit::deploy::compile: the " + which + " layer's weights";
+    if (!info)
+        throw invalid_input(where + " follow a policy that states no policy_traits, so compile() cannot tell their "
+                            "grid");
+    if (!packable(*info))
+        throw invalid_input(where + " are " +
+                            (info->quantizes() ? std::to_string(info->bits) + "-bit on a grid of levels " +
+                                                     (info->levels.offset == 0.0f ? "" : "1/2 + ") + "[" +
+                                                     std::to_string(info->levels.qmin) + ", " +
+                                                     std::to_string(info->levels.qmax) + "] times a step"
+                                               : std::string("float")) +
+                            ", which has no packed form: packed weights are binary or on a mid-rise symmetric grid "
+                            "of 2..8 bits (ste::xnor_weight, ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, "
+                            "lowbit::quantizer<Bits, R, C, grid::symmetric_even>)");
+    level_range const levels = info->levels;
     if (q0.size() != out * in)
         throw invalid_input(where + ": " + std::to_string(q0.size()) + " values for " + std::to_string(out) + " x " +
                             std::to_string(in));
@@ -148,14 +178,14 @@ lowered_dense lower_weights(std::vector<float> const& q0, std::size_t out, std::
             for (std::size_t k = 0; k < in; ++k) q[j * in + k] = q0[j * in + order[k]];
     // One step per output channel, or one for the whole tensor when the policy's granularity says so.
     std::vector<double> s;
-    if constexpr (std::same_as<granularity_t<P>, per_channel_t>)
+    if (info->per_channel)
         s = grid_steps(q, out, in, levels, where);
     else
         s.assign(out, grid_steps(q, 1, out * in, levels, where).front());
     lowered_dense r;
     r.w.in = in;
     r.w.out = out;
-    r.w.bits = bit_width_v<P>;
+    r.w.bits = info->bits;
     r.step.resize(out);
     r.w.scale.resize(out);
     for (std::size_t j = 0; j < out; ++j) {
@@ -165,7 +195,7 @@ lowered_dense lower_weights(std::vector<float> const& q0, std::size_t out, std::
     // Odd levels whose unit is packed_weights' default, 1 / (2^B - 1) (DoReFa's), leave the scale implicit.
     if (r.w.bits > 1 && std::all_of(r.step.begin(), r.step.end(), [&](double u) { return u == r.w.step(); }))
         r.w.scale.clear();
-    if constexpr (BinaryWeightPolicy<P>) {
+    if (r.w.bits == 1) {
         r.w.signs.assign(out * r.w.words(), 0);
         // sign(Q(w)): bit !(q < 0), sign(0) = +1 as the policies' sign_pos.
         kernels::pack_sign_rows(q.data(), out, in, in, r.w.signs.data(), r.w.words());
@@ -184,11 +214,25 @@ lowered_dense lower_weights(std::vector<float> const& q0, std::size_t out, std::
     return r;
 }
 
+/// The bias a layer adds in evaluation, after evaluated_values: its own, divided by the scale its weight policy
+/// folded out of Q(w) (SAT's rescaled layer, see nn::weight::folds_scale_into_bias), as nn::dense does.
+template <class Weight>
+std::vector<float> evaluated_bias(Weight const& w, std::span<float const> bias)
+{
+    float const s = w.eval_output_scale();
+    std::vector<float> b(bias.begin(), bias.end());
+    if (s != 1.0f)
+        for (float& v : b) v /= s;
+    return b;
+}
+
 /// A dense layer's weights in packed form (columns permuted by @p order when it is not empty).
-template <PackableWeightPolicy P>
+template <DeployableWeightPolicy P>
 lowered_dense lower_dense(nn::dense<P>& d, char const* which, std::vector<std::size_t> const& order = {})
 {
-    return lower_weights<P>(evaluated_values(d.weight()), d.options().out, d.options().in, order, d.bias(), which);
+    std::vector<float> const q = evaluated_values(d.weight(), !d.bias().empty());
+    return lower_weights(q, describe(d.weight().policy()), d.options().out, d.options().in, order,
+                         evaluated_bias(d.weight(), d.bias()), which);
 }
 
 /// The largest |v| of a layer whose inputs are at most @p input_max in magnitude.

@@ -56,12 +56,20 @@ constexpr policy_info policy_info_of() noexcept
     return i;
 }
 
+/// @brief A policy that knows its traits only at run time: `info()` (ste::any_quantizer, and ste::sat_rescale of
+/// one). Deploy and lowbit::summary check such a policy when they meet it, where a PrecisionPolicy is checked
+/// at compile time.
+template <class P>
+concept RuntimeDescribedPolicy = requires(P const& p) {
+    { p.info() } -> std::convertible_to<std::optional<policy_info>>;
+};
+
 /// @brief The info of a policy object: `p.info()` for one that knows it only at run time (ste::any_quantizer;
 /// empty when it holds a quantizer that states no traits), else policy_info_of<P>(), else empty.
 template <class P>
 std::optional<policy_info> describe(P const& p)
 {
-    if constexpr (requires { { p.info() } -> std::convertible_to<std::optional<policy_info>>; })
+    if constexpr (RuntimeDescribedPolicy<P>)
         return p.info();
     else if constexpr (PrecisionPolicy<P>)
         return policy_info_of<P>();

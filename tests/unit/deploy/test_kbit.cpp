@@ -5,11 +5,14 @@
 //  - deploy::compile of random small PACT MLPs (no training) against plain integer loops and the fake-quant
 //    model's evaluation forward: identical hidden codes and argmax, logits within the float-summation bound;
 //  - the errors of fold_level_thresholds, packed_kbit_dense and packed_kbit_mlp.
+#include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
+#include <lowbit/deploy/packed_kbit_file.hpp>
 #include <lowbit/deploy/packed_kbit_mlp.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
+#include <lowbit/train/checkpoint.hpp>
 
 #include "../../support/argmax.hpp"
 
@@ -194,10 +197,14 @@ TEST_CASE("fold_level_thresholds: PACT's alpha sign is ignored, and bad ranges a
                          doctest::Contains("does not fit int32"), invalid_input);
     CHECK_THROWS_WITH_AS((void)deploy::fold_level_thresholds(bn, make_act<2>(0.0f), -4, 4, y),
                          doctest::Contains("alpha must be finite and non-zero"), invalid_input);
-    static_assert(deploy::PactActivationLayer<pact_act<8>>);
-    static_assert(deploy::PactActivationLayer<nn::quantize_activation<ste::pact<3>>>);
-    static_assert(!deploy::PactActivationLayer<pact_act<9>>);  // codes must fit the kernel's 8-bit inputs
-    static_assert(!deploy::PactActivationLayer<nn::quantize_activation<ste::sign_activation>>);
+    static_assert(deploy::CodeActivationLayer<pact_act<8>>);
+    static_assert(deploy::CodeActivationLayer<nn::quantize_activation<ste::pact<3>>>);
+    static_assert(!deploy::CodeActivationLayer<pact_act<9>>);  // codes must fit the kernel's 8-bit inputs
+    static_assert(!deploy::CodeActivationLayer<nn::quantize_activation<ste::sign_activation>>);
+    // Read through policy_traits: any unsigned grid of 1..8 bits, not a list of PACT types.
+    static_assert(deploy::CodeActivationLayer<nn::quantize_activation<ste::dorefa_activation<4>>>);
+    static_assert(deploy::CodeActivationLayer<nn::quantize_activation<ste::lsq<2, grid::unsigned_int>>>);
+    static_assert(!deploy::CodeActivationLayer<nn::quantize_activation<ste::lsq<2, grid::signed_int>>>);
 }
 
 TEST_CASE_TEMPLATE("compiled PACT MLPs equal the integer loops and the fake-quant model's codes and argmax", R,
@@ -329,4 +336,37 @@ TEST_CASE("packed_kbit_dense and packed_kbit_mlp refuse what they cannot run, wi
     CHECK_THROWS_WITH_AS((void)m.codes(q, 1), doctest::Contains("writes no codes"), invalid_input);
     CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 2>::from_shape({1, 4})),
                          doctest::Contains("expected 3 input features, got 4"), invalid_input);
+}
+
+TEST_CASE("DoReFa activations and erased weights, as lowbit-train builds its models, compile like their concrete twin")
+{
+    // Policies are read through policy_traits: DoReFa's activations are unsigned 4-bit codes as PACT's are, and a
+    // weight quantizer chosen at run time (ste::any_quantizer) is checked when compile() lowers its layer.
+    std::size_t const inputs = 40, hidden = 48, classes = 5, m = 32;
+    deploy::input_map const map{.scale = 0.0125f, .offset = -1.5f};
+    nn::mlp_options const o{.inputs = inputs, .hidden = hidden, .classes = classes, .init = nn::init::uniform_unit,
+                            .seed = 5};
+    auto concrete = nn::mlp(o, ste::dorefa_weight<2>{}, ste::dorefa_weight<8>{}, ste::xnor_weight<>{},
+                            ste::dorefa_activation<4>{}, nn::bias_head);
+    auto erased = nn::mlp(o, ste::any_quantizer{ste::dorefa_weight<2>{}}, ste::any_quantizer{ste::dorefa_weight<8>{}},
+                          ste::any_quantizer{ste::xnor_weight<>{}}, ste::dorefa_activation<4>{}, nn::bias_head);
+    xt::xtensor<std::uint8_t, 2> const q = random_codes(m, inputs, 6);
+    xt::xtensor<float, 2> const x = decode(q, map);
+    calibrate_batch_norm(concrete, x, 2);
+    train::from_archive(erased, train::to_archive(concrete));
+    deploy::packed_kbit_mlp const a = deploy::compile(concrete, {.input = map});
+    deploy::packed_kbit_mlp const b = deploy::compile(erased, {.input = map});
+    CHECK(io::archive_bytes(deploy::to_archive(a)) == io::archive_bytes(deploy::to_archive(b)));
+    CHECK(a.layers()[0].thresholds().levels == 15);
+    CHECK(b.forward(q) == a.forward(q));
+    deploy::rounding_audit const audit = deploy::audit(erased, b, x, q, xt::xtensor<std::uint8_t, 1>::from_shape({m}));
+    CHECK(audit.unexplained == 0);
+    CHECK(audit.argmax_disagreements_where_codes_agree == 0);
+
+    // An erased policy without a packed form is refused when compile() meets it, naming the layer.
+    auto ternary = nn::mlp(o, ste::any_quantizer{ste::twn_weight<>{}}, ste::any_quantizer{ste::dorefa_weight<8>{}},
+                           ste::any_quantizer{ste::dorefa_weight<8>{}}, ste::dorefa_activation<4>{}, nn::bias_head);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(ternary, {.input = map}),
+                         doctest::Contains("the hidden layer's weights are 2-bit on a grid of levels [-1, 1] times a step, which has no packed form"),
+                         invalid_input);
 }
