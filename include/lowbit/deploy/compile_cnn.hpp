@@ -277,11 +277,11 @@ packed_cnn compile(Model& model, compile_options const& options = {})
     // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
     constexpr bool packable = parts::binarized && detail::all_deployable(static_cast<policies*>(nullptr));
     static_assert(!parts::binarized || packable,
-                  "lowbit::deploy::compile: every layer of the CNN needs weights on a binary or mid-rise "
-                  "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
-                  "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
-                  "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
-                  "grid::symmetric_odd) and float weights have no packed form yet");
+                  "lowbit::deploy::compile: every layer of the CNN needs weights quantized on a grid whose levels "
+                  "fit int8 codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, ...>), "
+                  "or 2..8 bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread "
+                  "(ste::twn_weight, ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights have "
+                  "no packed form");
     if constexpr (packable) {
         options.input.check();
         auto& b1 = model.template layer<0>();

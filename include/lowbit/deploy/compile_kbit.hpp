@@ -86,11 +86,11 @@ packed_kbit_mlp compile(Model& model, compile_options const& options = {})
     constexpr bool packable = DeployableWeightPolicy<first> && DeployableWeightPolicy<hidden> &&
                               DeployableWeightPolicy<last>;
     static_assert(packable,
-                  "lowbit::deploy::compile: every layer of the PACT MLP needs weights on a binary or mid-rise "
-                  "symmetric grid of 1..8 bits as policy_traits reads it (e.g. ste::xnor_weight, "
-                  "ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, lowbit::quantizer<Bits, R, C, "
-                  "grid::symmetric_even>); mid-tread grids (ternary: ste::twn_weight, ste::uniform_weight, "
-                  "grid::symmetric_odd) and float weights have no packed form yet");
+                  "lowbit::deploy::compile: every layer of the PACT MLP needs weights quantized on a grid whose "
+                  "levels fit int8 codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, "
+                  "...>), or 2..8 bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread "
+                  "(ste::twn_weight, ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights have "
+                  "no packed form");
     if constexpr (packable) {
         options.input.check();
         detail::lowered_dense l0 = detail::lower_dense(model.template layer<0>(), "first");

@@ -181,14 +181,18 @@ private:
         } else {
             // Plane b of filter j is filter b * filters + j: bit k is bit b of the code c_jk (two's complement).
             // The kernel's padding corrections apply to each plane, so each plane product is zero-padded too.
+            // Integer levels add one filter of all +1 taps: its product is sum_k x_k over the patch's valid taps.
             std::size_t const planes = static_cast<std::size_t>(w_.bits), words = w_.words();
-            std::vector<std::uint64_t> rows(planes * w_.out * words, 0);
+            std::size_t const filters = planes * w_.out + (w_.odd ? 0 : 1);
+            std::vector<std::uint64_t> rows(filters * words, 0);
             for (std::size_t b = 0; b < planes; ++b)
                 for (std::size_t j = 0; j < w_.out; ++j)
                     for (std::size_t k = 0; k < w_.in; ++k)
                         if (((static_cast<std::uint8_t>(w_.codes[j * w_.in + k]) >> b) & 1u) != 0)
                             rows[(b * w_.out + j) * words + k / 64] |= std::uint64_t{1} << (k % 64);
-            s.filters = planes * w_.out;
+            if (!w_.odd)
+                for (std::size_t k = 0; k < w_.in; ++k) rows[(filters - 1) * words + k / 64] |= std::uint64_t{1} << (k % 64);
+            s.filters = filters;
             conv_ = kernels::binary_conv2d_weights(s, kernels::bit_matrix_view{rows.data(), s.filters, w_.in, words});
         }
     }
@@ -224,7 +228,8 @@ private:
     }
 
     /// v of images n0 .. n0 + n - 1 of input sign bits, zero-padded: binary_conv2d, over the bit planes of
-    /// the codes for odd levels (v = sum_b w_b (x . t_b), packed_dense's rule).
+    /// the codes for odd levels (v = sum_b w_b (x . t_b), packed_dense's rule), and for integer levels the same
+    /// less the sum of the patch's inputs, halved.
     void sign_integers(kernels::bit_matrix_view const& x, std::size_t n0, std::size_t n, std::int32_t* v) const
     {
         kernels::binary_conv2d_shape const& s = shape_;
@@ -234,7 +239,8 @@ private:
             kernels::binary_conv2d(conv_, part, n, kernels::int32_output{v, s.filters});
             return;
         }
-        std::size_t const planes = static_cast<std::size_t>(w_.bits), wide = planes * s.filters;
+        std::size_t const planes = static_cast<std::size_t>(w_.bits);
+        std::size_t const wide = planes * s.filters + (w_.odd ? 0 : 1);
         std::vector<std::int32_t>& p = scratch<std::int32_t, 2>(rows * wide);
         kernels::binary_conv2d(conv_, part, n, kernels::int32_output{p.data(), wide});
         for (std::size_t r = 0; r < rows; ++r) {
@@ -244,6 +250,12 @@ private:
                 vr[j] = -(pr[(planes - 1) * s.filters + j] * (1 << (planes - 1)));
             for (std::size_t b = 0; b + 1 < planes; ++b)
                 for (std::size_t j = 0; j < s.filters; ++j) vr[j] += pr[b * s.filters + j] * (1 << b);
+            if (!w_.odd) {
+                // Integer levels: x . c = (x . (2c + 1) - sum_k x_k) / 2, the sum over the valid taps being the
+                // product of the all-ones filter (zero padding contributes nothing to either).
+                std::int32_t const sum = pr[wide - 1];
+                for (std::size_t j = 0; j < s.filters; ++j) vr[j] = (vr[j] - sum) / 2;
+            }
         }
     }
 

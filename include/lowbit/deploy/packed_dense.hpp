@@ -12,6 +12,8 @@
 /// | codes q    | levels 2c + 1      | int8_gemm (u8 x s8 c)                   | sum_k q_k (2 c_jk + 1)           |
 /// | signs x    | binary s = +-1     | binary_gemm (xnor-popcount)             | sum_k x_k s_jk = K - 2 popcount  |
 /// | signs x    | levels 2c + 1      | binary_gemm over the B bit planes of c  | sum_b w_b (x . t_b)              |
+/// | codes q    | integer levels c   | int8_gemm (u8 x s8 c)                   | sum_k q_k c_jk                   |
+/// | signs x    | integer levels c   | as levels 2c + 1, then (v - sum x) / 2  | sum_k x_k c_jk                   |
 ///
 /// Odd levels: a B-bit DoReFa weight is one of 2^B levels (2r - (2^B - 1)) / (2^B - 1), r = 0 .. 2^B - 1, i.e.
 /// an odd integer d in [-(2^B - 1), 2^B - 1] times the step 1 / (2^B - 1). At 8 bits d needs 9 bits, so it is
@@ -47,6 +49,7 @@
 #include <lowbit/kernels/matrix_view.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -62,8 +65,9 @@ namespace lowbit::deploy {
 /// @brief What a packed layer reads: 8-bit input codes (a model's first layer) or sign bits.
 enum class layer_input : std::uint8_t { codes, signs };
 
-/// @brief The weights of a packed layer: +-1 bits (bits == 1), or odd levels 2c + 1 of step 1 / (2^bits - 1)
-/// stored as int8 codes c (bits 2..8).
+/// @brief The weights of a packed layer: +-1 bits (bits == 1), or levels stored as int8 codes c (bits 2..8):
+/// the odd integers 2c + 1 of a mid-rise grid (DoReFa's: step 1 / (2^bits - 1)), or the integers c themselves
+/// of a mid-tread grid (`odd` false: ternary, TWN, SQWA's uniform weights, LSQ's signed grid).
 struct packed_weights {
     std::size_t in = 0;                ///< input features
     std::size_t out = 0;               ///< output channels
@@ -73,12 +77,18 @@ struct packed_weights {
     /// A logits layer's real value of level 1 per channel: alpha_j for binary weights (required), s_j / 2 for odd
     /// levels (empty: step(), the 1 / (2^bits - 1) of DoReFa's grid). Empty in other layers (folded).
     std::vector<float> scale{};
+    bool odd = true;  ///< bits >= 2: the level of code c is 2c + 1 (mid-rise) or c (mid-tread, no default unit)
 
     bool binary() const noexcept { return bits == 1; }
-    /// The largest level magnitude: 1 for binary weights, 2^bits - 1 for odd levels.
-    std::int64_t max_level() const noexcept { return binary() ? 1 : (std::int64_t{1} << bits) - 1; }
-    /// The default real value of level 1 for odd levels, 1 / (2^bits - 1) (binary weights carry `scale`).
-    double step() const noexcept { return binary() ? 1.0 : 1.0 / static_cast<double>(max_level()); }
+    /// The largest level magnitude: 1 for binary weights, 2^bits - 1 for odd levels, 2^(bits - 1) for integers.
+    std::int64_t max_level() const noexcept
+    {
+        if (binary()) return 1;
+        return odd ? (std::int64_t{1} << bits) - 1 : std::int64_t{1} << (bits - 1);
+    }
+    /// The default real value of level 1 for odd levels, 1 / (2^bits - 1) (binary weights and integer levels
+    /// carry `scale`).
+    double step() const noexcept { return binary() || !odd ? 1.0 : 1.0 / static_cast<double>(max_level()); }
     /// Words of one row of signs.
     std::size_t words() const noexcept { return kernels::words_for_bits(in); }
     /// Throws invalid_input, prefixed by @p who, unless the sizes match in and out, bits is 1..8 and every
@@ -104,11 +114,12 @@ struct packed_weights {
         }
     }
 
-    /// The integer weight of output j, input k: +-1, or 2c + 1.
+    /// The integer weight of output j, input k: +-1, 2c + 1, or c.
     std::int32_t level(std::size_t j, std::size_t k) const noexcept
     {
         if (binary()) return ((signs[j * words() + k / 64] >> (k % 64)) & 1u) != 0 ? 1 : -1;
-        return 2 * static_cast<std::int32_t>(codes[j * in + k]) + 1;
+        std::int32_t const c = codes[j * in + k];
+        return odd ? 2 * c + 1 : c;
     }
 };
 
@@ -140,7 +151,7 @@ public:
         check();
         if (input_ != layer_input::signs)
             throw invalid_input("lowbit::deploy::packed_dense: a logits layer reads sign bits, not input codes");
-        if (bias_.size() != w_.out || (w_.binary() && w_.scale.size() != w_.out) ||
+        if (bias_.size() != w_.out || ((w_.binary() || !w_.odd) && w_.scale.size() != w_.out) ||
             (!w_.binary() && !w_.scale.empty() && w_.scale.size() != w_.out))
             throw invalid_input("lowbit::deploy::packed_dense: a logits layer of " + std::to_string(w_.out) +
                                 " channels has " + std::to_string(bias_.size()) + " biases and " +
@@ -290,7 +301,8 @@ private:
         }
     };
 
-    /// Input codes: v = sum_k q_k s_jk (binary) or 2 sum_k q_k c_jk + sum_k q_k (levels 2c + 1).
+    /// Input codes: v = sum_k q_k s_jk (binary), 2 sum_k q_k c_jk + sum_k q_k (levels 2c + 1), or sum_k q_k c_jk
+    /// (integer levels).
     raw raw_codes(kernels::matrix_view<std::uint8_t> const& x) const
     {
         std::vector<std::int32_t>& acc = scratch<std::int32_t, 0>(x.rows * w_.out);
@@ -298,10 +310,11 @@ private:
         kernels::int8_gemm(x, i8_, kernels::int32_output{acc.data(), w_.out});
         for (std::size_t i = 0; i < x.rows; ++i) {
             std::int32_t sum = 0;
-            if (!w_.binary())
+            if (!w_.binary() && w_.odd)
                 for (std::size_t k = 0; k < x.cols; ++k) sum += x.data[i * x.ld + k];
             row[i] = sum;
         }
+        if (!w_.binary() && !w_.odd) return {acc.data(), row.data(), 1};  // integer levels: v = sum q c
         return {acc.data(), row.data(), w_.binary() ? 1 : 2};
     }
 
@@ -326,6 +339,19 @@ private:
             for (std::size_t j = 0; j < w_.out; ++j) v[j] = -(pi[(planes - 1) * w_.out + j] << (planes - 1));
             for (std::size_t b = 0; b + 1 < planes; ++b)
                 for (std::size_t j = 0; j < w_.out; ++j) v[j] += pi[b * w_.out + j] << b;
+            if (!w_.odd) {
+                // Integer levels c = ((2c + 1) - 1) / 2: x . c = (x . (2c + 1) - sum_k x_k) / 2, with
+                // sum_k x_k = 2 popcount(x) - in over the row's +-1 inputs (the bits past in are 0).
+                std::int32_t ones = 0;
+                std::size_t const words = kernels::words_for_bits(x.cols);
+                for (std::size_t w = 0; w < words; ++w) {
+                    std::uint64_t word = x.data[i * x.ld + w];
+                    if (w + 1 == words && x.cols % 64 != 0) word &= (std::uint64_t{1} << (x.cols % 64)) - 1;
+                    ones += std::popcount(word);
+                }
+                std::int32_t const sum = 2 * ones - static_cast<std::int32_t>(x.cols);
+                for (std::size_t j = 0; j < w_.out; ++j) v[j] = (v[j] - sum) / 2;
+            }
         }
         std::fill(row.begin(), row.begin() + static_cast<std::ptrdiff_t>(x.rows), 0);
         return {acc.data(), row.data(), 1};

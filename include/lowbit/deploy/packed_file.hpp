@@ -14,7 +14,8 @@
 /// | `layer<i>.signs`             | uint64  | [out, ceil(in / 64)]    | binary weights                    |
 /// | `layer<i>.codes`             | int8    | [out, in]               | odd-level weights (`layer<i>.bits`) |
 /// | `layer<i>.threshold`, `.flip`| int32, uint64 | [out], [ceil(out / 64)] | every layer but the last      |
-/// | `layer<i>.scale`             | float32 | [out]                   | last layer: binary weights; odd levels whose unit is not 1 / (2^bits - 1) |
+/// | `layer<i>.scale`             | float32 | [out]                   | last layer: binary weights, integer levels; odd levels whose unit is not 1 / (2^bits - 1) |
+/// | `layer<i>.levels` (metadata) | string  |                         | `integer`: codes are mid-tread levels c, not 2c + 1 |
 /// | `layer<i>.bias`              | float32 | [out]                   | last layer                        |
 ///
 /// The kernels' packed panels are rebuilt on loading: the file holds plain row-major matrices, so it does not
@@ -54,10 +55,11 @@ inline constexpr std::uint32_t packed_version = 1;
 
 namespace detail {
 /// The weights @p w under prefix @p p: `<p>bits`, and `<p>signs` [out, ceil(in / 64)] (binary) or `<p>codes`
-/// [out, in] (odd levels).
+/// [out, in] (levels; `<p>levels = integer` for the integer levels of a mid-tread grid, absent for odd levels).
 inline void add_weights(io::archive& a, std::string const& p, packed_weights const& w)
 {
     a.meta()[p + "bits"] = std::to_string(w.bits);
+    if (!w.binary() && !w.odd) a.meta()[p + "levels"] = "integer";
     if (w.binary())
         a.add(p + "signs", {w.out, w.words()}, w.signs);
     else
@@ -71,7 +73,7 @@ inline void add_dense(io::archive& a, std::string const& p, packed_dense const& 
     packed_weights const& w = l.weights();
     add_weights(a, p, w);
     if (l.logits()) {
-        if (!w.scale.empty()) a.add(p + "scale", {w.out}, w.scale);  // binary; odd levels off DoReFa's unit
+        if (!w.scale.empty()) a.add(p + "scale", {w.out}, w.scale);  // binary, integer, off-DoReFa odd levels
         a.add(p + "bias", {w.out}, std::vector<float>(l.bias().begin(), l.bias().end()));
     } else {
         a.add(p + "threshold", {w.out}, l.thresholds().threshold);
@@ -130,6 +132,13 @@ inline packed_weights read_weights(io::archive const& a, std::string const& p, s
         std::vector<std::size_t> const& s = entry_shape(a, p + "codes");
         w.out = s.empty() ? 0 : s[0];
         w.codes = a.integers<std::int8_t>(p + "codes", std::vector<std::size_t>{w.out, w.in});
+        auto const levels = a.meta().find(p + "levels");
+        if (levels != a.meta().end()) {
+            if (levels->second != "integer")
+                throw io::io_error{a.source(), "metadata '" + p + "levels' is '" + levels->second +
+                                                   "', not 'integer' (odd levels have no such key)"};
+            w.odd = false;
+        }
     }
     return w;
 }

@@ -159,8 +159,8 @@ private:
         return detail::scratch<packed_kbit_dense, std::int32_t, Slot>(n);
     }
 
-    /// v = sum_k q_k s_jk (binary) or 2 sum_k q_k c_jk + sum_k q_k (levels 2c + 1: the per-row term is one the
-    /// kernel's per-column output transforms cannot add).
+    /// v = sum_k q_k s_jk (binary), 2 sum_k q_k c_jk + sum_k q_k (levels 2c + 1: the per-row term is one the
+    /// kernel's per-column output transforms cannot add), or sum_k q_k c_jk (integer levels).
     raw run(kernels::matrix_view<std::uint8_t> const& x) const
     {
         std::vector<std::int32_t>& acc = scratch<0>(x.rows * w_.out);
@@ -168,11 +168,11 @@ private:
         kernels::int8_gemm(x, i8_, kernels::int32_output{acc.data(), w_.out});
         for (std::size_t i = 0; i < x.rows; ++i) {
             std::int32_t sum = 0;
-            if (!w_.binary())
+            if (!w_.binary() && w_.odd)
                 for (std::size_t k = 0; k < x.cols; ++k) sum += x.data[i * x.ld + k];
             row[i] = sum;
         }
-        return {acc.data(), row.data(), w_.binary() ? 1 : 2};
+        return {acc.data(), row.data(), w_.binary() || !w_.odd ? 1 : 2};  // integer levels: v = sum q c
     }
 
     bool logits_ = false;

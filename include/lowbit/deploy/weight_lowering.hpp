@@ -8,17 +8,20 @@
 /// A layer is lowered from the values it evaluates with -- Q(w), as `weight().forward_values()` gives them in
 /// evaluation -- whatever its policy (a lowbit::ste fake quantizer, lowbit::quantizer in shadow or packed
 /// storage, a user's type) and whatever method trained it. Its grid (policy_traits) says which integers they
-/// are: on a mid-rise grid every value is (k + 1/2) s_j, an odd integer 2k + 1 times s_j / 2, with one step s_j
-/// per output channel (or one per tensor, by the policy's granularity) found from the values themselves: the
-/// largest step that puts every value on the grid within the bit width; any such step represents Q(w) exactly. Binary weights are stored as one
-/// sign bit per weight and alpha_j = s_j / 2, the others as int8 codes c = k (level 2c + 1) and s_j / 2.
+/// are: on a mid-rise grid every value is (k + 1/2) s_j, an odd integer 2k + 1 times s_j / 2; on a mid-tread
+/// grid k s_j, the integer k times s_j. The step s_j, one per output channel (or one per tensor, by the policy's
+/// granularity), is found from the values themselves: the largest step that puts every value on the grid within
+/// the bit width; any such step represents Q(w) exactly. Binary weights are stored as one sign bit per weight and
+/// alpha_j = s_j / 2, the others as int8 codes c = k: level 2c + 1 and unit s_j / 2 (mid-rise), or level c and
+/// unit s_j (mid-tread).
 ///
 /// @code
 /// static_assert(lowbit::deploy::PackableWeightPolicy<lowbit::ste::xnor_weight<>>);
 /// static_assert(lowbit::deploy::LevelWeightPolicy<lowbit::ste::dorefa_weight<8>>);
 /// using sr1 = lowbit::quantizer<1, lowbit::stochastic_t, lowbit::clip::fixed_range>;   // SR-trained binary
 /// static_assert(lowbit::deploy::BinaryWeightPolicy<sr1>);
-/// static_assert(!lowbit::deploy::PackableWeightPolicy<lowbit::ste::twn_weight<>>);     // mid-tread: not yet
+/// static_assert(lowbit::deploy::LevelWeightPolicy<lowbit::ste::twn_weight<>>);          // ternary: integer levels
+/// static_assert(!lowbit::deploy::PackableWeightPolicy<lowbit::nn::float_weights_t>);
 /// @endcode
 
 #include <lowbit/config.hpp>
@@ -46,33 +49,36 @@
 
 namespace lowbit::deploy {
 
+/// @brief Whether weights with the traits @p i pack, the rule every packable policy follows: binary (the two
+/// levels +-s/2), or 2..8 bits on a grid whose levels fit int8 codes -- mid-rise (k + 1/2) s over the full
+/// signed range, stored as odd levels 2c + 1, or mid-tread k s with -2^(B-1) <= k <= 2^(B-1) - 1 (ternary,
+/// symmetric odd, two's complement), stored as the integers c = k. Its compile-time form is
+/// PackableWeightPolicy; a policy chosen at run time is checked with this when compile() meets it.
+constexpr bool packable(policy_info const& i) noexcept
+{
+    if (!i.quantizes() || i.bits < 1 || i.bits > 8) return false;
+    int const half = 1 << (i.bits - 1);
+    if (i.levels.offset == 0.5f) return i.levels == level_range{-half, half - 1, 0.5f};  // binary at 1 bit
+    return i.bits >= 2 && i.levels.offset == 0.0f && i.levels.qmin >= -half && i.levels.qmin <= 0 &&
+           i.levels.qmax >= 0 && i.levels.qmax <= half - 1;
+}
+
 /// @brief Weight policies that compile() packs as sign bits with a scale per channel: a grid of the two
 /// levels +-s/2 (grid::binary, or grid::symmetric_even at 1 bit). ste::xnor_weight, ste::dorefa_weight<1>,
 /// lowbit::quantizer<1, ...>, and a user's policy whose policy_traits say so.
 template <class P>
 concept BinaryWeightPolicy = QuantizingPolicy<P> && (levels_v<P> == level_range{-1, 0, 0.5f});
 
-/// @brief Weight policies that compile() packs as odd levels 2c + 1 in int8 codes: a mid-rise symmetric grid
-/// of 2^B levels (k + 1/2) s, k = -2^(B-1) .. 2^(B-1) - 1, for B = 2..8 (grid::symmetric_even):
-/// ste::dorefa_weight<B>, lowbit::quantizer<B, R, C, grid::symmetric_even>, ... Mid-tread grids (ternary,
-/// grid::symmetric_odd, grid::signed_int) have no packed form yet.
+/// @brief Weight policies that compile() packs as levels in int8 codes: B = 2..8 bits on a mid-rise grid of
+/// 2^B levels (grid::symmetric_even: ste::dorefa_weight<B>, lowbit::quantizer<B, R, C, grid::symmetric_even>)
+/// or on a mid-tread grid (grid::symmetric_odd: ste::twn_weight, ste::uniform_weight, SQWA's quantizer;
+/// grid::signed_int: ste::lsq<B>), as `packable` says.
 template <class P>
-concept LevelWeightPolicy = QuantizingPolicy<P> && (bit_width_v<P> >= 2) && (bit_width_v<P> <= 8) &&
-                            (levels_v<P> == level_range{-(1 << (bit_width_v<P> - 1)), (1 << (bit_width_v<P> - 1)) - 1,
-                                                        0.5f});
+concept LevelWeightPolicy = QuantizingPolicy<P> && (bit_width_v<P> >= 2) && packable(policy_info_of<P>());
 
 /// @brief Weight policies compile() supports in any position: BinaryWeightPolicy or LevelWeightPolicy.
 template <class P>
 concept PackableWeightPolicy = BinaryWeightPolicy<P> || LevelWeightPolicy<P>;
-
-/// @brief Whether weights with the traits @p i pack: the run-time form of PackableWeightPolicy, for a policy
-/// chosen at run time.
-constexpr bool packable(policy_info const& i) noexcept
-{
-    if (!i.quantizes() || i.bits < 1 || i.bits > 8) return false;
-    int const half = 1 << (i.bits - 1);
-    return i.levels == level_range{-half, half - 1, 0.5f};
-}
 
 /// @brief The weight policies compile() takes: packable ones, and those that know their traits only at run
 /// time (ste::any_quantizer, as lowbit-train builds its models), which compile() checks when it meets them.
@@ -165,9 +171,9 @@ inline lowered_dense lower_weights(std::vector<float> const& q0, std::optional<p
                                                      std::to_string(info->levels.qmin) + ", " +
                                                      std::to_string(info->levels.qmax) + "] times a step"
                                                : std::string("float")) +
-                            ", which has no packed form: packed weights are binary or on a mid-rise symmetric grid "
-                            "of 2..8 bits (ste::xnor_weight, ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...>, "
-                            "lowbit::quantizer<Bits, R, C, grid::symmetric_even>)");
+                            ", which has no packed form: packed weights are binary, or 2..8 bits whose levels fit "
+                            "int8 codes (mid-rise grid::symmetric_even, mid-tread grid::symmetric_odd or "
+                            "grid::signed_int)");
     level_range const levels = info->levels;
     if (q0.size() != out * in)
         throw invalid_input(where + ": " + std::to_string(q0.size()) + " values for " + std::to_string(out) + " x " +
@@ -188,12 +194,15 @@ inline lowered_dense lower_weights(std::vector<float> const& q0, std::optional<p
     r.w.bits = info->bits;
     r.step.resize(out);
     r.w.scale.resize(out);
+    bool const mid_rise = levels.offset != 0.0f;
+    r.w.odd = mid_rise;
     for (std::size_t j = 0; j < out; ++j) {
-        r.step[j] = s[j] / 2.0;  // level 2k + 1 stands for (k + 1/2) s_j
+        r.step[j] = mid_rise ? s[j] / 2.0 : s[j];  // level 2k + 1 stands for (k + 1/2) s_j; level k for k s_j
         r.w.scale[j] = static_cast<float>(r.step[j]);
     }
     // Odd levels whose unit is packed_weights' default, 1 / (2^B - 1) (DoReFa's), leave the scale implicit.
-    if (r.w.bits > 1 && std::all_of(r.step.begin(), r.step.end(), [&](double u) { return u == r.w.step(); }))
+    if (r.w.bits > 1 && mid_rise &&
+        std::all_of(r.step.begin(), r.step.end(), [&](double u) { return u == r.w.step(); }))
         r.w.scale.clear();
     if (r.w.bits == 1) {
         r.w.signs.assign(out * r.w.words(), 0);
@@ -203,7 +212,7 @@ inline lowered_dense lower_weights(std::vector<float> const& q0, std::optional<p
         r.w.codes.resize(q.size());
         for (std::size_t j = 0; j < out; ++j)
             for (std::size_t k = 0; k < in; ++k) {
-                double const u = s[j] == 0.0 ? 0.0 : static_cast<double>(q[j * in + k]) / s[j] - 0.5;  // k
+                double const u = s[j] == 0.0 ? 0.0 : static_cast<double>(q[j * in + k]) / s[j] - levels.offset;  // k
                 r.w.codes[j * in + k] = static_cast<std::int8_t>(std::nearbyint(u));
             }
     }

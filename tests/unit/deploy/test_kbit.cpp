@@ -62,6 +62,8 @@ using binary_hidden_2 = kbit_recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, s
 using levels_4 = kbit_recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
 using mixed_8 = kbit_recipe<ste::xnor_weight<>, ste::dorefa_weight<8>, ste::dorefa_weight<1>, 8>;
 using levels_1 = kbit_recipe<ste::dorefa_weight<2>, ste::dorefa_weight<4>, ste::dorefa_weight<8>, 1>;
+// Mid-tread grids, stored as integer levels: SQWA's 3-bit uniform grid, TWN, LSQ's two's-complement grid.
+using ternary_2 = kbit_recipe<ste::uniform_weight<3>, ste::twn_weight<>, ste::lsq<4, grid::signed_int>, 2>;
 
 template <class R>
 auto make_model(std::size_t inputs, std::size_t hidden, std::size_t classes, float alpha, std::uint64_t seed)
@@ -208,7 +210,7 @@ TEST_CASE("fold_level_thresholds: PACT's alpha sign is ignored, and bad ranges a
 }
 
 TEST_CASE_TEMPLATE("compiled PACT MLPs equal the integer loops and the fake-quant model's codes and argmax", R,
-                   binary_hidden_2, levels_4, mixed_8, levels_1)
+                   binary_hidden_2, levels_4, mixed_8, levels_1, ternary_2)
 {
     std::size_t const inputs = 50, hidden = 70, classes = 7, m = 64;
     float const alpha = 1.25f;
@@ -363,10 +365,29 @@ TEST_CASE("DoReFa activations and erased weights, as lowbit-train builds its mod
     CHECK(audit.unexplained == 0);
     CHECK(audit.argmax_disagreements_where_codes_agree == 0);
 
-    // An erased policy without a packed form is refused when compile() meets it, naming the layer.
-    auto ternary = nn::mlp(o, ste::any_quantizer{ste::twn_weight<>{}}, ste::any_quantizer{ste::dorefa_weight<8>{}},
-                           ste::any_quantizer{ste::dorefa_weight<8>{}}, ste::dorefa_activation<4>{}, nn::bias_head);
-    CHECK_THROWS_WITH_AS((void)deploy::compile(ternary, {.input = map}),
-                         doctest::Contains("the hidden layer's weights are 2-bit on a grid of levels [-1, 1] times a step, which has no packed form"),
+    // An erased policy without a packed form -- here an empty any_quantizer, the identity: float weights -- is
+    // refused when compile() meets it, naming the layer.
+    auto float_hidden = nn::mlp(o, ste::any_quantizer{}, ste::any_quantizer{ste::dorefa_weight<8>{}},
+                                ste::any_quantizer{ste::dorefa_weight<8>{}}, ste::dorefa_activation<4>{}, nn::bias_head);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(float_hidden, {.input = map}),
+                         doctest::Contains("the hidden layer's weights are float, which has no packed form"),
                          invalid_input);
+}
+
+TEST_CASE("integer levels of a mid-tread grid round-trip through the k-bit file, and a bad levels key is refused")
+{
+    std::size_t const inputs = 30, hidden = 24, classes = 4, m = 16;
+    deploy::input_map const map{.scale = 0.0125f, .offset = -1.5f};
+    auto model = make_model<ternary_2>(inputs, hidden, classes, 1.25f, 8);
+    xt::xtensor<std::uint8_t, 2> const q = random_codes(m, inputs, 3);
+    calibrate_batch_norm(model, decode(q, map), 4);
+    deploy::packed_kbit_mlp const packed = deploy::compile(model, {.input = map});
+    CHECK_FALSE(packed.layers()[1].weights().odd);  // TWN: the integers -1, 0, 1
+    io::archive a = deploy::to_archive(packed);
+    CHECK(a.meta().at("layer1.levels") == "integer");
+    CHECK(a.meta().count("layer0.levels") == 1);  // SQWA's 3-bit uniform grid: mid-tread too
+    CHECK(deploy::kbit_from_archive(a).forward(q) == packed.forward(q));
+    a.meta()["layer1.levels"] = "octal";
+    CHECK_THROWS_WITH_AS((void)deploy::kbit_from_archive(a), doctest::Contains("metadata 'layer1.levels' is 'octal'"),
+                         io::io_error);
 }

@@ -189,11 +189,13 @@ void check_conv(nn::conv2d_options o, std::size_t h, std::size_t w, bool first, 
 using lowbit::test::kbit_recipe;
 using binary_hidden_2 = kbit_recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>, 2>;
 using levels_4 = kbit_recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
+using ternary_2 = kbit_recipe<ste::uniform_weight<3>, ste::twn_weight<>, ste::lsq<4, grid::signed_int>, 2>;
 
 } // namespace
 
 TEST_CASE_TEMPLATE("packed_kbit_conv2d equals integer loops and the float conv - batch_norm - ReLU - PACT", P,
-                   ste::xnor_weight<>, ste::dorefa_weight<2>, ste::dorefa_weight<8>)
+                   ste::xnor_weight<>, ste::dorefa_weight<2>, ste::dorefa_weight<8>, ste::twn_weight<>,
+                   ste::lsq<4, grid::signed_int>)
 {
     for (bool const first : {true, false}) {
         check_conv<P, 4>({.in = 3, .out = 5, .kernel = 3, .stride = 1, .padding = 1}, 5, 7, first, 11);
@@ -237,7 +239,7 @@ TEST_CASE("code_max_pool is nn::max_pool2d on PACT's values")
 }
 
 TEST_CASE_TEMPLATE("a compiled PACT CNN agrees with the fake-quant model: every code, argmax, logits", R,
-                   binary_hidden_2, levels_4)
+                   binary_hidden_2, levels_4, ternary_2)
 {
     constexpr int bits = R::bits;
     for (bool const standardised : {false, true}) {

@@ -40,6 +40,7 @@ namespace {
 struct ref_weights {
     std::size_t in = 0, out = 0;
     bool binary = true;
+    bool mid_tread = false;
     std::vector<std::int32_t> level;  // out x in
     std::vector<double> step;         // per channel
     std::vector<float> bias;
@@ -48,10 +49,12 @@ struct ref_weights {
 template <class P>
 ref_weights reference_weights(nn::dense<P>& d, int bits)
 {
+    constexpr bool mid_tread = levels_v<P>.offset == 0.0f;  // integer levels k s (TWN, SQWA), else odd or binary
     ref_weights r;
     r.in = d.options().in;
     r.out = d.options().out;
     r.binary = bits == 1;
+    r.mid_tread = mid_tread;
     std::span<float const> const evaluated = d.weight().forward_values({.training = false});
     std::vector<float> const q(evaluated.begin(), evaluated.end());
     r.level.resize(q.size());
@@ -60,7 +63,9 @@ ref_weights reference_weights(nn::dense<P>& d, int bits)
     double largest = 0.0;
     for (float const x : q) largest = std::max(largest, std::abs(static_cast<double>(x)));
     for (std::size_t j = 0; j < r.out; ++j) {
-        r.step[j] = r.binary ? std::abs(static_cast<double>(q[j * r.in])) : largest / levels;
+        // Mid-tread: the largest |Q| is the top level (qmax s) of the tensor.
+        r.step[j] = r.binary ? std::abs(static_cast<double>(q[j * r.in]))
+                             : largest / (mid_tread ? static_cast<double>(levels_v<P>.qmax) : levels);
         for (std::size_t k = 0; k < r.in; ++k) {
             float const x = q[j * r.in + k];
             r.level[j * r.in + k] = r.binary ? (x < 0.0f ? -1 : 1)
@@ -127,7 +132,8 @@ reference_result reference(Model& model, int bits0, int bits1, int bits2, xt::xt
     // A logits layer's unit per channel is a float32 in the packed format, except DoReFa's 1 / (2^B - 1), implicit.
     double const dorefa_unit = 1.0 / static_cast<double>((1 << bits2) - 1);
     auto const unit = [&](std::size_t j) {
-        return w2.step[j] == dorefa_unit ? w2.step[j] : static_cast<double>(static_cast<float>(w2.step[j]));
+        return w2.step[j] == dorefa_unit && !w2.mid_tread ? w2.step[j]
+                                                          : static_cast<double>(static_cast<float>(w2.step[j]));
     };
     r.logits = xt::xtensor<float, 2>::from_shape({m, w2.out});
     for (std::size_t i = 0; i < m; ++i)
@@ -193,6 +199,8 @@ using bc_quantizer = recipe<even_grid<8, nearest_even_t>, quantizer<1, nearest_e
                             even_grid<2, nearest_even_t>>;
 using sr_quantizer = recipe<even_grid<8, stochastic_t>, quantizer<1, stochastic_t, clip::fixed_range>,
                             even_grid<4, stochastic_t>, nn::weight_storage::packed>;
+// Mid-tread grids (integer levels): TWN on the input codes and on sign bits, SQWA's ternary quantizer last.
+using ternary = recipe<ste::twn_weight<>, ste::twn_weight<>, quantizer<2, nearest_even_t, clip::max_abs>>;
 
 template <class R>
 auto make_model(std::size_t inputs, std::size_t hidden, std::size_t classes, std::uint64_t seed)
@@ -221,7 +229,7 @@ using lowbit::test::argmax_row;
 } // namespace
 
 TEST_CASE_TEMPLATE("packed models equal the unfused reference bit for bit and the fake-quant model in argmax", R, bnn,
-                   all_binary, levels, mixed, bc_quantizer, sr_quantizer)
+                   all_binary, levels, mixed, bc_quantizer, sr_quantizer, ternary)
 {
     std::size_t const inputs = 50, hidden = 70, classes = 7, m = 64;
     deploy::input_map const map{.scale = 0.0125f, .offset = -1.5f};  // a standardised-looking input

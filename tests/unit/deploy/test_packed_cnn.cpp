@@ -173,6 +173,8 @@ struct policy_set {
 using bnn_cnn = policy_set<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>>;
 using all_binary = policy_set<ste::xnor_weight<>, ste::xnor_weight<>, ste::xnor_weight<>>;
 using mixed = policy_set<ste::dorefa_weight<1>, ste::dorefa_weight<2>, ste::dorefa_weight<4>>;
+// Mid-tread grids: integer levels (ternary TWN convolutions on sign bits, SQWA's 3-bit uniform grid first).
+using ternary_cnn = policy_set<ste::uniform_weight<3>, ste::twn_weight<>, ste::uniform_weight<2>>;
 
 } // namespace
 
@@ -193,7 +195,8 @@ TEST_CASE("padding_classes: the taps inside the image, per output pixel")
 }
 
 TEST_CASE_TEMPLATE("packed_conv2d equals integer loops and the float conv - batch_norm - sign", P, ste::xnor_weight<>,
-                   ste::dorefa_weight<1>, ste::dorefa_weight<2>, ste::dorefa_weight<8>)
+                   ste::dorefa_weight<1>, ste::dorefa_weight<2>, ste::dorefa_weight<8>, ste::twn_weight<>,
+                   ste::uniform_weight<3>)
 {
     for (bool const codes : {false, true}) {
         check_conv(P{}, {.in = 3, .out = 5, .kernel = 3, .stride = 1, .padding = 1}, 5, 7, codes, 11);
@@ -226,7 +229,7 @@ TEST_CASE("sign_max_pool is nn::max_pool2d on +-1 values")
 }
 
 TEST_CASE_TEMPLATE("a compiled CNN agrees with the fake-quant model: every hidden sign, argmax, logits", R, bnn_cnn,
-                   all_binary, mixed)
+                   all_binary, mixed, ternary_cnn)
 {
     for (bool const standardised : {false, true}) {
         CAPTURE(standardised);
