@@ -105,26 +105,9 @@ packed_mlp compile(Model& model, compile_options const& options = {})
         using hidden = typename parts::hidden;
         using last = typename parts::last;
         // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
-        static_assert(DeployableWeightPolicy<first>,
-                      "lowbit::deploy::compile: the first layer's weights must be quantized on a grid whose levels "
-                      "fit int8 codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, "
-                      "...>), or 2..8 bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread "
-                      "(ste::twn_weight, ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights "
-                      "have no packed form");
-        static_assert(DeployableWeightPolicy<hidden>,
-                      "lowbit::deploy::compile: the hidden layer's weights must be quantized on a grid whose levels "
-                      "fit int8 codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, "
-                      "...>), or 2..8 bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread "
-                      "(ste::twn_weight, ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights "
-                      "have no packed form");
-        static_assert(DeployableWeightPolicy<last>,
-                      "lowbit::deploy::compile: the last layer's weights must be quantized on a grid whose levels "
-                      "fit int8 codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, "
-                      "...>), or 2..8 bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread "
-                      "(ste::twn_weight, ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights "
-                      "have no packed form");
-        if constexpr (DeployableWeightPolicy<first> && DeployableWeightPolicy<hidden> &&
-                      DeployableWeightPolicy<last>) {
+        constexpr bool deployable = detail::require_deployable<first>() && detail::require_deployable<hidden>() &&
+                                    detail::require_deployable<last>();
+        if constexpr (deployable) {
             options.input.check();
             detail::lowered_dense l0 = detail::lower_dense(model.template layer<0>(), "first");
             detail::lowered_dense l1 = detail::lower_dense(model.template layer<3>(), "hidden");

@@ -115,7 +115,7 @@ struct cnn_parts<nn::sequential<B1, B2, nn::max_pool2d, B3, B4, nn::max_pool2d, 
 template <class... P>
 constexpr bool all_deployable(std::tuple<P...>*) noexcept
 {
-    return (DeployableWeightPolicy<P> && ...);
+    return (require_deployable<P>() && ...);
 }
 
 /// The window of a max pooling layer.
@@ -276,12 +276,6 @@ packed_cnn compile(Model& model, compile_options const& options = {})
                   "head have no packed form yet");
     // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
     constexpr bool packable = parts::binarized && detail::all_deployable(static_cast<policies*>(nullptr));
-    static_assert(!parts::binarized || packable,
-                  "lowbit::deploy::compile: every layer of the CNN needs weights quantized on a grid whose levels "
-                  "fit int8 codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, ...>), "
-                  "or 2..8 bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread "
-                  "(ste::twn_weight, ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights have "
-                  "no packed form");
     if constexpr (packable) {
         options.input.check();
         auto& b1 = model.template layer<0>();

@@ -83,14 +83,8 @@ packed_kbit_mlp compile(Model& model, compile_options const& options = {})
     using hidden = typename parts::hidden;
     using last = typename parts::last;
     // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
-    constexpr bool packable = DeployableWeightPolicy<first> && DeployableWeightPolicy<hidden> &&
-                              DeployableWeightPolicy<last>;
-    static_assert(packable,
-                  "lowbit::deploy::compile: every layer of the PACT MLP needs weights quantized on a grid whose "
-                  "levels fit int8 codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, "
-                  "...>), or 2..8 bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread "
-                  "(ste::twn_weight, ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights have "
-                  "no packed form");
+    constexpr bool packable = detail::require_deployable<first>() && detail::require_deployable<hidden>() &&
+                              detail::require_deployable<last>();
     if constexpr (packable) {
         options.input.check();
         detail::lowered_dense l0 = detail::lower_dense(model.template layer<0>(), "first");

@@ -93,12 +93,6 @@ packed_kbit_cnn compile(Model& model, compile_options const& options = {})
     using policies = typename parts::policies;
     // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
     constexpr bool packable = detail::all_deployable(static_cast<policies*>(nullptr));
-    static_assert(packable,
-                  "lowbit::deploy::compile: every layer of the PACT CNN needs weights quantized on a grid whose "
-                  "levels fit int8 codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, "
-                  "...>), or 2..8 bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread "
-                  "(ste::twn_weight, ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights have "
-                  "no packed form");
     if constexpr (packable) {
         options.input.check();
         auto& b1 = model.template layer<0>();

@@ -87,6 +87,19 @@ concept DeployableWeightPolicy = PackableWeightPolicy<P> || RuntimeDescribedPoli
 
 namespace detail {
 
+/// compile()'s check of a layer's weight policy P, one message for every model kind (the compiler names P in
+/// the instantiation that fails). Returns whether P deploys, for the `if constexpr` that follows it.
+template <class P>
+consteval bool require_deployable()
+{
+    static_assert(DeployableWeightPolicy<P>,
+                  "lowbit::deploy::compile: a layer's weights must be quantized on a grid whose levels fit int8 "
+                  "codes, as policy_traits reads it: binary (ste::xnor_weight, lowbit::quantizer<1, ...>), or 2..8 "
+                  "bits mid-rise (ste::dorefa_weight<Bits>, grid::symmetric_even) or mid-tread (ste::twn_weight, "
+                  "ste::uniform_weight, grid::symmetric_odd, grid::signed_int); float weights have no packed form");
+    return DeployableWeightPolicy<P>;
+}
+
 /// A dense layer's quantized weights in packed form, plus what the folding needs.
 struct lowered_dense {
     packed_weights w;

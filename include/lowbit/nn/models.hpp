@@ -20,6 +20,7 @@
 #include <lowbit/nn/relu.hpp>
 #include <lowbit/nn/sequential.hpp>
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/quant/policy_traits.hpp>
 
 #include <xtensor/xtensor.hpp>
 
@@ -30,14 +31,7 @@
 namespace lowbit::nn {
 
 /// @brief Activations stay in float (the Act policy of mlp() and cnn()).
-struct float_activations_t {
-    // policy_traits (lowbit/quant/policy_traits.hpp): float values
-    static constexpr int bits = float_bits;
-    using grid_type = void;
-    using rounding_type = void;
-    using granularity_type = per_tensor_t;
-    using bound_type = no_bound_t;
-};
+struct float_activations_t : float_policy {};
 inline constexpr float_activations_t float_activations{};
 
 /// @brief An activation policy of the ready-made models: float, or a lowbit::ste fake quantizer.

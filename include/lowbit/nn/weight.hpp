@@ -41,14 +41,7 @@ namespace lowbit::nn {
 
 /// @brief Weight policy of a layer that always stays in float, whatever the training method (for
 /// example the first and last layers of a binary network).
-struct float_weights_t {
-    // policy_traits (lowbit/quant/policy_traits.hpp): float values
-    static constexpr int bits = float_bits;
-    using grid_type = void;
-    using rounding_type = void;
-    using granularity_type = per_tensor_t;
-    using bound_type = no_bound_t;
-};
+struct float_weights_t : float_policy {};
 inline constexpr float_weights_t float_weights{};
 
 /// @brief What a layer's weight may be templated on: a Quantizer (quantized by the library's kernels, with the

@@ -57,6 +57,16 @@ struct clipping_bound<C> {
 };
 } // namespace detail
 
+/// @brief The traits of a policy that keeps float values, for a float policy type to derive from
+/// (nn::float_weights_t, nn::float_activations_t).
+struct float_policy {
+    static constexpr int bits = float_bits;
+    using grid_type = void;
+    using rounding_type = void;
+    using granularity_type = per_tensor_t;
+    using bound_type = no_bound_t;
+};
+
 /// @brief The traits of precision policy P (see the file comment). Defined for lowbit::Quantizer types and
 /// for types that state the five members; specialise it for a type that cannot.
 template <class P>
