@@ -134,12 +134,18 @@ int run_cnn(options const& o, lowbit::io::archive const& file, lowbit_train::con
 int run_binarized_mlp(options const& o, lowbit::io::archive const& file)
 {
     lowbit_train::config const c = o.checkpoint.empty() ? stand_in_config(o, "mlp", 1) : trained_config(o, file, "mlp");
+    if (!lowbit_train::uses_recipe(c)) {  // Li et al.'s grid with sign activations (bc, sr, r at 1 or 2 bits)
+        if (c.bits == 1) return run_mlp(o, file, c, [](std::size_t h) { return li_sign_mlp<1>(h); });
+        return run_mlp(o, file, c, [](std::size_t h) { return li_sign_mlp<2>(h); });
+    }
     return run_mlp(o, file, c, [&](std::size_t h) { return trained_sign_mlp(c, h); });
 }
 
 int run_binarized_cnn(options const& o, lowbit::io::archive const& file)
 {
     lowbit_train::config const c = o.checkpoint.empty() ? stand_in_config(o, "cnn", 1) : trained_config(o, file, "cnn");
+    if (!lowbit_train::uses_recipe(c))
+        return c.bits == 1 ? run_cnn(o, file, c, li_sign_cnn<1>()) : run_cnn(o, file, c, li_sign_cnn<2>());
     return run_cnn(o, file, c, trained_sign_cnn(c));
 }
 

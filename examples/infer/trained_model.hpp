@@ -61,11 +61,24 @@ inline lowbit_train::config trained_config(options const& o, lowbit::io::archive
     c.act_bits = number("act_bits", 32);
     c.first_last_bits = number("first_last_bits", 8);
     c.rescale_hidden = meta_value(a, "rescale_hidden") == "1";
-    if (!lowbit_train::uses_recipe(c) || c.method == "fp")
+    c.rounding = meta_value(a, "rounding");
+    // Whether lowbit-train trained a lowbit::ste recipe or Li et al.'s grid: its `recipe` metadata (the head alone
+    // does not tell: Li et al.'s grid with sign activations has the bias head too), else as lowbit-train decides.
+    std::string const recipe = meta_value(a, "recipe");
+    if (recipe == "0") c.head.clear();  // as it was given: Li et al.'s grid
+    bool const uses_recipe = recipe.empty() ? lowbit_train::uses_recipe(c) : recipe == "1";
+    bool const li_signs = !uses_recipe && c.act_bits == 1;  // Li et al.'s grid, sign activations
+    if ((!uses_recipe && !li_signs) || c.method == "fp")
         throw lowbit::io::io_error{a.source(), "trained with lowbit-train " + trained_with(c) + ", whose model has "
                                                "float activations and the BatchNorm head (Li et al.'s); neither has a "
-                                               "packed form: train with --quantizer (xnor, dorefa, pact, cg-pact) or "
-                                               "--method sat, and --act-bits 1, 2, 4 or 8"};
+                                               "packed form: train with --act-bits 1 (sign activations), or with "
+                                               "--quantizer (xnor, dorefa, pact, ...) or --method sat and --act-bits "
+                                               "1, 2, 4 or 8"};
+    if (li_signs && c.method == "bc" && c.rounding == "stochastic")
+        throw lowbit::io::io_error{a.source(), "trained with lowbit-train " + trained_with(c) + " --rounding "
+                                               "stochastic: stochastic BinaryConnect evaluates with the real-valued "
+                                               "weights (Courbariaux et al.), which have no packed form; train with "
+                                               "--rounding nearest, or --method sr"};
     int const edge = c.first_last_bits == 0 ? c.bits : c.first_last_bits;
     if (o.first_last_bits_given && o.first_last_bits != edge)
         throw lowbit::io::io_error{a.source(), "--first-last-bits " + std::to_string(o.first_last_bits) +
@@ -84,6 +97,25 @@ inline lowbit_train::config stand_in_config(options const& o, std::string const&
     c.act_bits = act_bits;
     c.first_last_bits = o.first_last_bits == 1 ? 0 : 8;
     return c;
+}
+
+/// lowbit-train's MLP of Li et al.'s B-bit grid with sign activations (--method bc / sr / r --act-bits 1 without
+/// --quantizer) of hidden width @p hidden. Nearest rounding whatever the method's: an SR- or R-trained model's
+/// weights are on the grid, where rounding keeps them, and BC evaluates with nearest rounding.
+template <int Bits>
+auto li_sign_mlp(std::size_t hidden)
+{
+    lowbit_train::cli_quantizer<Bits, lowbit::nearest_even_t> const q{.clipping = {.bound = 1.0f}};
+    return lowbit::nn::mlp({.inputs = 784, .hidden = hidden, .classes = 10, .init = lowbit::nn::init::uniform_unit},
+                           q, q, q, lowbit::ste::sign_activation{}, lowbit::nn::bias_head);
+}
+
+/// The same for the CNN.
+template <int Bits>
+auto li_sign_cnn()
+{
+    lowbit_train::cli_quantizer<Bits, lowbit::nearest_even_t> const q{.clipping = {.bound = 1.0f}};
+    return lowbit::nn::cnn({}, q, q, q, lowbit::ste::sign_activation{}, lowbit::nn::bias_head);
 }
 
 /// lowbit-train's MLP of a binarized recipe (--act-bits 1: sign activations) of hidden width @p hidden.

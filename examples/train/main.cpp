@@ -65,8 +65,9 @@ int main(int argc, char** argv)
     app.add_option("--head", c.head, "classifier head: bn (dense + BatchNorm, Li et al.) or bias (dense with bias, as "
                                      "PACT and SAT; the default with --quantizer and --method sat, where it is the only choice)")
         ->check(CLI::IsMember({"bn", "bias"}));
-    app.add_option("--act-bits", c.act_bits, "activation bits: 1 (sign, replacing the ReLU; with --method bc), 2, 4, "
-                                             "8, or 32 (float)")
+    app.add_option("--act-bits", c.act_bits, "activation bits: 1 (sign, replacing the ReLU; with --method bc, or "
+                                             "without --quantizer with bc, sr or r at --bits 1 or 2), 2, 4, 8, or 32 "
+                                             "(float)")
         ->check(CLI::IsMember({1, 2, 4, 8, 32}))->capture_default_str();
     app.add_option("--first-last-bits", c.first_last_bits,
                    "weight bits of the first and last layers with --quantizer: 8, 32 (float) or 0 (same as --bits)")

@@ -80,7 +80,16 @@ std::string check_recipe(config const& c)
     if (!c.save_fp.empty() && !c.load_fp.empty() && c.method == "sqwa")
         return "--method sqwa with --load-fp skips step 1, so there is nothing for --save-fp to save";
     if (!uses_recipe(c)) {
-        if (c.act_bits < 32) return "--act-bits needs --quantizer (or --method sat / sqwa)";
+        if (c.act_bits == 1) {  // Li et al.'s quantizers with sign activations (and the bias head): deployable
+            if (c.method != "bc" && c.method != "sr" && c.method != "r")
+                return "--act-bits 1 without --quantizer (sign activations, Li et al.'s weight grid) is for --method "
+                       "bc, sr or r";
+            if (c.bits != 1 && c.bits != 2) return "--act-bits 1 without --quantizer takes --bits 1 or 2";
+            return "";
+        }
+        if (c.act_bits < 32)
+            return "--act-bits needs --quantizer (or --method sat / sqwa); without one it may be 1 (sign activations) "
+                   "with --method bc, sr or r";
         if (c.bits == 32 && c.method != "fp") return "--bits 32 (float weights) is for --method sat or fp";
         return "";
     }

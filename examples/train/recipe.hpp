@@ -6,11 +6,17 @@
 
 #include "config.hpp"
 
+#include <lowbit/quant/quantizer.hpp>
 #include <lowbit/quant/ste/any_quantizer.hpp>
 
 #include <string>
 
 namespace lowbit_train {
+
+/// Weight quantizer of Li et al.'s methods without --quantizer (fp, bc, sr, r): the grid of the PyTorch peer, 2^b
+/// levels over [-1, 1] (binary at 1 bit); lowbit-infer builds the same to deploy their sign-activation models.
+template <int Bits, class Rounding>
+using cli_quantizer = lowbit::quantizer<Bits, Rounding, lowbit::clip::fixed_range, lowbit::grid::symmetric_even>;
 
 struct recipe {
     lowbit::ste::any_quantizer weights;  ///< hidden layers

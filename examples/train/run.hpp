@@ -415,7 +415,9 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     lowbit::train::checkpoint_meta saved = meta;
     saved.insert({{"method", c.method}, {"bits", std::to_string(c.bits)}, {"act_bits", std::to_string(c.act_bits)},
                   {"first_last_bits", std::to_string(c.first_last_bits)}, {"quantizer", c.quantizer},
-                  {"head", c.head.empty() ? (uses_recipe(c) ? "bias" : "bn") : c.head},
+                  {"head", c.head.empty() ? (uses_recipe(c) || c.act_bits == 1 ? "bias" : "bn") : c.head},
+                  {"rounding", rounding},
+                  {"recipe", uses_recipe(c) ? "1" : "0"},  // lowbit::ste recipe, or Li et al.'s grid
                   {"rescale_hidden", c.rescale_hidden ? "1" : "0"}});
     // A checkpoint of --checkpoint-every also records the options that decide the run (run/cli/*).
     lowbit::train::checkpoint_meta run_meta = saved;
@@ -500,7 +502,8 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                 "\"lr\": %g, \"batch\": %zu, \"epochs\": %zu, \"seed\": %llu, \"threads\": %u, \"test_acc\": %.4f, "
                 "\"last_weight_std\": %.5g, \"logit_std\": %.5g, "
                 "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu, \"flip_ratio\": [%s]}\n",
-                c.model.c_str(), c.method.c_str(), c.method == "fp" ? 32 : c.bits, ste_recipe ? c.act_bits : 32,
+                c.model.c_str(), c.method.c_str(), c.method == "fp" ? 32 : c.bits,
+                ste_recipe || c.act_bits == 1 ? c.act_bits : 32,
                 (ste_recipe ? quantizer_family(c)
                             : std::string(c.method == "sqwa" ? "l2_optimal" : (c.method == "fp" ? "none" : "fixed_range")))
                     .c_str(),
@@ -512,9 +515,6 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     return 0;
 }
 
-/// Weight quantizer of the CLI: the grid of the PyTorch peer, 2^b levels over [-1, 1] (binary at 1 bit).
-template <int Bits, class Rounding>
-using cli_quantizer = lowbit::quantizer<Bits, Rounding, lowbit::clip::fixed_range, lowbit::grid::symmetric_even>;
 
 /// The policies of a model: weights (hidden, first, last layer), activations and the classifier head.
 template <class W, class First, class Last, class Act = lowbit::nn::float_activations_t,
@@ -574,6 +574,23 @@ int dispatch(config const& c, F&& f)
         case 4: return f(uniform_policies(quantizer<4, nearest_even_t, clip::l2_optimal>{}), m, "nearest");
         default: return f(uniform_policies(quantizer<8, nearest_even_t, clip::l2_optimal>{}), m, "nearest");
         }
+    }
+    if (c.act_bits == 1) {
+        // Sign activations replace the ReLU, with the bias head: the model deploys (lowbit-infer). 1 or 2 bits.
+        auto with_signs = [&]<class Rounding>(Rounding, auto method) {
+            char const* rname = std::is_same_v<Rounding, stochastic_t> ? "stochastic" : "nearest";
+            auto const signs = [&]<int B>(std::integral_constant<int, B>) {
+                cli_quantizer<B, Rounding> const q{.clipping = {.bound = 1.0f}};
+                return f(model_policies<cli_quantizer<B, Rounding>, cli_quantizer<B, Rounding>, cli_quantizer<B, Rounding>,
+                                        ste::sign_activation, nn::bias_head_t>{q, q, q},
+                         method, rname);
+            };
+            return c.bits == 1 ? signs(std::integral_constant<int, 1>{}) : signs(std::integral_constant<int, 2>{});
+        };
+        if (c.method == "sr") return with_signs(stochastic_t{}, train::stochastic_rounding{});
+        if (c.method == "r") return with_signs(nearest_even_t{}, train::rounded{});
+        return stochastic ? with_signs(stochastic_t{}, train::binary_connect{})
+                          : with_signs(nearest_even_t{}, train::binary_connect{});
     }
     if (c.method == "sr") return with_bits(stochastic_t{}, train::stochastic_rounding{});
     if (c.method == "r") return with_bits(nearest_even_t{}, train::rounded{});
