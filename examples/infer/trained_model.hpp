@@ -4,7 +4,9 @@
 // code (examples/train/recipe.cpp). Its quantizers are type-erased (ste::any_quantizer) as lowbit-train's are, so
 // one model type per activation kind (sign bits, k-bit codes, SAT's rescaled classifier) covers every recipe,
 // and deploy::compile reads each quantizer's traits when it meets it (policy_traits, through any_quantizer::info):
-// a recipe whose weights or activations have a packed form deploys, any other is refused with the reason.
+// a recipe whose weights or activations have a packed form deploys, any other is refused with the reason. Li et
+// al.'s methods without --quantizer hold lowbit::quantizer weights (packed storage for SR and R), which cannot be
+// erased: their sign-activation models (--act-bits 1) are built with the concrete grid, one type per bit width.
 #include "../train/config.hpp"
 #include "../train/recipe.hpp"
 #include "common.hpp"
