@@ -67,14 +67,14 @@ constexpr bool packable(policy_info const& i) noexcept
 /// levels +-s/2 (grid::binary, or grid::symmetric_even at 1 bit). ste::xnor_weight, ste::dorefa_weight<1>,
 /// lowbit::quantizer<1, ...>, and a user's policy whose policy_traits say so.
 template <class P>
-concept BinaryWeightPolicy = QuantizingPolicy<P> && (levels_v<P> == level_range{-1, 0, 0.5f});
+concept BinaryWeightPolicy = QuantizingPolicy<P> && (bit_width_v<P> == 1) && (levels_v<P> == level_range{-1, 0, 0.5f});
 
 /// @brief Weight policies that compile() packs as levels in int8 codes: B = 2..8 bits on a mid-rise grid of
 /// 2^B levels (grid::symmetric_even: ste::dorefa_weight<B>, lowbit::quantizer<B, R, C, grid::symmetric_even>)
 /// or on a mid-tread grid (grid::symmetric_odd: ste::twn_weight, ste::uniform_weight, SQWA's quantizer;
 /// grid::signed_int: ste::lsq<B>), as `packable` says.
 template <class P>
-concept LevelWeightPolicy = QuantizingPolicy<P> && (bit_width_v<P> >= 2) && packable(policy_info_of<P>());
+concept LevelWeightPolicy = QuantizingPolicy<P> && (bit_width_v<P> >= 2) && packable(policy_info_of<P>());  // 2..8
 
 /// @brief Weight policies compile() supports in any position: BinaryWeightPolicy or LevelWeightPolicy.
 template <class P>

@@ -27,7 +27,7 @@ enum class bound_kind : std::uint8_t { none, fixed, data, learned };
 /// @brief The traits of a policy as values.
 struct policy_info {
     int bits = float_bits;              ///< float_bits for a policy that keeps float values
-    level_range levels{0, 0, 0.0f};     ///< the grid's levels at `bits` (quantizing policies)
+    level_range levels{0, 0, 0.0f};     ///< the grid's levels at `bits` (quantizing policies of 1..8 bits)
     bool per_channel = false;           ///< one step per output channel (else per tensor)
     bool stochastic = false;            ///< stochastic rounding
     bound_kind bound = bound_kind::none;
@@ -50,7 +50,7 @@ constexpr policy_info policy_info_of() noexcept
               : std::same_as<b, learned_bound_t> ? bound_kind::learned
                                                  : bound_kind::none;
     if constexpr (QuantizingPolicy<P>) {
-        i.levels = levels_v<P>;
+        if constexpr (t::bits <= max_packed_bits) i.levels = levels_v<P>;
         i.stochastic = stochastic_v<P>;
     }
     return i;

@@ -22,6 +22,7 @@
 /// `grid_type = void`. lowbit::quantizer's traits are its own parameters, with the bound named by its clipping
 /// policy's `bound_type` (a clipping policy that names none is taken as data-derived, the general case).
 
+#include <lowbit/quant/bit_width.hpp>
 #include <lowbit/quant/bound.hpp>
 #include <lowbit/quant/granularity.hpp>
 #include <lowbit/quant/grid_concepts.hpp>
@@ -122,7 +123,10 @@ template <PrecisionPolicy P>
 inline constexpr int bit_width_v = policy_traits<P>::bits;
 
 /// @brief The levels of a quantizing policy's grid at its bit width: level k stands for (k + offset) * step.
+/// Grids define them at the packed widths, 1..8 bits; a fake quantizer of more bits (ste::dorefa_weight<12>) has
+/// none.
 template <QuantizingPolicy P>
+    requires(policy_traits<P>::bits <= max_packed_bits)
 inline constexpr level_range levels_v = policy_traits<P>::grid_type::template levels<policy_traits<P>::bits>();
 
 /// @brief Whether a policy's bound is a trained parameter.

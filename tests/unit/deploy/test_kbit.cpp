@@ -207,6 +207,7 @@ TEST_CASE("fold_level_thresholds: PACT's alpha sign is ignored, and bad ranges a
     static_assert(deploy::CodeActivationLayer<nn::quantize_activation<ste::dorefa_activation<4>>>);
     static_assert(deploy::CodeActivationLayer<nn::quantize_activation<ste::lsq<2, grid::unsigned_int>>>);
     static_assert(!deploy::CodeActivationLayer<nn::quantize_activation<ste::lsq<2, grid::signed_int>>>);
+    static_assert(!deploy::PackableWeightPolicy<ste::dorefa_weight<12>>);  // wider than int8 codes
 }
 
 TEST_CASE_TEMPLATE("compiled PACT MLPs equal the integer loops and the fake-quant model's codes and argmax", R,

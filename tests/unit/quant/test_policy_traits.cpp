@@ -93,4 +93,9 @@ TEST_CASE("ste::any_quantizer reports the traits of the quantizer it holds")
     CHECK(*describe(rescaled) == policy_info_of<ste::dorefa_weight<4>>());  // forwarded from the erased policy
     ste::any_quantizer const unknown = silent{};
     CHECK_FALSE(describe(unknown).has_value());
+    // A fake quantizer wider than the packed codes (DoReFa goes to 16 bits) has traits but no grid levels.
+    ste::any_quantizer const wide = ste::dorefa_weight<12>{};
+    CHECK(describe(wide)->bits == 12);
+    CHECK(describe(wide)->levels == level_range{0, 0, 0.0f});
+    static_assert(QuantizingPolicy<ste::dorefa_weight<12>> && bit_width_v<ste::dorefa_weight<12>> == 12);
 }
