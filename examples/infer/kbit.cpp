@@ -36,13 +36,10 @@ namespace {
 namespace deploy = lowbit::deploy;
 
 /// The float state's bytes of the MLP of hidden width @p hidden: every recipe holds the same float tensors
-/// (weights, biases, BatchNorm, two alphas), so the 2-bit PACT recipe stands for a packed file of any.
+/// (weights, biases, BatchNorm, two alphas), so the stand-in recipe with 2-bit activations stands for any.
 std::size_t float_bytes(options const& o, std::size_t hidden)
 {
-    lowbit_train::config c = stand_in_config(o, "mlp", 2);
-    c.quantizer = "pact";
-    c.bits = 2;
-    return with_code_mlp(c, hidden, [](auto model) {
+    return with_code_mlp(stand_in_config(o, "mlp", 2), hidden, [](auto model) {
         return static_cast<int>(lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size());
     });
 }

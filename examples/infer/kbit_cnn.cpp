@@ -113,12 +113,9 @@ int run_packed(options const& o, lowbit::io::archive const& file)
                                  std::to_string(packed.classes()) + " classes)");
     report r;
     // The float model of its widths; every recipe holds the same float tensors (weights, BatchNorm, the last
-    // layer's bias, five alphas), so the 2-bit PACT recipe stands for a packed file of any.
-    lowbit_train::config stand_in = stand_in_config(o, "cnn", 2);
-    stand_in.quantizer = "pact";
-    stand_in.bits = 2;
+    // layer's bias, five alphas), so the stand-in recipe with 2-bit activations stands for any.
     r.float_bytes = static_cast<std::size_t>(with_code_cnn(
-        stand_in, [](auto model) { return static_cast<int>(lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size()); },
+        stand_in_config(o, "cnn", 2), [](auto model) { return static_cast<int>(lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size()); },
         {.width1 = packed.convs()[0].shape().filters, .width2 = packed.convs()[2].shape().filters,
          .hidden = packed.dense().front().out()}));
     test_data const d = load_test_data(o, false);

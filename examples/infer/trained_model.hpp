@@ -89,8 +89,9 @@ inline lowbit_train::config trained_config(options const& o, lowbit::io::archive
     return c;
 }
 
-/// The stand-in recipe of a packed file, whose float model's bytes the packed ones are compared with: the
-/// binarized XNOR recipe with --first-last-bits's edge layers (every recipe's float model has the same tensors).
+/// The stand-in recipe of a packed file, whose float model's bytes the packed ones are compared with: XNOR hidden
+/// weights with --first-last-bits's edge layers and @p act_bits activations (sign at 1, PACT codes above); every
+/// recipe of one activation kind has the same float tensors.
 inline lowbit_train::config stand_in_config(options const& o, std::string const& model, int act_bits)
 {
     lowbit_train::config c;

@@ -82,10 +82,8 @@ struct pact_codes {
 template <class... Act>
 pact_codes pact_codes_of(Act&... acts)
 {
-    std::vector<int> const bits{code_bits(acts)...};
-    if (std::ranges::any_of(bits, [&](int b) { return b != bits.front(); }))
-        throw invalid_input("lowbit::deploy::audit: the model's activations write codes of different widths");
-    return {.alpha = {static_cast<double>(code_top(acts))...}, .top = (1L << bits.front()) - 1};
+    int const bits = common_code_bits("lowbit::deploy::audit", acts...);
+    return {.alpha = {static_cast<double>(code_top(acts))...}, .top = (1L << bits) - 1};
 }
 
 /// nn::mlp: dense, BatchNorm, activation twice, then the last layer; @p hidden_codes(chunk codes, layer) gives the

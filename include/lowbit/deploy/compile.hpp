@@ -10,10 +10,10 @@
 /// What it takes: the model of
 /// `nn::mlp(options, W, First, Last, ste::sign_activation{}, nn::bias_head)`, i.e.
 /// dense<First> - batch_norm - sign - dense<W> - batch_norm - sign - dense<Last> with bias, where each weight
-/// policy is binary or B-bit on a mid-rise symmetric grid, as policy_traits reads it (BinaryWeightPolicy,
-/// LevelWeightPolicy: ste::xnor_weight, ste::dorefa_weight<Bits>, lowbit::quantizer<1, ...> trained with any
-/// method that evaluates with Q(w) -- BC with deterministic rounding, SR, R -- and a user's policy that states its
-/// traits; odd levels go in int8 codes). The BNN recipe
+/// policy is binary or B-bit on a grid whose levels fit int8 codes, mid-rise or mid-tread, as policy_traits reads
+/// it (PackableWeightPolicy: ste::xnor_weight, ste::dorefa_weight<Bits>, ste::twn_weight, lowbit::quantizer<1,
+/// ...> trained with any method that evaluates with Q(w) -- BC with deterministic rounding, SR, R -- a user's
+/// policy that states its traits, or ste::any_quantizer, checked when compile() meets it). The BNN recipe
 /// `nn::mlp(o, ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{},
 /// nn::bias_head)` is the case the issue names. Anything else is a compile-time error that says what is
 /// supported.

@@ -8,7 +8,7 @@
 /// What it takes: the model of `nn::cnn(options, W, First, Last, ste::sign_activation{}, nn::bias_head)`:
 /// conv3x3<First>-BN-sign, conv3x3<W>-BN-sign, maxpool, conv<W>-BN-sign, conv<W>-BN-sign, maxpool, flatten,
 /// dense<W>-BN-sign, dense<Last> with bias (sign activations replace nn::cnn's ReLU: detail::relu_then). Each
-/// weight policy is binary or on a mid-rise grid of 2..8 bits (PackableWeightPolicy).
+/// weight policy is binary or on a mid-rise or mid-tread grid of 2..8 bits (PackableWeightPolicy).
 /// Other activations or the batch_norm head are a compile-time error that says what is supported.
 ///
 /// How each layer is lowered (docs/deploy.md has the derivation):

@@ -92,11 +92,8 @@ packed_kbit_mlp compile(Model& model, compile_options const& options = {})
         detail::lowered_dense l2 = detail::lower_dense(model.template layer<6>(), "last");
         auto& act0 = model.template layer<2>();
         auto& act1 = model.template layer<5>();
-        int const bits = detail::code_bits(act0);  // checked here for a quantizer chosen at run time
-        if (detail::code_bits(act1) != bits)
-            throw invalid_input("lowbit::deploy::compile: the MLP's two activations write codes of " +
-                                std::to_string(bits) + " and " + std::to_string(detail::code_bits(act1)) +
-                                " bits; a packed k-bit MLP has one code width");
+        // Checked here for quantizers chosen at run time.
+        int const bits = detail::common_code_bits("lowbit::deploy::compile", act0, act1);
         std::int64_t const n = (std::int64_t{1} << bits) - 1;
         // The real value of one unit of a code after each activation: a / n, with a the top code's value (PACT's
         // |alpha|).

@@ -6,7 +6,7 @@
 /// overload of deploy::compile (deploy/compile.hpp, which includes this header) for nn::cnn's shape
 /// (deploy/compile_cnn.hpp) whose five activations are the same PACT activation, ReLU then ste::pact<Bits>,
 /// Bits 1..8 (CG-PACT's alpha_gradient::calibrated too: the forward pass is the same), with the bias head;
-/// each weight policy binary or on a mid-rise grid of 2..8 bits (PackableWeightPolicy).
+/// each weight policy binary or on a mid-rise or mid-tread grid of 2..8 bits (PackableWeightPolicy).
 ///
 /// Lowering (docs/deploy.md, "k-bit activations"), with n = 2^Bits - 1 and a = |alpha| of the PACT before a
 /// layer, whose input is then a / n times the code q in 0..n:
@@ -100,14 +100,10 @@ packed_kbit_cnn compile(Model& model, compile_options const& options = {})
         auto& b3 = model.template layer<3>();
         auto& b4 = model.template layer<4>();
         auto& act5 = model.template layer<9>();
-        // One code width (checked here for a quantizer chosen at run time).
-        int const bits = detail::code_bits(b1.template layer<2>());
-        for (int const other : {detail::code_bits(b2.template layer<2>()), detail::code_bits(b3.template layer<2>()),
-                                detail::code_bits(b4.template layer<2>()), detail::code_bits(act5)})
-            if (other != bits)
-                throw invalid_input("lowbit::deploy::compile: the CNN's activations write codes of " +
-                                    std::to_string(bits) + " and " + std::to_string(other) +
-                                    " bits; a packed k-bit CNN has one code width");
+        // One code width (checked here for quantizers chosen at run time).
+        int const bits = detail::common_code_bits("lowbit::deploy::compile", b1.template layer<2>(),
+                                                  b2.template layer<2>(), b3.template layer<2>(),
+                                                  b4.template layer<2>(), act5);
         std::int64_t const n = (std::int64_t{1} << bits) - 1;
         // The real value of one unit of a code after an activation: a / n, with a the top code's value (PACT's
         // |alpha|).

@@ -54,12 +54,18 @@
 namespace lowbit::deploy {
 
 namespace detail {
-/// A policy that writes unsigned k-bit codes, k = 1..8 (the next layer's unsigned 8-bit kernel inputs), as
-/// policy_traits reads it: levels 0 .. 2^k - 1 times a step (grid::unsigned_int) -- ste::pact and CG-PACT,
+/// Whether a policy with the traits @p i writes unsigned k-bit codes, k = 1..8 (the next layer's unsigned 8-bit
+/// kernel inputs): levels 0 .. 2^k - 1 times a step (grid::unsigned_int).
+constexpr bool unsigned_codes(policy_info const& i) noexcept
+{
+    return i.quantizes() && i.bits >= 1 && i.bits <= 8 && i.levels == level_range{0, (1 << i.bits) - 1, 0.0f};
+}
+
+/// A policy that writes unsigned k-bit codes as policy_traits reads it (unsigned_codes): ste::pact and CG-PACT,
 /// ste::dorefa_activation, ste::lsq on grid::unsigned_int, a user's policy that says so.
 template <class Q>
-concept unsigned_code_policy = QuantizingPolicy<Q> && (bit_width_v<Q> <= 8) &&
-                               (levels_v<Q> == level_range{0, (1 << bit_width_v<Q>) - 1, 0.0f});
+concept unsigned_code_policy = QuantizingPolicy<Q> && (bit_width_v<Q> <= 8) &&  // levels_v exists up to 8 bits
+                               unsigned_codes(policy_info_of<Q>());
 
 /// The real value of the top code a = n step of code policy @p q: what a copy of it writes for the largest
 /// float (PACT's |alpha|, DoReFa's 1, LSQ's (2^k - 1) s), read from its own forward pass.
@@ -76,8 +82,7 @@ float top_code_value(Q q)
 /// @throws invalid_input naming what the policy is otherwise.
 inline int checked_code_bits(std::optional<policy_info> const& i)
 {
-    if (i && i->quantizes() && i->bits >= 1 && i->bits <= 8 && i->levels == level_range{0, (1 << i->bits) - 1, 0.0f})
-        return i->bits;
+    if (i && unsigned_codes(*i)) return i->bits;
     throw invalid_input("lowbit::deploy::compile: an activation quantizer chosen at run time is " +
                         (!i ? std::string("a policy without policy_traits")
                             : i->quantizes() ? std::to_string(i->bits) + "-bit on a grid of levels [" +
@@ -133,6 +138,19 @@ template <class A>
 float code_top(A& a)
 {
     return top_code_value(code_layer<A>::of(a));
+}
+
+/// The one code width of a model's code activation layers @p acts (a packed k-bit model has one).
+/// @throws invalid_input, prefixed by @p who, when two differ (quantizers chosen at run time can).
+template <class... A>
+int common_code_bits(std::string const& who, A&... acts)
+{
+    int const widths[] = {code_bits(acts)...};
+    for (int const b : widths)
+        if (b != widths[0])
+            throw invalid_input(who + ": the model's activations write codes of " + std::to_string(widths[0]) +
+                                " and " + std::to_string(b) + " bits; a packed k-bit model has one code width");
+    return widths[0];
 }
 } // namespace detail
 

@@ -165,11 +165,11 @@ inline std::vector<double> grid_steps(std::vector<float> const& q, std::size_t o
     return steps;
 }
 
-/// The packed form of a layer's evaluation weights @p q = Q(w) (out x in, row-major) on the grid of policy P,
+/// The packed form of a layer's evaluation weights @p q = Q(w) (out x in, row-major) on the grid @p info says,
 /// with the columns then taken in @p order (column k of the result is column order[k] of the layer; empty:
 /// unchanged), so that a convolution's patches and a flattened feature map can be read in the packed model's
 /// layout.
-inline lowered_dense lower_weights(std::vector<float> const& q0, std::optional<policy_info> const& info,
+inline lowered_dense lower_weights(std::vector<float> q, std::optional<policy_info> const& info,
                                    std::size_t out, std::size_t in, std::vector<std::size_t> const& order,
                                    std::span<float const> bias, std::string const& which)
 {
@@ -188,13 +188,15 @@ inline lowered_dense lower_weights(std::vector<float> const& q0, std::optional<p
                             "int8 codes (mid-rise grid::symmetric_even, mid-tread grid::symmetric_odd or "
                             "grid::signed_int)");
     level_range const levels = info->levels;
-    if (q0.size() != out * in)
-        throw invalid_input(where + ": " + std::to_string(q0.size()) + " values for " + std::to_string(out) + " x " +
+    if (q.size() != out * in)
+        throw invalid_input(where + ": " + std::to_string(q.size()) + " values for " + std::to_string(out) + " x " +
                             std::to_string(in));
-    std::vector<float> q = q0;
-    if (!order.empty())
+    if (!order.empty()) {
+        std::vector<float> const layer = std::move(q);
+        q.resize(layer.size());
         for (std::size_t j = 0; j < out; ++j)
-            for (std::size_t k = 0; k < in; ++k) q[j * in + k] = q0[j * in + order[k]];
+            for (std::size_t k = 0; k < in; ++k) q[j * in + k] = layer[j * in + order[k]];
+    }
     // One step per output channel, or one for the whole tensor when the policy's granularity says so.
     std::vector<double> s;
     if (info->per_channel)
@@ -252,8 +254,8 @@ std::vector<float> evaluated_bias(Weight const& w, std::span<float const> bias)
 template <DeployableWeightPolicy P>
 lowered_dense lower_dense(nn::dense<P>& d, char const* which, std::vector<std::size_t> const& order = {})
 {
-    std::vector<float> const q = evaluated_values(d.weight(), !d.bias().empty());
-    return lower_weights(q, describe(d.weight().policy()), d.options().out, d.options().in, order,
+    std::vector<float> q = evaluated_values(d.weight(), !d.bias().empty());  // before evaluated_bias: it sets the scale
+    return lower_weights(std::move(q), describe(d.weight().policy()), d.options().out, d.options().in, order,
                          evaluated_bias(d.weight(), d.bias()), which);
 }
 

@@ -373,6 +373,14 @@ TEST_CASE("DoReFa activations and erased weights, as lowbit-train builds its mod
     CHECK_THROWS_WITH_AS((void)deploy::compile(float_hidden, {.input = map}),
                          doctest::Contains("the hidden layer's weights are float, which has no packed form"),
                          invalid_input);
+
+    // Activations chosen at run time may disagree on the code width, which a packed k-bit model has one of.
+    auto mixed_codes = nn::mlp(o, ste::any_quantizer{ste::dorefa_weight<2>{}}, ste::any_quantizer{ste::dorefa_weight<8>{}},
+                               ste::any_quantizer{ste::dorefa_weight<8>{}}, ste::any_quantizer{ste::pact<2>{}},
+                               nn::bias_head);
+    mixed_codes.template layer<5>().template layer<1>().quantizer() = ste::pact<4>{};
+    CHECK_THROWS_WITH_AS((void)deploy::compile(mixed_codes, {.input = map}),
+                         doctest::Contains("activations write codes of 2 and 4 bits"), invalid_input);
 }
 
 TEST_CASE("integer levels of a mid-tread grid round-trip through the k-bit file, and a bad levels key is refused")
