@@ -80,6 +80,9 @@ struct packed_weights {
     bool odd = true;  ///< bits >= 2: the level of code c is 2c + 1 (mid-rise) or c (mid-tread, no default unit)
 
     bool binary() const noexcept { return bits == 1; }
+    /// Whether the levels are the odd 2c + 1: then v over 8-bit codes q is 2 sum q c + sum q (the int8 kernel
+    /// sums q c), where binary weights and integer levels give the kernel's sum itself.
+    bool odd_levels() const noexcept { return !binary() && odd; }
     /// The largest level magnitude: 1 for binary weights, 2^bits - 1 for odd levels, 2^(bits - 1) for integers.
     std::int64_t max_level() const noexcept
     {
@@ -310,12 +313,11 @@ private:
         kernels::int8_gemm(x, i8_, kernels::int32_output{acc.data(), w_.out});
         for (std::size_t i = 0; i < x.rows; ++i) {
             std::int32_t sum = 0;
-            if (!w_.binary() && w_.odd)
+            if (w_.odd_levels())
                 for (std::size_t k = 0; k < x.cols; ++k) sum += x.data[i * x.ld + k];
             row[i] = sum;
         }
-        if (!w_.binary() && !w_.odd) return {acc.data(), row.data(), 1};  // integer levels: v = sum q c
-        return {acc.data(), row.data(), w_.binary() ? 1 : 2};
+        return {acc.data(), row.data(), w_.odd_levels() ? 2 : 1};
     }
 
     /// Input sign bits: v = K - 2 popcount (binary), or the weighted sum of the bit planes' products (levels).

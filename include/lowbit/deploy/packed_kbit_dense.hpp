@@ -168,11 +168,11 @@ private:
         kernels::int8_gemm(x, i8_, kernels::int32_output{acc.data(), w_.out});
         for (std::size_t i = 0; i < x.rows; ++i) {
             std::int32_t sum = 0;
-            if (!w_.binary() && w_.odd)
+            if (w_.odd_levels())
                 for (std::size_t k = 0; k < x.cols; ++k) sum += x.data[i * x.ld + k];
             row[i] = sum;
         }
-        return {acc.data(), row.data(), w_.binary() || !w_.odd ? 1 : 2};  // integer levels: v = sum q c
+        return {acc.data(), row.data(), w_.odd_levels() ? 2 : 1};
     }
 
     bool logits_ = false;

@@ -101,7 +101,7 @@ inline void code_conv_integers(kernels::binary_conv2d_shape const& s, packed_wei
     code_im2col(s, x, n0, n, a.data());
     kernels::int8_gemm(kernels::matrix_view<std::uint8_t>{a.data(), rows, patch, patch}, i8,
                        kernels::int32_output{v, s.filters});
-    if (w.binary() || !w.odd) return;  // +-1 or integer levels: v = sum q c
+    if (!w.odd_levels()) return;  // +-1 or integer levels: v = sum q c
     // Odd levels 2c + 1: v = 2 sum q c + sum q.
     for (std::size_t r = 0; r < rows; ++r) {
         std::int32_t sum = 0;
