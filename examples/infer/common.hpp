@@ -141,17 +141,18 @@ struct timing {
     double latency_us = 0.0;
 };
 
-/// Accuracy, and throughput: the whole test set (input codes [n, ...], 8-bit pixels) in batches of o.batch,
+/// Accuracy, and throughput: the whole test set (input codes [n, ...], 8-bit pixels, or the floats a
+/// deploy::packed_model reads) in batches of o.batch,
 /// best of 3 timed passes after one untimed pass (which also warms caches and the thread pool); latency at
 /// batch 1: the median of o.runs single-image calls (after 10 untimed ones).
-template <class Packed, std::size_t Rank>
-timing measure(Packed const& packed, xt::xtensor<std::uint8_t, Rank> const& codes,
+template <class Packed, class T, std::size_t Rank>
+timing measure(Packed const& packed, xt::xtensor<T, Rank> const& codes,
                xt::xtensor<std::uint8_t, 1> const& labels, options const& o)
 {
     std::size_t const n = codes.shape(0), per_image = codes.size() / n;
     std::size_t correct = 0;
     double best_pass = 0.0;
-    std::vector<xt::xtensor<std::uint8_t, Rank>> batches;
+    std::vector<xt::xtensor<T, Rank>> batches;
     for (std::size_t s = 0; s < n; s += o.batch) batches.emplace_back(xt::view(codes, xt::range(s, std::min(n, s + o.batch))));
     for (int pass = 0; pass < 4; ++pass) {
         auto const t0 = clock_type::now();
@@ -168,7 +169,7 @@ timing measure(Packed const& packed, xt::xtensor<std::uint8_t, Rank> const& code
     std::vector<double> times;
     auto shape = codes.shape();
     shape[0] = 1;
-    xt::xtensor<std::uint8_t, Rank> one = xt::xtensor<std::uint8_t, Rank>::from_shape(shape);
+    xt::xtensor<T, Rank> one = xt::xtensor<T, Rank>::from_shape(shape);
     for (std::size_t r = 0; r < o.runs + 10; ++r) {
         std::size_t const i = r % n;
         std::copy(codes.data() + i * per_image, codes.data() + (i + 1) * per_image, one.data());
@@ -184,6 +185,13 @@ timing measure(Packed const& packed, xt::xtensor<std::uint8_t, Rank> const& code
             .latency_us = times[times.size() / 2] * 1e6};
 }
 
+/// The fake-quant model against a packed model whose hidden values are not all codes (deploy::packed_model with
+/// float activations): logits and argmax only.
+struct plain_comparison {
+    std::size_t images = 0, fake_correct = 0, disagreements = 0;
+    double max_logit_diff = 0.0;
+};
+
 /// What a runner reports. The JSON line is `{` json_head, then the fields every model has, with the names of
 /// the two hidden-value counts (`hidden_sign_flips` / `images_with_sign_flips` for sign activations) and
 /// json_extra after them.
@@ -197,6 +205,7 @@ struct report {
     /// Checkpoints only: the fake-quant model against the packed one (deploy::audit), code by code and logit by
     /// logit, every difference checked against the fake-quant model's own float rounding.
     std::optional<lowbit::deploy::rounding_audit> compared;
+    std::optional<plain_comparison> plain;  ///< instead of `compared`, for a deploy::packed_model
     timing t;
     std::size_t packed_bytes = 0, float_bytes = 0;
 };
@@ -228,6 +237,12 @@ inline void print_report(report const& r, options const& o)
                     c->argmax_disagreements, c->images(), c->argmax_disagreements_where_codes_agree, r.hidden_values,
                     c->differing, c->values, c->images_differing(), c->unexplained, c->ambiguous, c->max_logit_diff,
                     c->max_logit_ratio);
+    else if (r.plain)
+        std::printf("fake-quant accuracy %.4f, packed %.4f; argmax agreement %.4f (%zu of %zu differ); largest logit "
+                    "difference %.3g (float activations: no per-value audit)\n",
+                    static_cast<double>(r.plain->fake_correct) / static_cast<double>(r.plain->images), r.t.packed_acc,
+                    1.0 - static_cast<double>(r.plain->disagreements) / static_cast<double>(r.plain->images),
+                    r.plain->disagreements, r.plain->images, r.plain->max_logit_diff);
     else
         std::printf("packed accuracy %.4f\n", r.t.packed_acc);
     using lowbit::kernels::best_isa;
@@ -241,23 +256,32 @@ inline void print_report(report const& r, options const& o)
         return count_or_null(c ? std::optional<std::size_t>(field(*c)) : std::nullopt);
     };
     using audit = lowbit::deploy::rounding_audit;
+    // The fields both kinds of comparison have: from the audit, else from the plain comparison, else null.
+    std::optional<plain_comparison> both = r.plain;
+    if (c)
+        both = plain_comparison{.images = c->images(), .fake_correct = c->fake_correct,
+                                .disagreements = c->argmax_disagreements, .max_logit_diff = c->max_logit_diff};
+    auto const ratio = [&both](std::size_t k) {
+        return static_cast<double>(k) / static_cast<double>(both->images);
+    };
     std::printf("{%s\"threads\": %u, \"test_images\": %s, \"packed_acc\": %.4f, \"fake_quant_acc\": %s, \"argmax_agreement\": %s, "
                 "\"argmax_disagreements\": %s, \"argmax_disagreements_where_codes_agree\": %s, \"%s\": %s, "
                 "\"%s\": %s, \"unexplained_code_diffs\": %s, \"codes_within_rounding\": %s, "
                 "\"images_near_rounding\": %s%s, \"max_logit_diff\": %s, \"logits_outside_bound\": %s, "
                 "\"latency_us_batch1\": %.2f, \"images_per_s_batch%zu\": %.1f, \"packed_bytes\": %zu, "
                 "\"float_bytes\": %zu, \"compression\": %.2f}\n",
-                r.json_head.c_str(), o.threads, count([](audit const& a) { return a.images(); }).c_str(), r.t.packed_acc,
-                json_number(c ? std::optional(rate(c->fake_correct)) : std::nullopt, "%.4f").c_str(),
-                json_number(c ? std::optional(1.0 - rate(c->argmax_disagreements)) : std::nullopt, "%.4f").c_str(),
-                count([](audit const& a) { return a.argmax_disagreements; }).c_str(),
+                r.json_head.c_str(), o.threads,
+                count_or_null(both ? std::optional(both->images) : std::nullopt).c_str(), r.t.packed_acc,
+                json_number(both ? std::optional(ratio(both->fake_correct)) : std::nullopt, "%.4f").c_str(),
+                json_number(both ? std::optional(1.0 - ratio(both->disagreements)) : std::nullopt, "%.4f").c_str(),
+                count_or_null(both ? std::optional(both->disagreements) : std::nullopt).c_str(),
                 count([](audit const& a) { return a.argmax_disagreements_where_codes_agree; }).c_str(), r.differing_key,
                 count([](audit const& a) { return a.differing; }).c_str(), r.images_key,
                 count([](audit const& a) { return a.images_differing(); }).c_str(),
                 count([](audit const& a) { return a.unexplained; }).c_str(),
                 count([](audit const& a) { return a.ambiguous; }).c_str(),
                 count([](audit const& a) { return a.images_near_rounding(); }).c_str(), r.json_extra.c_str(),
-                json_number(c ? std::optional(c->max_logit_diff) : std::nullopt, "%.3g").c_str(),
+                json_number(both ? std::optional(both->max_logit_diff) : std::nullopt, "%.3g").c_str(),
                 count([](audit const& a) { return a.logits_outside; }).c_str(), r.t.latency_us, o.batch,
                 r.t.images_per_s, r.packed_bytes, r.float_bytes, compression);
 }

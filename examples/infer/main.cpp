@@ -4,8 +4,9 @@
 // agreement with the fake-quant model, latency at batch 1, throughput at batch 256, and the packed model's bytes
 // against the float model's. The last line is one JSON object. The kind of model comes from the file: a
 // checkpoint's `model` and `act_bits` metadata (lowbit-train --model, --act-bits), a packed file's `format`.
-// This file is the command line; the runners are binarized.cpp, kbit.cpp and kbit_cnn.cpp, which rebuild a
-// checkpoint's model as lowbit-train built it (trained_model.hpp).
+// This file is the command line; the runners are binarized.cpp, kbit.cpp, kbit_cnn.cpp and generic.cpp (lowbit-train's
+// default model with float activations, and `lowbit-packed-model` files), which rebuild a checkpoint's model as
+// lowbit-train built it (trained_model.hpp).
 //
 //   lowbit-train --method bc --quantizer xnor --bits 1 --act-bits 1 --first-last-bits 8 --save-model bnn.lbck
 //   lowbit-infer --checkpoint bnn.lbck --save-packed bnn.lbpk
@@ -19,6 +20,9 @@
 //   lowbit-train --model cnn --method bc --quantizer pact --bits 2 --act-bits 4 --first-last-bits 8 --save-model pc.lbck
 //   lowbit-infer --checkpoint pc.lbck --save-packed pc.lbpk
 //   lowbit-infer --packed pc.lbpk
+//   lowbit-train --save-model bc.lbck                      (the default: BinaryConnect, float activations)
+//   lowbit-infer --checkpoint bc.lbck --save-packed bc.lbpk
+//   lowbit-infer --packed bc.lbpk
 //
 // Bad options exit with code 2; a missing, corrupt or mismatched file (or missing data) with code 1.
 #include "infer.hpp"
@@ -49,11 +53,10 @@ int run(lowbit_infer::options const& o)
         case kind::cnn: return lowbit_infer::run_binarized_cnn(o, file);
         case kind::kbit_mlp: return lowbit_infer::run_kbit_mlp(o, file);
         case kind::kbit_cnn: return lowbit_infer::run_kbit_cnn(o, file);
-        default:  // a kind this lowbit-infer has no runner for
-            throw lowbit::io::io_error{file.source(), "a packed model of format '" + file.meta().at("format") +
-                                                          "', which lowbit-infer does not measure (it measures "
-                                                          "packed MLPs, CNNs, k-bit MLPs and k-bit CNNs)"};
+        case kind::model: return lowbit_infer::run_model(o, file);
         }
+        throw lowbit::io::io_error{file.source(), "a packed model of format '" + file.meta().at("format") +
+                                                      "', which lowbit-infer does not measure"};
     }
     auto const meta = [&](char const* key) {
         auto const it = file.meta().find(key);
@@ -61,6 +64,8 @@ int run(lowbit_infer::options const& o)
     };
     std::string const act_bits = meta("act_bits");
     bool const signs = act_bits.empty() || act_bits == "1";
+    // lowbit-train's default MLP (Li et al.'s weights with float activations): lowered layer by layer.
+    if (meta("model") != "cnn" && act_bits == "32" && meta("recipe") == "0") return lowbit_infer::run_model(o, file);
     if (meta("model") == "cnn")
         return signs ? lowbit_infer::run_binarized_cnn(o, file) : lowbit_infer::run_kbit_cnn(o, file);
     return signs ? lowbit_infer::run_binarized_mlp(o, file) : lowbit_infer::run_kbit_mlp(o, file);

@@ -95,6 +95,8 @@
 #include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
+#include <lowbit/deploy/lower.hpp>
+#include <lowbit/deploy/lowering.hpp>
 #include <lowbit/deploy/packed_cnn.hpp>
 #include <lowbit/deploy/packed_cnn_file.hpp>
 #include <lowbit/deploy/packed_conv2d.hpp>
@@ -108,6 +110,9 @@
 #include <lowbit/deploy/packed_kbit_mlp.hpp>
 #include <lowbit/deploy/packed_kind.hpp>
 #include <lowbit/deploy/packed_mlp.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
+#include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/deploy/padding_classes.hpp>
 #include <lowbit/deploy/pool_window.hpp>
 #include <lowbit/deploy/sign_max_pool.hpp>

@@ -44,6 +44,7 @@
 #include <lowbit/deploy/compile_kbit_cnn.hpp>
 #include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/input_map.hpp>
+#include <lowbit/deploy/lower.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/packed_mlp.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
@@ -86,21 +87,20 @@ struct mlp_parts<nn::sequential<nn::dense<First>, nn::batch_norm<2>, nn::quantiz
 
 } // namespace detail
 
-/// @brief The packed inference model of a trained binarized MLP; see the file comment for what is supported
-/// and how each layer is lowered.
+/// @brief The packed inference model of @p model: for the binarized MLP of the file comment a packed_mlp; for
+/// nn::mlp with k-bit activations and for nn::cnn the overloads of deploy/compile_kbit.hpp,
+/// deploy/compile_cnn.hpp and deploy/compile_kbit_cnn.hpp; for any other nn::sequential whose layers lower
+/// (deploy/lower.hpp: a user's own depth, residual blocks, float activations after binary weights) a
+/// packed_model. A layer that does not lower is a compile-time error naming it.
 /// @throws invalid_input when the input map is invalid, the weights are not on their policy's grid, or a
 /// layer is too wide for int32 sums.
 template <class Model>
-packed_mlp compile(Model& model, compile_options const& options = {})
+auto compile(Model& model, compile_options const& options = {})
 {
     using parts = detail::mlp_parts<Model>;
-    static_assert(parts::value,
-                  "lowbit::deploy::compile supports the binarized MLP of nn::mlp(options, W, First, Last, "
-                  "ste::sign_activation{}, nn::bias_head): dense - batch_norm - sign - dense - batch_norm - sign - dense "
-                  "with bias, the same MLP with k-bit PACT activations (ste::pact<Bits>{...} in place of "
-                  "ste::sign_activation{}, Bits 1..8), and the binarized or PACT CNN of nn::cnn; other models (float or "
-                  "other quantized activations, the batch_norm head, other layer sequences) have no packed form yet");
-    if constexpr (parts::value) {
+    if constexpr (!parts::value) {
+        return lower_model(model, options);
+    } else {
         using first = typename parts::first;
         using hidden = typename parts::hidden;
         using last = typename parts::last;
@@ -127,9 +127,10 @@ packed_mlp compile(Model& model, compile_options const& options = {})
             layers.emplace_back(layer_input::signs, std::move(l1.w), std::move(t1));
             layers.emplace_back(layer_input::signs, std::move(l2.w), std::move(bias));
             return packed_mlp(options.input, std::move(layers));
+        } else {
+            return packed_mlp{};
         }
     }
-    return {};
 }
 
 } // namespace lowbit::deploy

@@ -233,6 +233,62 @@ struct level_table {
 };
 } // namespace detail
 
+namespace detail {
+/// The level_thresholds of a code that is monotone in v per channel, for every integer v in [v_min, v_max]:
+/// @p codes_of(v) takes n x c integers (level-major: v[l * c + j] for channel j) and returns their codes (0..n),
+/// from which each channel's orientation (its code at v_max below its code at v_min: decreasing) and each of
+/// its n boundaries are found by binary search, all levels and channels of a step in one call. The range must
+/// fit int32 thresholds (the callers check it).
+template <class CodesOf>
+level_thresholds fold_codes(std::size_t c, std::size_t n, std::int64_t v_min, std::int64_t v_max, CodesOf&& codes_of)
+{
+    std::vector<std::int64_t> v(n * c);
+    auto codes_at = [&](std::int64_t value) {
+        std::fill(v.begin(), v.end(), value);
+        std::vector<int> const code = codes_of(v);
+        return std::vector<int>(code.begin(), code.begin() + static_cast<std::ptrdiff_t>(c));
+    };
+    std::vector<int> const at_min = codes_at(v_min), at_max = codes_at(v_max);
+    std::vector<char> neg(c);
+    for (std::size_t j = 0; j < c; ++j) neg[j] = at_max[j] < at_min[j] ? 1 : 0;
+    // On u = v (or -v) the code is non-decreasing, so level l (code >= l) holds on {u >= t_l}. Binary search
+    // with lo failing and hi passing, starting one past each end of [u_min, u_max]: hi ends on t_l, u_min when
+    // every v passes, u_max + 1 when none does.
+    auto u_min = [&](std::size_t j) { return neg[j] != 0 ? -v_max : v_min; };
+    auto u_max = [&](std::size_t j) { return neg[j] != 0 ? -v_min : v_max; };
+    std::vector<std::int64_t> lo(n * c), hi(n * c);
+    for (std::size_t i = 0; i < n * c; ++i) {
+        lo[i] = u_min(i % c) - 1;
+        hi[i] = u_max(i % c) + 1;
+    }
+    for (;;) {
+        bool open = false;
+        for (std::size_t i = 0; i < n * c; ++i) {
+            bool const search = hi[i] - lo[i] > 1;
+            std::int64_t const u = search ? lo[i] + (hi[i] - lo[i]) / 2 : u_min(i % c);  // finished: any valid v
+            v[i] = neg[i % c] != 0 ? -u : u;
+            open = open || search;
+        }
+        if (!open) break;
+        std::vector<int> const code = codes_of(v);
+        for (std::size_t i = 0; i < n * c; ++i) {
+            if (hi[i] - lo[i] <= 1) continue;
+            int const level = static_cast<int>(i / c) + 1;
+            (code[i] >= level ? hi[i] : lo[i]) = lo[i] + (hi[i] - lo[i]) / 2;
+        }
+    }
+    level_thresholds t;
+    t.levels = static_cast<int>(n);
+    t.threshold.resize(c * n);
+    t.negate.resize(c);
+    for (std::size_t j = 0; j < c; ++j) {
+        t.negate[j] = static_cast<std::uint8_t>(neg[j]);
+        for (std::size_t l = 0; l < n; ++l) t.threshold[j * n + l] = static_cast<std::int32_t>(hi[l * c + j]);
+    }
+    return t;
+}
+} // namespace detail
+
 /// @brief The exact code rules of act(bn(y(j, v))) for every integer v in [v_min, v_max], where act is a
 /// code activation layer (ReLU + PACT, DoReFa or unsigned LSQ): per channel and level, a binary search over v of copies of
 /// @p bn (evaluation mode) and @p act, about n log2(v_max - v_min) row evaluations done n rows at a time.
@@ -280,51 +336,10 @@ level_thresholds fold_level_thresholds(nn::batch_norm<Rank> const& bn, Act const
             code[i] = static_cast<int>(r);
         }
     };
-    // Orientation per channel: the code at v_max below the one at v_min means decreasing (gamma < 0).
-    std::vector<std::int64_t> v(n * c);
-    auto codes_at = [&](std::int64_t value) {
-        std::fill(v.begin(), v.end(), value);
+    return detail::fold_codes(c, n, v_min, v_max, [&](std::vector<std::int64_t> const& v) {
         codes(v);
-        return std::vector<int>(code.begin(), code.begin() + static_cast<std::ptrdiff_t>(c));
-    };
-    std::vector<int> const at_min = codes_at(v_min), at_max = codes_at(v_max);
-    std::vector<char> neg(c);
-    for (std::size_t j = 0; j < c; ++j) neg[j] = at_max[j] < at_min[j] ? 1 : 0;
-    // On u = v (or -v) the code is non-decreasing, so level l (code >= l) holds on {u >= t_l}. Binary search
-    // with lo failing and hi passing, starting one past each end of [u_min, u_max]: hi ends on t_l, u_min when
-    // every v passes, u_max + 1 when none does.
-    auto u_min = [&](std::size_t j) { return neg[j] != 0 ? -v_max : v_min; };
-    auto u_max = [&](std::size_t j) { return neg[j] != 0 ? -v_min : v_max; };
-    std::vector<std::int64_t> lo(n * c), hi(n * c);
-    for (std::size_t i = 0; i < n * c; ++i) {
-        lo[i] = u_min(i % c) - 1;
-        hi[i] = u_max(i % c) + 1;
-    }
-    for (;;) {
-        bool open = false;
-        for (std::size_t i = 0; i < n * c; ++i) {
-            bool const search = hi[i] - lo[i] > 1;
-            std::int64_t const u = search ? lo[i] + (hi[i] - lo[i]) / 2 : u_min(i % c);  // finished: any valid v
-            v[i] = neg[i % c] != 0 ? -u : u;
-            open = open || search;
-        }
-        if (!open) break;
-        codes(v);
-        for (std::size_t i = 0; i < n * c; ++i) {
-            if (hi[i] - lo[i] <= 1) continue;
-            int const level = static_cast<int>(i / c) + 1;
-            (code[i] >= level ? hi[i] : lo[i]) = lo[i] + (hi[i] - lo[i]) / 2;
-        }
-    }
-    level_thresholds t;
-    t.levels = static_cast<int>(n);
-    t.threshold.resize(c * n);
-    t.negate.resize(c);
-    for (std::size_t j = 0; j < c; ++j) {
-        t.negate[j] = static_cast<std::uint8_t>(neg[j]);
-        for (std::size_t l = 0; l < n; ++l) t.threshold[j * n + l] = static_cast<std::int32_t>(hi[l * c + j]);
-    }
-    return t;
+        return code;
+    });
 }
 
 } // namespace lowbit::deploy

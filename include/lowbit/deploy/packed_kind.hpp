@@ -11,6 +11,7 @@
 /// | `cnn`      | `lowbit-packed-cnn`      | deploy::packed_cnn     | load_packed_cnn (packed_cnn_file.hpp) |
 /// | `kbit_mlp` | `lowbit-packed-kbit-mlp` | deploy::packed_kbit_mlp| load_packed_kbit (packed_kbit_file.hpp) |
 /// | `kbit_cnn` | `lowbit-packed-kbit-cnn` | deploy::packed_kbit_cnn| load_packed_kbit_cnn (packed_kbit_cnn_file.hpp) |
+/// | `model`    | `lowbit-packed-model`    | deploy::packed_model   | load_packed_model (packed_model_file.hpp) |
 ///
 /// A loader given a file of another kind names the right loader (detail::expect_kind), so a user who picked
 /// the wrong one learns which to call.
@@ -43,8 +44,11 @@ inline constexpr std::string_view packed_kbit_format = "lowbit-packed-kbit-mlp";
 /// @brief The `format` metadata of a packed k-bit (PACT) CNN file.
 inline constexpr std::string_view packed_kbit_cnn_format = "lowbit-packed-kbit-cnn";
 
+/// @brief The `format` metadata of a packed model of any shape (deploy::packed_model).
+inline constexpr std::string_view packed_model_format = "lowbit-packed-model";
+
 /// @brief The kinds of packed model files; see the file comment.
-enum class packed_model_kind : std::uint8_t { mlp, cnn, kbit_mlp, kbit_cnn };
+enum class packed_model_kind : std::uint8_t { mlp, cnn, kbit_mlp, kbit_cnn, model };
 
 namespace detail {
 struct packed_kind_info {
@@ -53,11 +57,12 @@ struct packed_kind_info {
     std::string_view name;    ///< in messages: "a packed MLP"
     std::string_view loader;  ///< the function that reads it
 };
-inline constexpr std::array<packed_kind_info, 4> packed_kinds{{
+inline constexpr std::array<packed_kind_info, 5> packed_kinds{{
     {packed_model_kind::mlp, packed_format, "packed MLP", "deploy::load_packed"},
     {packed_model_kind::cnn, packed_cnn_format, "packed CNN", "deploy::load_packed_cnn"},
     {packed_model_kind::kbit_mlp, packed_kbit_format, "packed k-bit MLP", "deploy::load_packed_kbit"},
     {packed_model_kind::kbit_cnn, packed_kbit_cnn_format, "packed k-bit CNN", "deploy::load_packed_kbit_cnn"},
+    {packed_model_kind::model, packed_model_format, "packed model", "deploy::load_packed_model"},
 }};
 
 inline packed_kind_info const& info(packed_model_kind k) noexcept { return packed_kinds[static_cast<std::size_t>(k)]; }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// @brief lowbit::summary(packed model): the model_summary of a packed model (packed_mlp, packed_cnn,
+/// @brief lowbit::summary(packed model): the model_summary of a packed model (packed_model, packed_mlp, packed_cnn,
 /// packed_kbit_mlp, packed_kbit_cnn), a row per packed layer and pooling. A packed layer's row holds the weights
 /// at their bits (as the trained model's summary counts them, so that the two agree on every weight layer's
 /// bits and bytes) plus what replaced BatchNorm and the activation: integer thresholds (4 bytes each) and sign
@@ -22,14 +22,19 @@
 #include <lowbit/deploy/packed_kbit_file.hpp>
 #include <lowbit/deploy/packed_kbit_mlp.hpp>
 #include <lowbit/deploy/packed_mlp.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
+#include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/model_summary.hpp>
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace lowbit::deploy::detail {
@@ -120,9 +125,84 @@ model_summary cnn_summary(Model const& m, int code_bits, DenseRow dense_row)
     return s;
 }
 
+
+/// The rows of packed model steps @p steps, reading activations of @p bits bits and @p features features; returns
+/// the bits and width after them.
+inline std::pair<int, std::size_t> step_rows(std::span<packed_step const> steps, int bits, std::size_t features,
+                                             std::vector<layer_summary>& rows, std::string const& indent)
+{
+    for (packed_step const& p : steps) {
+        std::visit(
+            [&]<class S>(S const& step) {
+                auto plain = [&](std::string name, int out_bits) {
+                    rows.push_back({.name = indent + std::move(name), .output_shape = {features}, .activation_bits = bits});
+                    bits = out_bits;
+                };
+                if constexpr (std::is_same_v<S, input_codes_step>) {
+                    plain("input codes (8-bit)", 8);
+                } else if constexpr (std::is_same_v<S, integer_dense_step>) {
+                    std::size_t const n = step.out();
+                    int out_bits = 32;
+                    std::size_t extra = 8 * (2 * n + 1) + 4 * n;  // float outputs: a, offsets, steps, biases
+                    std::string what = " (integer, float outputs)";
+                    if (auto const* t = std::get_if<sign_thresholds>(&step.stage())) {
+                        out_bits = 1;
+                        extra = bytes_of(*t);
+                        what = " (thresholds, sign)";
+                    } else if (auto const* l = std::get_if<level_thresholds>(&step.stage())) {
+                        out_bits = std::bit_width(static_cast<unsigned>(l->levels));
+                        extra = bytes_of(*l);
+                        what = " (thresholds, " + std::to_string(out_bits) + "-bit codes)";
+                    }
+                    rows.push_back(packed_row(indent + dense_name(step.in(), n, false, what.c_str()), {n}, step.weights(),
+                                              bits, extra, static_cast<std::uint64_t>(step.in()) * n));
+                    bits = out_bits;
+                    features = n;
+                } else if constexpr (std::is_same_v<S, float_dense_step>) {
+                    std::size_t const n = step.out();
+                    rows.push_back(packed_row(indent + dense_name(step.in(), n, false, " (float activations)"), {n},
+                                              step.weights(), 32,
+                                              4 * (step.bias().size() + step.weights().scale.size()),
+                                              static_cast<std::uint64_t>(step.in()) * n));
+                    bits = 32;
+                    features = n;
+                } else if constexpr (std::is_same_v<S, batch_norm_step>) {
+                    std::size_t const c = step.norm.options().channels;
+                    rows.push_back({.name = indent + "batch_norm", .output_shape = {features}, .activation_bits = bits,
+                                    .parameters = 2 * c, .float_bytes = 16 * c, .packed_bytes = 16 * c});
+                } else if constexpr (std::is_same_v<S, clamp_step>) {
+                    plain(step.lo == 0.0f && std::isinf(step.hi) ? "relu" : "clamp", 32);
+                } else if constexpr (std::is_same_v<S, sign_step>) {
+                    plain("sign", 1);
+                } else if constexpr (std::is_same_v<S, codes_step>) {
+                    int const k = std::bit_width(step.threshold.size());
+                    plain(std::to_string(k) + "-bit codes", k);
+                } else if constexpr (std::is_same_v<S, decode_step>) {
+                    plain("decode", 32);
+                } else {
+                    rows.push_back({.name = indent + "residual", .output_shape = {features}, .activation_bits = bits});
+                    (void)step_rows(step.inner, bits, features, rows, indent + "  ");
+                    rows.push_back({.name = indent + "add shortcut", .output_shape = {features}, .activation_bits = 32});
+                    bits = 32;
+                }
+            },
+            p.op);
+    }
+    return {bits, features};
+}
+
 } // namespace lowbit::deploy::detail
 
 namespace lowbit {
+
+/// @brief The summary of a packed model of any shape: a row per step (a residual block's steps indented under it).
+inline model_summary summary(deploy::packed_model const& m)
+{
+    model_summary s;
+    (void)deploy::detail::step_rows(m.steps(), 32, m.inputs(), s.layers, "");
+    s.stored_bytes = deploy::packed_bytes(m);
+    return s;
+}
 
 /// @brief The summary of a packed binarized MLP.
 inline model_summary summary(deploy::packed_mlp const& m)

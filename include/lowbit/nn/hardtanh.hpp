@@ -28,6 +28,7 @@ public:
     using weight_policies = type_list<>;
 
     explicit hardtanh(hardtanh_options o = {}) : lo(o.lo), hi(o.hi) {}
+    hardtanh_options options() const noexcept { return {.lo = lo, .hi = hi}; }
 
     template <std::size_t Rank>
     xt::xtensor<float, Rank> forward(xt::xtensor<float, Rank> const& x, forward_context const& ctx)

@@ -131,8 +131,8 @@ TEST_CASE("load_packed_cnn names the file and the problem")
 
     train::save_checkpoint(dir / "train.lbck", model, {{"model", "cnn"}});
     CHECK(contains(cnn_problem(dir / "train.lbck"), "not a packed lowbit model: metadata 'format' is missing, expected "
-                                                     "'lowbit-packed-mlp', 'lowbit-packed-cnn', 'lowbit-packed-kbit-mlp' or "
-                                                     "'lowbit-packed-kbit-cnn'"));
+                                                     "'lowbit-packed-mlp', 'lowbit-packed-cnn', 'lowbit-packed-kbit-mlp', "
+                                                     "'lowbit-packed-kbit-cnn' or 'lowbit-packed-model'"));
 
     io::archive a = io::load_archive(dir / "m.lbpk");
     a.meta()["packed_version"] = "2";

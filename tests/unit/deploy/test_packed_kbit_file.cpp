@@ -171,7 +171,7 @@ TEST_CASE("packed MLP, CNN and k-bit MLP files: each loader names the kind and t
     train::save_checkpoint(dir / "train.lbck", mlp, {{"model", "mlp"}});
     CHECK(kbit_problem(dir / "train.lbck") ==
           "not a packed lowbit model: metadata 'format' is missing, expected 'lowbit-packed-mlp', 'lowbit-packed-cnn', "
-          "'lowbit-packed-kbit-mlp' or 'lowbit-packed-kbit-cnn' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)");
+          "'lowbit-packed-kbit-mlp', 'lowbit-packed-kbit-cnn' or 'lowbit-packed-model' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)");
 
     CHECK(contains(problem(dir / "kbit.lbpk", [](auto const& f) { return deploy::load_packed(f); }),
                    "this is a packed k-bit MLP ('lowbit-packed-kbit-mlp'), not a packed MLP: load it with "

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+// lowbit-infer: models that deploy::compile lowers layer by layer into a deploy::packed_model (deploy/lower.hpp) --
+// lowbit-train's default model (Li et al.'s B-bit weights, float ReLU activations, the BatchNorm head: --method
+// bc, sr, r or sqwa without --act-bits), and `lowbit-packed-model` files. The packed model reads the
+// standardised floats the fake-quant model reads; its first layer maps them to 8-bit codes and runs on the int8
+// kernel, the later ones on float activations with packed weights. Agreement is argmax agreement on every test
+// image and the largest logit difference (no per-value audit: the hidden activations are floats).
+#include "common.hpp"
+#include "infer.hpp"
+#include "trained_model.hpp"
+
+#include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
+#include <lowbit/deploy/summary.hpp>
+#include <lowbit/io/archive.hpp>
+#include <lowbit/nn/models.hpp>
+#include <lowbit/quant/quantizer.hpp>
+#include <lowbit/train/checkpoint.hpp>
+
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+namespace lowbit_infer {
+
+namespace {
+
+namespace deploy = lowbit::deploy;
+
+/// lowbit-train's MLP of Li et al.'s @p Bits-bit grid (SQWA's L2-optimal grid for --method sqwa) with float
+/// activations and the BatchNorm head, of hidden width @p hidden, handed to @p run.
+template <class Run>
+int with_float_activation_mlp(lowbit_train::config const& c, std::size_t hidden, Run&& run)
+{
+    namespace nn = lowbit::nn;
+    nn::mlp_options const shape{.inputs = 784, .hidden = hidden, .classes = 10, .init = nn::init::uniform_unit};
+    auto const li = [&]<int B>(std::integral_constant<int, B>) {
+        if (c.method == "sqwa") {
+            lowbit::quantizer<B, lowbit::nearest_even_t, lowbit::clip::l2_optimal> const q{};
+            return run(nn::mlp(shape, q, q, q));
+        }
+        // Nearest rounding whatever the method's: SR- and R-trained weights are on the grid, and BC evaluates so.
+        lowbit_train::cli_quantizer<B, lowbit::nearest_even_t> const q{.clipping = {.bound = 1.0f}};
+        return run(nn::mlp(shape, q, q, q));
+    };
+    switch (c.bits) {
+    case 1: return li(std::integral_constant<int, 1>{});
+    case 2: return li(std::integral_constant<int, 2>{});
+    case 4: return li(std::integral_constant<int, 4>{});
+    default: return li(std::integral_constant<int, 8>{});
+    }
+}
+
+/// The fake-quant model's logits of @p x, 1000 images at a time.
+template <class Model>
+xt::xtensor<float, 2> fake_quant_logits(Model& model, xt::xtensor<float, 2> const& x)
+{
+    std::size_t const n = x.shape(0);
+    xt::xtensor<float, 2> out = xt::xtensor<float, 2>::from_shape({n, 10});
+    for (std::size_t s = 0; s < n; s += 1000) {
+        std::size_t const e = std::min(n, s + 1000);
+        xt::xtensor<float, 2> const b = xt::view(x, xt::range(s, e));
+        xt::view(out, xt::range(s, e)) = model.forward(b, {.training = false});
+    }
+    return out;
+}
+
+/// The two models' logits side by side: fake-quant accuracy, argmax disagreements, the largest difference.
+plain_comparison compare(xt::xtensor<float, 2> const& fake, xt::xtensor<float, 2> const& packed,
+                         xt::xtensor<std::uint8_t, 1> const& labels)
+{
+    plain_comparison p;
+    p.images = fake.shape(0);
+    for (std::size_t i = 0; i < p.images; ++i) {
+        std::size_t const f = argmax_row(fake, i);
+        p.fake_correct += f == labels(i) ? 1u : 0u;
+        p.disagreements += f != argmax_row(packed, i) ? 1u : 0u;
+        for (std::size_t j = 0; j < fake.shape(1); ++j)
+            p.max_logit_diff = std::max(p.max_logit_diff, static_cast<double>(std::abs(fake(i, j) - packed(i, j))));
+    }
+    return p;
+}
+
+} // namespace
+
+int run_model(options const& o, lowbit::io::archive const& file)
+{
+    lowbit::set_num_threads(o.threads);
+    bool const from_checkpoint = !o.checkpoint.empty();
+    deploy::packed_model packed;
+    report r;
+    lowbit_train::config c;
+    std::size_t hidden = 0;
+    if (from_checkpoint) {
+        c = trained_config(o, file, "mlp");
+        hidden = hidden_width(o, file);
+    } else {
+        packed = deploy::packed_model_from_archive(file);
+        if (packed.inputs() != 784 || packed.classes() != 10)
+            throw std::runtime_error(o.packed + ": not a model of 784 inputs and 10 classes (" +
+                                     std::to_string(packed.inputs()) + " inputs, " + std::to_string(packed.classes()) +
+                                     " classes)");
+    }
+    // The packed model reads the standardised floats, so a packed file needs the training set's standardisation too.
+    test_data const d = load_test_data(o, true);
+    if (from_checkpoint) {
+        with_float_activation_mlp(c, hidden, [&](auto model) {
+            lowbit::train::from_archive(model, file, {{"model", "mlp"}});
+            r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
+            packed = naming_the_recipe(file, c, [&] { return deploy::compile(model, {.input = d.st.map}); });
+            if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
+            r.plain = compare(fake_quant_logits(model, d.x), packed.forward(d.x), d.test.labels);
+            print_summaries(o, model, {784}, packed);
+            return 0;
+        });
+    } else {
+        // The float model's bytes of a packed file: its summary's (every weight and BatchNorm value in float).
+        r.float_bytes = lowbit::summary(packed).float_bytes();
+        print_summaries(o, packed);
+    }
+    r.packed_bytes = deploy::packed_bytes(packed);
+    r.t = measure(packed, d.x, d.test.labels, o);
+    std::size_t const steps = packed.steps().size();
+    r.model = "784-...-10, " + std::to_string(steps) + " packed steps" +
+              (from_checkpoint ? " (lowbit-train " + trained_with(c) + ")" : std::string());
+    r.json_head = std::string("\"model\": \"packed_model\", \"mode\": \"") + mode_of(o) +
+                  "\", \"steps\": " + std::to_string(steps) + ", ";
+    print_report(r, o);
+    return 0;
+}
+
+} // namespace lowbit_infer

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// @brief deploy::packed_model: a packed inference model as a sequence of packed steps (deploy/packed_step.hpp)
+/// over activations that are floats, codes or sign bits between steps. deploy::compile makes one from any
+/// nn::sequential whose layers each lower (deploy/lowering.hpp); deploy::load_packed_model reads one from its
+/// file (deploy/packed_model_file.hpp).
+///
+/// @code
+/// lowbit::deploy::packed_model const packed = lowbit::deploy::compile(model);   // a user's own nn::sequential
+/// xt::xtensor<float, 2> const logits = packed.forward(images);                 // [batch, outputs]
+/// @endcode
+///
+/// forward() is const and keeps no state between calls, so one model may serve several threads.
+
+#include <lowbit/config.hpp>
+#include <lowbit/deploy/packed_step.hpp>
+
+#include <xtensor/xtensor.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lowbit::deploy {
+
+/// @brief A packed model: its input width, its steps and its output width; see the file comment.
+class packed_model {
+public:
+    packed_model() = default;
+
+    /// @brief The model of @p steps on @p inputs float features, writing @p outputs values per sample.
+    /// @throws invalid_input when there are no steps or no inputs, or the steps do not chain (shape_after) from
+    /// @p inputs floats to @p outputs floats.
+    packed_model(std::size_t inputs, std::size_t outputs, std::vector<packed_step> steps)
+        : inputs_(inputs), outputs_(outputs), steps_(std::move(steps))
+    {
+        if (inputs_ == 0 || outputs_ == 0 || steps_.empty())
+            throw invalid_input("lowbit::deploy::packed_model: a model needs inputs, outputs and at least one step");
+        activation_shape a{.kind = encoding::floats, .features = inputs_};
+        for (packed_step const& s : steps_) a = shape_after(s, a);
+        if (a.kind != encoding::floats || a.features != outputs_)
+            throw invalid_input("lowbit::deploy::packed_model: the last step writes " + std::to_string(a.features) +
+                                (a.kind == encoding::floats ? " floats" : " codes or sign bits") + ", not " +
+                                std::to_string(outputs_) + " floats");
+    }
+
+    std::size_t inputs() const noexcept { return inputs_; }
+    std::size_t classes() const noexcept { return outputs_; }
+    std::span<packed_step const> steps() const noexcept { return steps_; }
+
+    /// @brief The outputs [batch, classes] of float input [batch, inputs].
+    /// @throws invalid_input for a wrong width or a NaN or infinite value.
+    xt::xtensor<float, 2> forward(xt::xtensor<float, 2> const& x) const
+    {
+        activations const a = run(x, steps_.size());  // floats of outputs_, as the constructor checked
+        xt::xtensor<float, 2> y = xt::xtensor<float, 2>::from_shape({a.rows, a.features});
+        std::copy(a.floats.begin(), a.floats.end(), y.begin());
+        return y;
+    }
+
+    /// @brief The activations after the first @p count steps (for diagnostics and tests).
+    activations run(xt::xtensor<float, 2> const& x, std::size_t count) const
+    {
+        if (x.shape(1) != inputs_)
+            throw invalid_input("lowbit::deploy::packed_model: shape mismatch: expected " + std::to_string(inputs_) +
+                                " input features, got " + std::to_string(x.shape(1)));
+        std::size_t bad = 0;
+        for (float const v : x) bad += std::isfinite(v) ? 0u : 1u;
+        if (bad != 0)
+            throw invalid_input("lowbit::deploy::packed_model: " + std::to_string(bad) +
+                                " input value(s) are NaN or infinite");
+        activations a{.kind = encoding::floats, .rows = x.shape(0), .features = inputs_};
+        a.floats.assign(x.begin(), x.end());
+        activations b;
+        for (std::size_t i = 0; i < count && i < steps_.size(); ++i) {
+            steps_[i].forward(a, b);
+            std::swap(a, b);
+        }
+        return a;
+    }
+
+private:
+    std::size_t inputs_ = 0;
+    std::size_t outputs_ = 0;
+    std::vector<packed_step> steps_;
+};
+
+} // namespace lowbit::deploy

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+// deploy::compile on models of a user's own shape (deploy/lower.hpp, deploy/lowering.hpp): any depth, residual
+// blocks, float activations after binary weights, k-bit codes, a user's own layer. The models are built so that
+// every float sum is exact (weights +-1/2, integer inputs, PACT's alpha = 2^bits - 1 so that a code's value is
+// the code), which makes the fake-quant model and the packed model compute the same numbers: the test asks for
+// bit-identical outputs, so a wrong threshold, orientation, step or shortcut shows as a difference.
+#include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
+#include <lowbit/io/archive.hpp>
+#include <lowbit/nn/models.hpp>
+#include <lowbit/quant/quantizer.hpp>
+#include <lowbit/quant/ste/ste.hpp>
+
+#include <doctest/doctest.h>
+
+#include <xtensor/xtensor.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lower_test {
+
+using namespace lowbit;
+namespace ste = lowbit::ste;
+
+/// Integer inputs 0..255 (the input map of scale 1 reads them exactly).
+xt::xtensor<float, 2> integer_inputs(std::size_t rows, std::size_t cols, std::uint64_t seed)
+{
+    std::mt19937_64 rng(seed);
+    std::uniform_int_distribution<int> d(0, 255);
+    xt::xtensor<float, 2> x = xt::xtensor<float, 2>::from_shape({rows, cols});
+    for (float& v : x) v = static_cast<float>(d(rng));
+    return x;
+}
+
+/// Every weight of the model +-1/2 (random signs): XNOR's alpha is then exactly 1/2 and every product exact.
+template <class Model>
+void half_weights(Model& model, std::uint64_t seed)
+{
+    std::mt19937_64 rng(seed);
+    model.for_each_weight([&](auto& w) {
+        std::vector<float> v(w.size());
+        for (float& x : v) x = (rng() & 1u) != 0 ? 0.5f : -0.5f;
+        w.assign(v);
+    });
+}
+
+/// BatchNorm statistics from a training-mode pass, then gammas of both signs (a zero too) and offsets, so that
+/// thresholds fall inside the range and some channels decrease.
+template <class Model>
+void shake_batch_norms(Model& model, xt::xtensor<float, 2> const& x, std::uint64_t seed)
+{
+    (void)model.forward(x, {.training = true});
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    model.for_each_leaf([&](auto& l) {
+        if constexpr (requires { l.begin_recalibration(); }) {
+            for (std::size_t j = 0; j < l.gamma().size(); ++j) {
+                float const g = u(rng);
+                l.gamma()[j] = j % 13 == 4 ? 0.0f : (g < -0.4f ? g : std::abs(g) + 0.1f);
+                l.beta()[j] = 0.5f * u(rng);
+                l.running_var()[j] = l.running_var()[j] * (1.0f + 0.5f * std::abs(u(rng)));
+            }
+        }
+    });
+}
+
+/// A user's own layer: ReLU6, with the deploy customization point beside it (found by argument-dependent lookup).
+class relu6 {
+public:
+    using weight_policies = nn::type_list<>;
+
+    template <std::size_t Rank>
+    xt::xtensor<float, Rank> forward(xt::xtensor<float, Rank> const& x, nn::forward_context const&)
+    {
+        xt::xtensor<float, Rank> y = x;
+        for (float& v : y) v = v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+        return y;
+    }
+    template <std::size_t Rank>
+    xt::xtensor<float, Rank> backward(xt::xtensor<float, Rank> const& dy)
+    {
+        return dy;
+    }
+    template <class F> void for_each_weight(F&&) {}
+    template <class F> void for_each_parameter(F&&) {}
+};
+
+void lower(relu6& l, deploy::lowering& c)
+{
+    c.per_channel(c.name("relu6"), deploy::packed_step{deploy::clamp_step{0.0f, 6.0f}},
+                  [l](xt::xtensor<float, 2>& x) mutable { x = l.forward(x, {.training = false}); });
+}
+
+deploy::compile_options const integer_input{.input = {.scale = 1.0f, .offset = 0.0f}};
+
+template <class Model>
+xt::xtensor<float, 2> evaluate(Model& model, xt::xtensor<float, 2> const& x)
+{
+    return model.forward(x, {.training = false});
+}
+
+/// The kinds of a packed model's steps, in order (residual blocks as "residual[...]").
+std::string step_kinds(std::span<deploy::packed_step const> steps)
+{
+    std::string s;
+    for (deploy::packed_step const& p : steps) {
+        if (!s.empty()) s += " ";
+        std::visit(
+            [&]<class S>(S const& step) {
+                if constexpr (std::is_same_v<S, deploy::input_codes_step>) s += "input";
+                else if constexpr (std::is_same_v<S, deploy::integer_dense_step>)
+                    s += step.writes() == deploy::encoding::signs   ? "int>signs"
+                         : step.writes() == deploy::encoding::codes ? "int>codes"
+                                                                    : "int>floats";
+                else if constexpr (std::is_same_v<S, deploy::float_dense_step>) s += "float_dense";
+                else if constexpr (std::is_same_v<S, deploy::batch_norm_step>) s += "bn";
+                else if constexpr (std::is_same_v<S, deploy::clamp_step>) s += "clamp";
+                else if constexpr (std::is_same_v<S, deploy::sign_step>) s += "sign";
+                else if constexpr (std::is_same_v<S, deploy::codes_step>) s += "codes";
+                else if constexpr (std::is_same_v<S, deploy::decode_step>) s += "decode";
+                else s += "residual[" + step_kinds(step.inner) + "]";
+            },
+            p.op);
+    }
+    return s;
+}
+
+std::filesystem::path temp_file(char const* name)
+{
+    return std::filesystem::temp_directory_path() / (std::string("lowbit_lower_") + name + "_" +
+                                                     std::to_string(std::random_device{}()) + ".lbpk");
+}
+
+} // namespace lower_test
+
+using namespace lower_test;
+
+TEST_CASE("deploy::compile lowers a user's own nn::sequential with a residual block, bit for bit")
+{
+    using xnor = nn::dense<ste::xnor_weight<>>;
+    using sign = nn::quantize_activation<ste::sign_activation>;
+    // Deeper than nn::mlp, with a residual block (its shortcut sign bits, its output signs, the sum in float),
+    // then a dense layer on those floats {-2, 0, 2} (a float layer with packed weights).
+    nn::sequential model(xnor({.in = 48, .out = 64, .bias = false}), nn::batch_norm<2>({.channels = 64}), sign{},
+                         nn::residual(nn::sequential(xnor({.in = 64, .out = 64, .bias = false}),
+                                                     nn::batch_norm<2>({.channels = 64}), sign{})),
+                         xnor({.in = 64, .out = 64, .bias = false}), nn::batch_norm<2>({.channels = 64}), sign{},
+                         xnor({.in = 64, .out = 64, .bias = false}), nn::batch_norm<2>({.channels = 64}), sign{},
+                         xnor({.in = 64, .out = 10, .bias = true}));
+    half_weights(model, 1);
+    auto& head = model.template layer<10>();
+    for (std::size_t j = 0; j < 10; ++j) head.bias()[j] = 0.25f * static_cast<float>(j) - 1.0f;
+    xt::xtensor<float, 2> const x = integer_inputs(300, 48, 2);
+    shake_batch_norms(model, x, 3);
+    deploy::packed_model const packed = deploy::compile(model, integer_input);
+    CHECK(step_kinds(packed.steps()) ==
+          "input int>signs residual[int>signs decode] float_dense bn sign int>signs int>floats");
+    xt::xtensor<float, 2> const want = evaluate(model, x);
+    xt::xtensor<float, 2> const got = packed.forward(x);
+    REQUIRE(got.shape() == want.shape());
+    CHECK(got == want);
+    // The thresholds are not trivial: some channels of the first layer decrease (negative gamma), and the
+    // signs vary.
+    auto const& first = std::get<deploy::integer_dense_step>(packed.steps()[1].op);
+    auto const& t = std::get<deploy::sign_thresholds>(first.stage());
+    bool flipped = false;
+    for (std::uint64_t const w : t.flip) flipped = flipped || w != 0;
+    CHECK(flipped);
+
+    SUBCASE("the packed file reads back to the same outputs, and refuses what is broken")
+    {
+        std::filesystem::path const file = temp_file("residual");
+        deploy::save_packed(file, packed);
+        CHECK(deploy::packed_kind(io::load_archive(file)) == deploy::packed_model_kind::model);
+        deploy::packed_model const again = deploy::load_packed_model(file);
+        CHECK(again.forward(x) == got);
+        CHECK(deploy::packed_bytes(packed) == std::filesystem::file_size(file));
+        // A packed MLP's loader names this one's.
+        CHECK_THROWS_WITH_AS(deploy::load_packed(file), doctest::Contains("deploy::load_packed_model"), io::io_error);
+        std::filesystem::resize_file(file, std::filesystem::file_size(file) / 2);
+        CHECK_THROWS_AS(deploy::load_packed_model(file), io::io_error);
+        std::filesystem::remove(file);
+        // Steps that do not chain: a width changed in the archive.
+        io::archive a = deploy::to_archive(packed);
+        a.meta()["classes"] = "11";
+        CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(a), doctest::Contains("not 11 floats"), io::io_error);
+        a = deploy::to_archive(packed);
+        a.meta()["step4.kind"] = "sign";
+        CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(a), doctest::Contains("do not chain"), io::io_error);
+        a.meta()["step4.kind"] = "fold";
+        CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(a), doctest::Contains("no packed step"), io::io_error);
+        a = deploy::to_archive(packed);
+        a.meta()["packed_version"] = "2";
+        CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(a), doctest::Contains("version 2"), io::io_error);
+    }
+    SUBCASE("bad input is refused")
+    {
+        CHECK_THROWS_WITH_AS(packed.forward(xt::xtensor<float, 2>::from_shape({2, 47})),
+                             doctest::Contains("expected 48 input features, got 47"), invalid_input);
+        xt::xtensor<float, 2> bad = x;
+        bad(3, 5) = std::numeric_limits<float>::quiet_NaN();
+        CHECK_THROWS_WITH_AS(packed.forward(bad), doctest::Contains("NaN"), invalid_input);
+    }
+}
+
+TEST_CASE("deploy::compile: k-bit codes at another depth, and a user's own layer folded into the thresholds")
+{
+    using xnor = nn::dense<ste::xnor_weight<>>;
+    // alpha = 2^bits - 1, so that a code's value is the code and every float sum is exact.
+    using pact2 = nn::quantize_activation<ste::pact<2>>;
+    pact2 const act(ste::pact<2>({.alpha = 3.0f}));
+    nn::sequential model(xnor({.in = 40, .out = 32, .bias = false}), nn::batch_norm<2>({.channels = 32}), nn::relu{}, act,
+                         xnor({.in = 32, .out = 32, .bias = false}), nn::batch_norm<2>({.channels = 32}), relu6{}, act,
+                         xnor({.in = 32, .out = 32, .bias = false}), nn::batch_norm<2>({.channels = 32}), nn::relu{}, act,
+                         xnor({.in = 32, .out = 10, .bias = true}));
+    half_weights(model, 4);
+    xt::xtensor<float, 2> const x = integer_inputs(257, 40, 5);
+    shake_batch_norms(model, x, 6);
+    deploy::packed_model const packed = deploy::compile(model, integer_input);
+    CHECK(step_kinds(packed.steps()) == "input int>codes int>codes int>codes int>floats");
+    CHECK(packed.forward(x) == evaluate(model, x));
+    // The same model with the codes decoded and the thresholds in float (a layer that is not fused) agrees too:
+    // the user's layer after a float input.
+    nn::sequential floats_first(relu6{}, act, xnor({.in = 40, .out = 10, .bias = true}));
+    half_weights(floats_first, 7);
+    xt::xtensor<float, 2> const y = (x - 100.0f) / 16.0f;  // some negative, some above 6
+    deploy::packed_model const f = deploy::compile(floats_first, integer_input);
+    CHECK(step_kinds(f.steps()) == "clamp codes int>floats");
+    CHECK(f.forward(y) == evaluate(floats_first, y));
+}
+
+TEST_CASE("deploy::compile: BinaryConnect's model with float activations and the BatchNorm head (scripts/demo's)")
+{
+    // lowbit-train's default: lowbit::quantizer<1> weights, float ReLU, the BatchNorm head.
+    using q1 = quantizer<1, nearest_even_t, clip::fixed_range>;
+    q1 const q{.clipping = {.bound = 1.0f}};
+    auto model = nn::mlp({.inputs = 36, .hidden = 48, .classes = 10}, q, q, q);
+    half_weights(model, 8);
+    xt::xtensor<float, 2> const x = integer_inputs(200, 36, 9);
+    shake_batch_norms(model, x, 10);
+    deploy::packed_model const packed = deploy::compile(model, integer_input);
+    CHECK(step_kinds(packed.steps()) == "input int>floats bn clamp float_dense bn clamp float_dense bn");
+    CHECK(packed.forward(x) == evaluate(model, x));
+}
+
+TEST_CASE("deploy::compile refuses what does not lower, naming the layer")
+{
+    using xnor = nn::dense<ste::xnor_weight<>>;
+    // A residual block must keep the width.
+    nn::sequential widening(xnor({.in = 8, .out = 8, .bias = false}), nn::batch_norm<2>({.channels = 8}),
+                            nn::residual(nn::sequential(xnor({.in = 8, .out = 4, .bias = false}))),
+                            xnor({.in = 4, .out = 2, .bias = true}));
+    CHECK_THROWS_WITH_AS(deploy::compile(widening), doctest::Contains("layer 2 (residual): the inner block maps 8 features to 4"),
+                         invalid_input);
+    // Widths that do not chain.
+    nn::sequential broken(xnor({.in = 8, .out = 8, .bias = false}), xnor({.in = 6, .out = 2, .bias = true}));
+    CHECK_THROWS_WITH_AS(deploy::compile(broken), doctest::Contains("layer 1 (dense) reads 6 features, but the layer before writes 8"),
+                         invalid_input);
+    // A quantizer chosen at run time that writes signed values has no code encoding.
+    nn::sequential erased(xnor({.in = 8, .out = 8, .bias = false}),
+                          nn::quantize_activation<ste::any_quantizer>(ste::any_quantizer(ste::dorefa_weight<2>{})),
+                          xnor({.in = 8, .out = 2, .bias = true}));
+    CHECK_THROWS_WITH_AS(deploy::compile(erased), doctest::Contains("not unsigned codes"), invalid_input);
+}
