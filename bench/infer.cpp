@@ -14,6 +14,8 @@
 //                 + sgemm per convolution);
 //   kbit/..., kbit_cnn/...  the MLP and the CNN with 4-bit PACT activations and 2-bit DoReFa weights (8-bit
 //                 first and last layers), against float twins with the same PACT activations.
+//   .../packed_model/float  each of the four models lowered layer by layer (deploy::lower_model, the general path
+//                 of deploy::compile) into a deploy::packed_model, from float input.
 // Counters: images_per_s (the rate of images, per second of wall time) and model_bytes (the packed file, or
 // the float checkpoint). The weights are untrained (initialised, BatchNorm statistics set from one batch):
 // the work does not depend on their values.
@@ -25,6 +27,7 @@
 #include <lowbit/deploy/packed_file.hpp>
 #include <lowbit/deploy/packed_kbit_cnn_file.hpp>
 #include <lowbit/deploy/packed_kbit_file.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
@@ -129,9 +132,11 @@ struct twins {
     Quantized q;
     Float flt;
     decltype(lowbit::deploy::compile(std::declval<Quantized&>())) packed;
+    lowbit::deploy::packed_model general;  ///< the same model lowered layer by layer (deploy::lower_model)
     xt::xtensor<std::uint8_t, Rank> codes;
     xt::xtensor<float, Rank> x;
-    std::size_t packed_bytes = 0, float_bytes = 0;
+    xt::xtensor<float, 2> flat;  ///< x as rows of features (NCHW), as packed_model reads it
+    std::size_t packed_bytes = 0, float_bytes = 0, general_bytes = 0;
 
     twins(Quantized quantized, Float twin, std::array<std::size_t, Rank> const& shape)
         : q(std::move(quantized)), flt(std::move(twin))
@@ -144,6 +149,11 @@ struct twins {
         calibrate(q, x);
         packed = lowbit::deploy::compile(q);
         packed_bytes = lowbit::deploy::packed_bytes(packed);
+        std::size_t const side = Rank == 4 ? shape[2] : 0;
+        general = lowbit::deploy::lower_model(q, {.height = side, .width = side});
+        general_bytes = lowbit::deploy::packed_bytes(general);
+        flat = xt::xtensor<float, 2>::from_shape({shape[0], x.size() / shape[0]});
+        std::copy(x.begin(), x.end(), flat.begin());
         lowbit::io::archive a = lowbit::train::to_archive(q);
         lowbit::train::from_archive(flt, a);
         std::vector<std::vector<float>> values;  // Q(w) of every weight, in the models' common order
@@ -268,7 +278,26 @@ void float_twin(benchmark::State& state, Twins& s)
     counters(state, batch, s.float_bytes);
 }
 
+/// The model of @p s lowered layer by layer (deploy::packed_model), from float input: the general path against
+/// the fixed-shape packed model above, in the same binary.
+template <class Twins>
+void general_float(benchmark::State& state, Twins& s)
+{
+    threads const t(state.range(0));
+    auto const batch = static_cast<std::size_t>(state.range(1));
+    xt::xtensor<float, 2> const in = xt::view(s.flat, xt::range(0, batch), xt::all());
+    for (auto _ : state) {
+        xt::xtensor<float, 2> l = s.general.forward(in);
+        benchmark::DoNotOptimize(l.data());
+    }
+    counters(state, batch, s.general_bytes);
+}
+
 void BM_packed_codes(benchmark::State& state) { packed_codes(state, models()); }
+void BM_general(benchmark::State& state) { general_float(state, models()); }
+void BM_cnn_general(benchmark::State& state) { general_float(state, cnn_models()); }
+void BM_kbit_general(benchmark::State& state) { general_float(state, kbit_models()); }
+void BM_kbit_cnn_general(benchmark::State& state) { general_float(state, kbit_cnn_models()); }
 void BM_float(benchmark::State& state) { float_twin(state, models()); }
 void BM_cnn_packed_codes(benchmark::State& state) { packed_codes(state, cnn_models()); }
 void BM_cnn_float(benchmark::State& state) { float_twin(state, cnn_models()); }
@@ -288,12 +317,16 @@ void shapes(benchmark::internal::Benchmark* b)
 BENCHMARK(BM_packed_codes)->Name("packed/codes")->Apply(shapes);
 BENCHMARK(BM_packed_float)->Name("packed/float")->Apply(shapes);
 BENCHMARK(BM_packed_binary)->Name("packed_all_binary/codes")->Apply(shapes);
+BENCHMARK(BM_general)->Name("packed_model/float")->Apply(shapes);
 BENCHMARK(BM_float)->Name("float")->Apply(shapes);
 BENCHMARK(BM_cnn_packed_codes)->Name("cnn/packed/codes")->Apply(shapes);
 BENCHMARK(BM_cnn_float)->Name("cnn/float")->Apply(shapes);
+BENCHMARK(BM_cnn_general)->Name("cnn/packed_model/float")->Apply(shapes);
 BENCHMARK(BM_kbit_packed_codes)->Name("kbit/packed/codes")->Apply(shapes);
 BENCHMARK(BM_kbit_float)->Name("kbit/float")->Apply(shapes);
+BENCHMARK(BM_kbit_general)->Name("kbit/packed_model/float")->Apply(shapes);
 BENCHMARK(BM_kbit_cnn_packed_codes)->Name("kbit_cnn/packed/codes")->Apply(shapes);
 BENCHMARK(BM_kbit_cnn_float)->Name("kbit_cnn/float")->Apply(shapes);
+BENCHMARK(BM_kbit_cnn_general)->Name("kbit_cnn/packed_model/float")->Apply(shapes);
 
 } // namespace

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // lowbit-infer: models that deploy::compile lowers layer by layer into a deploy::packed_model (deploy/lower.hpp) --
-// lowbit-train's default model (Li et al.'s B-bit weights, float ReLU activations, the BatchNorm head: --method
-// bc, sr, r or sqwa without --act-bits), and `lowbit-packed-model` files. The packed model reads the
+// lowbit-train's default MLP and CNN (Li et al.'s B-bit weights, float ReLU activations, the BatchNorm head:
+// --method bc, sr, r or sqwa without --act-bits), and `lowbit-packed-model` files. The packed model reads the
 // standardised floats the fake-quant model reads; its first layer maps them to 8-bit codes and runs on the int8
 // kernel, the later ones on float activations with packed weights. Agreement is argmax agreement on every test
 // image and the largest logit difference (no per-value audit: the hidden activations are floats).
@@ -57,16 +57,40 @@ int with_float_activation_mlp(lowbit_train::config const& c, std::size_t hidden,
     }
 }
 
-/// The fake-quant model's logits of @p x, 1000 images at a time.
+/// The same for lowbit-train's CNN (--model cnn: nn::cnn's default widths).
+template <class Run>
+int with_float_activation_cnn(lowbit_train::config const& c, Run&& run)
+{
+    namespace nn = lowbit::nn;
+    auto const li = [&]<int B>(std::integral_constant<int, B>) {
+        if (c.method == "sqwa") {
+            lowbit::quantizer<B, lowbit::nearest_even_t, lowbit::clip::l2_optimal> const q{};
+            return run(nn::cnn({}, q, q, q));
+        }
+        lowbit_train::cli_quantizer<B, lowbit::nearest_even_t> const q{.clipping = {.bound = 1.0f}};
+        return run(nn::cnn({}, q, q, q));
+    };
+    switch (c.bits) {
+    case 1: return li(std::integral_constant<int, 1>{});
+    case 2: return li(std::integral_constant<int, 2>{});
+    case 4: return li(std::integral_constant<int, 4>{});
+    default: return li(std::integral_constant<int, 8>{});
+    }
+}
+
+/// The fake-quant model's logits of @p x (rows of 784 pixels, as 1 x 28 x 28 images for nn::cnn), 500 at a time.
 template <class Model>
 xt::xtensor<float, 2> fake_quant_logits(Model& model, xt::xtensor<float, 2> const& x)
 {
     std::size_t const n = x.shape(0);
     xt::xtensor<float, 2> out = xt::xtensor<float, 2>::from_shape({n, 10});
-    for (std::size_t s = 0; s < n; s += 1000) {
-        std::size_t const e = std::min(n, s + 1000);
+    for (std::size_t s = 0; s < n; s += 500) {
+        std::size_t const e = std::min(n, s + 500);
         xt::xtensor<float, 2> const b = xt::view(x, xt::range(s, e));
-        xt::view(out, xt::range(s, e)) = model.forward(b, {.training = false});
+        if constexpr (deploy::CnnModel<Model>)
+            xt::view(out, xt::range(s, e)) = model.forward(lowbit::nn::as_images(b, 1, 28, 28), {.training = false});
+        else
+            xt::view(out, xt::range(s, e)) = model.forward(b, {.training = false});
     }
     return out;
 }
@@ -98,7 +122,7 @@ int run_model(options const& o, lowbit::io::archive const& file)
     lowbit_train::config c;
     std::size_t hidden = 0;
     if (from_checkpoint) {
-        c = trained_config(o, file, "mlp");
+        c = trained_config(o, file, meta_value(file, "model") == "cnn" ? "cnn" : "mlp");
         hidden = hidden_width(o, file);
     } else {
         packed = deploy::packed_model_from_archive(file);
@@ -110,15 +134,24 @@ int run_model(options const& o, lowbit::io::archive const& file)
     // The packed model reads the standardised floats, so a packed file needs the training set's standardisation too.
     test_data const d = load_test_data(o, true);
     if (from_checkpoint) {
-        with_float_activation_mlp(c, hidden, [&](auto model) {
-            lowbit::train::from_archive(model, file, {{"model", "mlp"}});
+        bool const cnn = c.model == "cnn";
+        auto const deploy_model = [&](auto model) {
+            lowbit::train::from_archive(model, file, {{"model", c.model}});
             r.float_bytes = lowbit::io::archive_bytes(lowbit::train::to_archive(model)).size();
-            packed = naming_the_recipe(file, c, [&] { return deploy::compile(model, {.input = d.st.map}); });
+            deploy::compile_options const options{.input = d.st.map, .height = cnn ? 28u : 0u, .width = cnn ? 28u : 0u};
+            packed = naming_the_recipe(file, c, [&] { return deploy::compile(model, options); });
             if (!o.save_packed.empty()) deploy::save_packed(o.save_packed, packed);
             r.plain = compare(fake_quant_logits(model, d.x), packed.forward(d.x), d.test.labels);
-            print_summaries(o, model, {784}, packed);
+            if (cnn)
+                print_summaries(o, model, {1, 28, 28}, packed);
+            else
+                print_summaries(o, model, {784}, packed);
             return 0;
-        });
+        };
+        if (cnn)
+            with_float_activation_cnn(c, deploy_model);
+        else
+            with_float_activation_mlp(c, hidden, deploy_model);
     } else {
         // The float model's bytes of a packed file: its summary's (every weight and BatchNorm value in float).
         r.float_bytes = lowbit::summary(packed).float_bytes();
@@ -127,7 +160,7 @@ int run_model(options const& o, lowbit::io::archive const& file)
     r.packed_bytes = deploy::packed_bytes(packed);
     r.t = measure(packed, d.x, d.test.labels, o);
     std::size_t const steps = packed.steps().size();
-    r.model = "784-...-10, " + std::to_string(steps) + " packed steps" +
+    r.model = (c.model == "cnn" ? "cnn 1x28x28, " : "784-...-10, ") + std::to_string(steps) + " packed steps" +
               (from_checkpoint ? " (lowbit-train " + trained_with(c) + ")" : std::string());
     r.json_head = std::string("\"model\": \"packed_model\", \"mode\": \"") + mode_of(o) +
                   "\", \"steps\": " + std::to_string(steps) + ", ";

@@ -42,8 +42,8 @@ int run_kbit_mlp(options const& o, lowbit::io::archive const& file);
 /// kbit_common.hpp, or a `lowbit-packed-kbit-cnn` file.
 int run_kbit_cnn(options const& o, lowbit::io::archive const& file);
 
-/// A model deploy::compile lowers layer by layer (deploy::packed_model): lowbit-train's default MLP (Li et al.'s
-/// weights, float ReLU, the BatchNorm head; --method bc, sr, r or sqwa without --act-bits), or a
+/// A model deploy::compile lowers layer by layer (deploy::packed_model): lowbit-train's default MLP or CNN (Li et
+/// al.'s weights, float ReLU, the BatchNorm head; --method bc, sr, r or sqwa without --act-bits), or a
 /// `lowbit-packed-model` file.
 int run_model(options const& o, lowbit::io::archive const& file);
 

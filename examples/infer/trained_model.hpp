@@ -36,8 +36,8 @@ inline std::string trained_with(lowbit_train::config const& c)
 /// The lowbit-train options a checkpoint of @p model ("mlp" or "cnn") records: its model keys and recipe
 /// (method, quantizer, bits, act_bits, first_last_bits, head, rescale_hidden). A binarized checkpoint written
 /// before lowbit-train recorded its recipe is XNOR with --first-last-bits's edge layers.
-/// @throws io::io_error naming the file for a checkpoint with float weights (--method fp), Li et al.'s CNN with
-/// float activations, stochastic BinaryConnect, or a --first-last-bits that contradicts the file.
+/// @throws io::io_error naming the file for a checkpoint with float weights (--method fp), stochastic
+/// BinaryConnect, or a --first-last-bits that contradicts the file.
 inline lowbit_train::config trained_config(options const& o, lowbit::io::archive const& a, std::string const& model)
 {
     lowbit_train::config c;
@@ -68,16 +68,10 @@ inline lowbit_train::config trained_config(options const& o, lowbit::io::archive
     std::string const recipe = meta_value(a, "recipe");
     if (recipe == "0") c.head.clear();  // as it was given: Li et al.'s grid
     bool const uses_recipe = recipe.empty() ? lowbit_train::uses_recipe(c) : recipe == "1";
-    bool const li = !uses_recipe;  // Li et al.'s grid: sign activations (act_bits 1) or float ones (the MLP only)
+    bool const li = !uses_recipe;  // Li et al.'s grid: sign activations (act_bits 1) or float ones
     if (c.method == "fp")
         throw lowbit::io::io_error{a.source(), "trained with lowbit-train " + trained_with(c) + ": float weights have "
                                                "no packed form; train with --method bc, sr, r, sqwa or sat"};
-    if (li && c.act_bits != 1 && model == "cnn")
-        throw lowbit::io::io_error{a.source(), "trained with lowbit-train " + trained_with(c) + ", whose CNN has float "
-                                               "activations and the BatchNorm head (Li et al.'s): deploy::compile "
-                                               "lowers convolutions only in nn::cnn's packed shapes (sign or k-bit code "
-                                               "activations); train with --act-bits 1, or with --quantizer (xnor, "
-                                               "dorefa, pact, ...) or --method sat and --act-bits 1, 2, 4 or 8"};
     if (li && c.method == "bc" && c.rounding == "stochastic")
         throw lowbit::io::io_error{a.source(), "trained with lowbit-train " + trained_with(c) + " --rounding "
                                                "stochastic: stochastic BinaryConnect evaluates with the real-valued "

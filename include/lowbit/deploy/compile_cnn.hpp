@@ -254,26 +254,20 @@ packed_conv2d lower_conv_block(nn::conv2d<P>& conv, nn::batch_norm<4> const& bn,
 } // namespace detail
 
 /// @brief Models of nn::cnn's shape (two conv blocks, max pooling, two conv blocks, max pooling, flatten,
-/// dense - batch_norm - activation, classifier), with any policies, activations and head: the models the
-/// CNN overload of compile() takes (and, unless binarized, refuses with a message).
+/// dense - batch_norm - activation, classifier), with any policies, activations and head.
 template <class M>
 concept CnnModel = detail::cnn_parts<M>::value;
 
-/// @brief The packed inference model of a trained binarized CNN; see the file comment for what is supported
-/// and how each layer is lowered.
-/// @throws invalid_input when the input map is invalid, the image size cannot be inferred or does not fit
-/// the dense layer, the weights are not on their policy's grid, or a layer is too wide for int32 sums.
-template <CnnModel Model>
+/// @brief nn::cnn's binarized CNN (sign activations everywhere, the bias head): the models this overload of
+/// compile() takes. Other CNNs (float activations, the BatchNorm head) lower layer by layer (deploy/lower.hpp).
+template <class M>
+concept BinarizedCnnModel = CnnModel<M> && detail::cnn_parts<M>::binarized;
+
+template <BinarizedCnnModel Model>
 packed_cnn compile(Model& model, compile_options const& options = {})
 {
     using parts = detail::cnn_parts<Model>;
     using policies = typename parts::policies;
-    static_assert(parts::binarized,
-                  "lowbit::deploy::compile supports the binarized CNN of nn::cnn(options, W, First, Last, "
-                  "ste::sign_activation{}, nn::bias_head): conv - batch_norm - sign blocks, max pooling, dense - "
-                  "batch_norm - sign - dense with bias, and the same CNN with ste::pact<Bits>{...} (Bits 1..8) in "
-                  "place of ste::sign_activation{}; other activations (float ReLU, DoReFa, LSQ) and the batch_norm "
-                  "head have no packed form yet");
     // Policies chosen at run time (ste::any_quantizer) are checked when compile() lowers their layer.
     constexpr bool packable = parts::binarized && detail::all_deployable(static_cast<policies*>(nullptr));
     if constexpr (packable) {

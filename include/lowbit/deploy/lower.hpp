@@ -8,14 +8,17 @@
 /// | layer                                   | lowered as                                                   |
 /// |-----------------------------------------|--------------------------------------------------------------|
 /// | nn::dense<P>, P binary or 2..8-bit levels | an integer layer on codes or sign bits; on floats, a float layer with packed weights |
-/// | nn::batch_norm<2>, nn::relu, nn::hardtanh | folded into the thresholds of the quantizer that follows, else a float step |
+/// | nn::conv2d<P>, P as for dense           | the same, on NHWC feature maps (compile_options' height and width give the input's size); on input codes whose zero point is not 0, an output set per padding class |
+/// | nn::batch_norm<2>, nn::batch_norm<4>, nn::relu, nn::hardtanh | folded into the thresholds of the quantizer that follows, else a float step |
+/// | nn::max_pool2d                          | on whatever the activations are: OR of sign bits, max of codes or floats |
+/// | nn::flatten                             | one row per sample in (y, x, c) order; the next dense layer's columns permuted to match |
 /// | nn::quantize_activation<ste::sign_activation> | sign bits                                            |
 /// | nn::quantize_activation<Q>, Q unsigned k-bit codes (PACT, DoReFa, unsigned LSQ, ste::any_quantizer) | k-bit codes |
 /// | nn::residual<Inner>                     | the block's steps, plus the shortcut in float                 |
 /// | nn::sequential<L...>                    | each layer in turn                                           |
 ///
-/// A layer type without a `lower` found by argument-dependent lookup is a compile-time error that names it:
-/// convolutions and pooling lower only inside nn::cnn's fixed shape for now (deploy/compile_cnn.hpp).
+/// A layer type without a `lower` found by argument-dependent lookup is a compile-time error that names it
+/// (average pooling has none yet).
 ///
 /// @code
 /// namespace nn = lowbit::nn;
@@ -29,14 +32,18 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
+#include <lowbit/deploy/compile_cnn.hpp>
 #include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/lowering.hpp>
 #include <lowbit/deploy/packed_model.hpp>
 #include <lowbit/deploy/weight_lowering.hpp>
 #include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/conv2d.hpp>
 #include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/flatten.hpp>
 #include <lowbit/nn/hardtanh.hpp>
+#include <lowbit/nn/max_pool2d.hpp>
 #include <lowbit/nn/quantize_activation.hpp>
 #include <lowbit/nn/relu.hpp>
 #include <lowbit/nn/residual.hpp>
@@ -56,7 +63,12 @@ namespace lowbit::deploy {
 
 template <class P>
 void lower(nn::dense<P>& d, lowering& c);
+template <class P>
+void lower(nn::conv2d<P>& conv, lowering& c);
 void lower(nn::batch_norm<2>& bn, lowering& c);
+void lower(nn::batch_norm<4>& bn, lowering& c);
+void lower(nn::max_pool2d& p, lowering& c);
+void lower(nn::flatten& f, lowering& c);
 void lower(nn::relu& r, lowering& c);
 void lower(nn::hardtanh& h, lowering& c);
 template <class Q>
@@ -78,8 +90,10 @@ float_map map_of(L const& l)
     return [copy = l](xt::xtensor<float, 2>& x) mutable { x = copy.forward(x, {.training = false}); };
 }
 
-/// A batch_norm with @p bn's options, statistics, gamma and beta, without what its last training pass cached.
-inline nn::batch_norm<2> evaluation_copy(nn::batch_norm<2>& bn)
+/// A batch_norm<2> with @p bn's options, statistics, gamma and beta, without what its last training pass cached
+/// (for a batch_norm<4>: the same per-channel formula on NHWC rows).
+template <std::size_t Rank>
+nn::batch_norm<2> evaluation_copy(nn::batch_norm<Rank>& bn)
 {
     nn::batch_norm<2> c(bn.options());
     std::copy(bn.gamma().begin(), bn.gamma().end(), c.gamma().begin());
@@ -99,9 +113,32 @@ void lower(nn::dense<P>& d, lowering& c)
 {
     if constexpr (detail::require_deployable<P>()) {
         std::string const who = c.name("dense");
-        c.dense(detail::lower_dense(d, who.c_str()), who);
+        c.dense(detail::lower_dense(d, who.c_str(), c.take_flatten_order()), who);
     }
 }
+
+template <class P>
+void lower(nn::conv2d<P>& conv, lowering& c)
+{
+    if constexpr (detail::require_deployable<P>()) {
+        std::string const who = c.name("conv2d");
+        c.image_input(conv.options().in, who);
+        auto [shape, weights] = detail::lower_conv(conv, c.height(), c.width(), who);
+        c.conv(shape, std::move(weights), who);
+    }
+}
+
+inline void lower(nn::batch_norm<4>& bn, lowering& c)
+{
+    std::string const who = c.name("batch_norm");
+    c.image_input(bn.options().channels, who);
+    nn::batch_norm<2> const copy = detail::evaluation_copy(bn);
+    c.per_channel(who, {batch_norm_step{copy}}, detail::map_of(copy), bn.options().channels);
+}
+
+inline void lower(nn::max_pool2d& p, lowering& c) { c.max_pool(detail::pool_of(p), c.name("max_pool2d")); }
+
+inline void lower(nn::flatten&, lowering& c) { c.flatten(c.name("flatten")); }
 
 inline void lower(nn::batch_norm<2>& bn, lowering& c)
 {
@@ -155,7 +192,7 @@ void lower(nn::sequential<Layers...>& s, lowering& c)
         static_assert(LowerableLayer<L>,
                       "lowbit::deploy::compile: this layer type provides no lower(layer&, lowbit::deploy::lowering&), "
                       "so the model has no packed form; the instantiation below names the layer. Give a layer of your "
-                      "own one (deploy/lowering.hpp); lowbit's convolutions and pooling deploy within nn::cnn's shape");
+                      "own one (deploy/lowering.hpp)");
         if constexpr (LowerableLayer<L>) lower(l, c);
     });
 }

@@ -32,6 +32,8 @@
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_model.hpp>
 #include <lowbit/deploy/packed_step.hpp>
+#include <lowbit/deploy/padding_classes.hpp>
+#include <lowbit/deploy/pool_window.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
 #include <lowbit/deploy/weight_lowering.hpp>
 
@@ -42,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <span>
@@ -111,53 +114,107 @@ public:
     /// @brief "layer <i> (<kind>)", numbering the layers met so far; the name messages use.
     std::string name(std::string const& kind) { return "layer " + std::to_string(index_++) + " (" + kind + ")"; }
 
-    /// @brief The width of the activations now (0 before the first layer that fixes it).
+    /// @brief The channels (a feature map's) or features (flat activations) now; 0 before a layer fixed them.
     std::size_t features() const noexcept { return features_; }
+    /// @brief The height and width of the feature map now (1 x 1 for flat activations).
+    std::size_t height() const noexcept { return height_; }
+    std::size_t width() const noexcept { return width_; }
 
     /// @brief How the activations are encoded now; an open integer layer counts as floats.
     encoding current() const noexcept { return pending_ ? encoding::floats : enc_; }
 
-    /// @brief A dense layer with packed weights @p l (detail::lower_dense), named @p who in messages.
+    /// @brief The column order a dense layer right after a flatten reads its inputs in (the packed feature map
+    /// is (y, x, c), nn::flatten's (c, y, x)); empty when no flatten is pending. Taking it clears it.
+    std::vector<std::size_t> take_flatten_order() { return std::exchange(order_, {}); }
+
+    /// @brief The model's input as images of @p channels channels, of compile_options' height and width: a
+    /// layer that reads a feature map calls it first (nothing happens after the input).
+    /// @throws invalid_input when compile_options gives no height and width.
+    void image_input(std::size_t channels, std::string const& who)
+    {
+        if (!input_layout_) return;
+        if (options_.height == 0 || options_.width == 0)
+            throw invalid_input("lowbit::deploy::compile: " + who + " reads images: set compile_options::height and "
+                                "width to the input's size");
+        steps_.push_back({nhwc_step{channels, options_.height, options_.width}});
+        features_ = channels;
+        inputs_ = channels * options_.height * options_.width;
+        height_ = options_.height;
+        width_ = options_.width;
+        input_layout_ = false;
+    }
+
+    /// @brief A dense layer with packed weights @p l (detail::lower_dense, its columns in take_flatten_order()'s
+    /// order), named @p who in messages.
     void dense(detail::lowered_dense l, std::string const& who)
     {
         close();
+        if (height_ * width_ != 1)
+            throw invalid_input("lowbit::deploy::compile: " + who + " reads a " + std::to_string(height_) + "x" +
+                                std::to_string(width_) + " feature map; flatten it first (nn::flatten)");
         expect_width(l.w.in, who);
-        std::size_t const out = l.w.out;
-        if (enc_ == encoding::floats && raw_input_) {  // the model's input: 8-bit codes of the input map
-            steps_.push_back({input_codes_step{options_.input}});
-            enc_ = encoding::codes;
-            unit_ = options_.input.scale;
-            zero_ = options_.input.offset;
-            code_max_ = 255;
-        }
-        if (enc_ == encoding::floats) {
-            std::vector<float> bias = std::move(l.bias);
-            steps_.push_back({float_dense_step(std::move(l.w), std::move(bias))});
-        } else {
-            pending p;
-            p.input = enc_ == encoding::codes ? layer_input::codes : layer_input::signs;
-            bool const codes = enc_ == encoding::codes;
-            p.bound = detail::integer_bound(l, codes ? code_max_ : 1);
-            p.y.a = codes ? unit_ : 1.0;
-            p.y.offset.resize(out);
-            for (std::size_t j = 0; j < out; ++j)
-                p.y.offset[j] = (codes ? zero_ : 0.0) * static_cast<double>(l.level_sum[j]);
-            p.y.step = l.step;
-            p.y.bias = l.bias.empty() ? std::vector<float>(out, 0.0f) : l.bias;
-            l.w.scale.clear();  // in the thresholds or the float outputs
-            p.w = std::move(l.w);
-            pending_ = std::move(p);
-        }
+        linear(std::move(l), std::nullopt);
+    }
+
+    /// @brief A convolution of geometry @p shape (for the feature map now) with packed weights @p l in patch order
+    /// (ky, kx, c), named @p who in messages.
+    void conv(kernels::binary_conv2d_shape const& shape, detail::lowered_dense l, std::string const& who)
+    {
+        close();
+        if (shape.channels != features_ || shape.height != height_ || shape.width != width_)
+            throw invalid_input("lowbit::deploy::compile: " + who + " reads " + std::to_string(shape.channels) +
+                                " channels, but the layer before writes " + std::to_string(features_));
+        linear(std::move(l), shape);
+        height_ = shape.out_height();
+        width_ = shape.out_width();
+    }
+
+    /// @brief Max pooling over @p window (on whatever the activations are: sign bits, codes, floats).
+    void max_pool(pool_window window, std::string const& who)
+    {
+        close();
+        if (input_layout_)
+            throw invalid_input("lowbit::deploy::compile: " + who + " reads images: start the model with a layer "
+                                "that knows their channels (a convolution or a BatchNorm)");
+        window.check(height_, width_, "lowbit::deploy::compile: " + who + ": ");
+        steps_.push_back({max_pool_step{window}});
         raw_input_ = false;
-        enc_ = encoding::floats;
-        features_ = out;
+        height_ = window.out(height_);
+        width_ = window.out(width_);
+    }
+
+    /// @brief nn::flatten: the feature map becomes one row per sample; the next dense layer reads codes or sign
+    /// bits in take_flatten_order()'s order.
+    void flatten(std::string const& who)
+    {
+        close();
+        if (input_layout_ && options_.height != 0)
+            throw invalid_input("lowbit::deploy::compile: " + who + " needs a feature map before it");
+        input_layout_ = false;
+        std::size_t const c = features_, pixels = height_ * width_;
+        if (pixels > 1) steps_.push_back({flatten_step{}});
+        // Codes and sign bits stay (y, x, c): the dense layer's columns follow (integer sums are exact in any
+        // order). Floats are put in nn::flatten's (c, y, x) order by the step itself.
+        if (enc_ != encoding::floats && pixels > 1) {
+            order_.resize(c * pixels);
+            for (std::size_t q = 0; q < pixels; ++q)
+                for (std::size_t ch = 0; ch < c; ++ch) order_[q * c + ch] = ch * pixels + q;
+        }
+        features_ = c * pixels;
+        height_ = width_ = 1;
+        raw_input_ = false;
     }
 
     /// @brief An elementwise layer that is monotone in each channel (BatchNorm, ReLU, hardtanh): @p as_step is its
     /// float step, @p f a copy of the layer that the folding evaluates. @p channels: the width it expects (0: any).
     void per_channel(std::string const& who, packed_step as_step, float_map f, std::size_t channels = 0)
     {
-        if (channels != 0) expect_width(channels, who);
+        if (channels != 0) {
+            if (!order_.empty())
+                throw invalid_input("lowbit::deploy::compile: " + who + " is per feature between a flatten and a "
+                                    "dense layer, which is not lowered; put it before the flatten");
+            expect_width(channels, who);
+        }
         if (pending_) {
             pending_->chain.push_back(std::move(f));
             pending_->steps.push_back(std::move(as_step));
@@ -172,16 +229,20 @@ public:
     void sign(std::string const& who)
     {
         if (pending_) {
-            pending p = std::move(*pending_);
-            pending_.reset();
-            level_thresholds const l = fold(p, 1, [](float z) { return z < 0.0f ? 0 : 1; }, who);
-            sign_thresholds t{std::vector<std::int32_t>(l.size()), std::vector<std::uint64_t>(kernels::words_for_bits(l.size()), 0)};
-            for (std::size_t j = 0; j < l.size(); ++j) {
-                // code = (u >= t) on u = v, or on u = -v: (v <= -t), i.e. not (v >= 1 - t).
-                t.threshold[j] = l.negate[j] != 0 ? 1 - l.threshold[j] : l.threshold[j];
-                if (l.negate[j] != 0) t.flip[j / 64] |= std::uint64_t{1} << (j % 64);
+            pending p = take_pending();
+            std::vector<sign_thresholds> sets;
+            for (affine_output const& y : p.y) {
+                level_thresholds const l = fold(p, y, 1, [](float z) { return z < 0.0f ? 0 : 1; }, who);
+                sign_thresholds t{std::vector<std::int32_t>(l.size()),
+                                  std::vector<std::uint64_t>(kernels::words_for_bits(l.size()), 0)};
+                for (std::size_t j = 0; j < l.size(); ++j) {
+                    // code = (u >= t) on u = v, or on u = -v: (v <= -t), i.e. not (v >= 1 - t).
+                    t.threshold[j] = l.negate[j] != 0 ? 1 - l.threshold[j] : l.threshold[j];
+                    if (l.negate[j] != 0) t.flip[j / 64] |= std::uint64_t{1} << (j % 64);
+                }
+                sets.push_back(std::move(t));
             }
-            steps_.push_back({integer_dense_step(p.input, std::move(p.w), std::move(t))});
+            emit(std::move(p), std::move(sets));
         } else {
             decode();
             steps_.push_back({sign_step{}});
@@ -197,10 +258,10 @@ public:
     {
         std::size_t const n = (std::size_t{1} << bits) - 1;
         if (pending_) {
-            pending p = std::move(*pending_);
-            pending_.reset();
-            level_thresholds l = fold_values(p, n, q, t.values, who);
-            steps_.push_back({integer_dense_step(p.input, std::move(p.w), std::move(l))});
+            pending p = take_pending();
+            std::vector<level_thresholds> sets;
+            for (affine_output const& y : p.y) sets.push_back(fold_values(p, y, n, q, t.values, who));
+            emit(std::move(p), std::move(sets));
         } else {
             decode();
             steps_.push_back({codes_step{t.threshold, t.values}});
@@ -220,37 +281,56 @@ public:
         close();
         lowering sub(options_);
         sub.index_ = index_;
+        sub.inputs_ = inputs_;
         sub.features_ = features_;
+        sub.height_ = height_;
+        sub.width_ = width_;
         sub.enc_ = enc_;
         sub.raw_input_ = raw_input_;
+        sub.input_layout_ = input_layout_;
         sub.unit_ = unit_;
         sub.zero_ = zero_;
         sub.code_max_ = code_max_;
         sub.values_ = values_;
+        std::size_t const before = sub.steps_.size();
         std::forward<Inner>(inner)(sub);
         sub.close();
         sub.decode();
         index_ = sub.index_;
-        if (features_ == 0) features_ = inputs_ = sub.inputs_;  // the model starts with this block
-        if (sub.features_ != features_)
+        // A block that starts the model may have fixed the input (its first layer, or the NHWC step it emitted).
+        std::vector<packed_step> steps(sub.steps_.begin() + static_cast<std::ptrdiff_t>(before), sub.steps_.end());
+        if (features_ == 0 || (input_layout_ && !sub.input_layout_)) {
+            if (!steps.empty() && std::holds_alternative<nhwc_step>(steps.front().op)) {
+                steps_.push_back(std::move(steps.front()));
+                steps.erase(steps.begin());
+                height_ = options_.height;
+                width_ = options_.width;
+            }
+            inputs_ = sub.inputs_;
+            features_ = sub.inputs_ / (height_ * width_);
+        }
+        if (sub.features_ != features_ || sub.height_ != height_ || sub.width_ != width_)
             throw invalid_input("lowbit::deploy::compile: " + who + ": the inner block maps " +
                                 std::to_string(features_) + " features to " + std::to_string(sub.features_) +
-                                "; a residual block keeps the width");
+                                "; a residual block keeps the shape");
         residual_step r;
-        r.inner = std::move(sub.steps_);
+        r.inner = std::move(steps);
         if (enc_ != encoding::floats) r.shortcut.values = values_;
         steps_.push_back({std::move(r)});
         enc_ = encoding::floats;
         raw_input_ = false;
+        input_layout_ = false;
     }
 
     /// @brief The packed model: an open integer layer gets float outputs, and codes or signs at the end are decoded.
-    /// @throws invalid_input when no layer fixed the input width.
+    /// @throws invalid_input when no layer fixed the input width, or the model ends on a feature map.
     packed_model finish()
     {
         close();
         decode();
         if (inputs_ == 0) throw invalid_input("lowbit::deploy::compile: the model has no layer that fixes its input width");
+        if (height_ * width_ != 1)
+            throw invalid_input("lowbit::deploy::compile: the model ends on a feature map; flatten it (nn::flatten)");
         return packed_model(inputs_, features_, std::move(steps_));
     }
 
@@ -258,7 +338,8 @@ private:
     struct pending {
         layer_input input = layer_input::codes;
         packed_weights w;
-        affine_output y;
+        std::optional<kernels::binary_conv2d_shape> conv;
+        std::vector<affine_output> y;  ///< one per padding class of a convolution on input codes, else one
         std::int64_t bound = 0;
         std::vector<float_map> chain;
         std::vector<packed_step> steps;
@@ -275,14 +356,84 @@ private:
                                 " features, but the layer before writes " + std::to_string(features_));
     }
 
+    /// A dense layer (@p shape empty) or a convolution, after close().
+    void linear(detail::lowered_dense l, std::optional<kernels::binary_conv2d_shape> shape)
+    {
+        std::size_t const out = l.w.out;
+        if (enc_ == encoding::floats && raw_input_) {  // the model's input: 8-bit codes of the input map
+            steps_.push_back({input_codes_step{options_.input}});
+            enc_ = encoding::codes;
+            unit_ = options_.input.scale;
+            zero_ = options_.input.offset;
+            code_max_ = 255;
+        }
+        if (enc_ == encoding::floats) {
+            std::vector<float> bias = std::move(l.bias);
+            if (shape)
+                steps_.push_back({float_conv_step(*shape, std::move(l.w), std::move(bias))});
+            else
+                steps_.push_back({float_dense_step(std::move(l.w), std::move(bias))});
+        } else {
+            pending p;
+            bool const codes = enc_ == encoding::codes;
+            p.input = codes ? layer_input::codes : layer_input::signs;
+            p.bound = detail::integer_bound(l, codes ? code_max_ : 1);
+            affine_output y;
+            y.a = codes ? unit_ : 1.0;
+            y.step = l.step;
+            y.bias = l.bias.empty() ? std::vector<float>(out, 0.0f) : l.bias;
+            // The input's zero point times the levels the sums leave out: a convolution on codes whose code 0 is
+            // not 0 leaves out its padded taps, so each padding class has its own level sums.
+            double const zero = codes ? zero_ : 0.0;
+            std::vector<std::vector<std::int64_t>> sums{l.level_sum};
+            if (shape && zero != 0.0) {
+                sums.clear();
+                for (padding_classes::taps const& taps : padding_classes::of(*shape).valid)
+                    sums.push_back(detail::class_level_sums(l, *shape, taps));
+            }
+            for (std::vector<std::int64_t> const& d : sums) {
+                y.offset.assign(out, 0.0);
+                for (std::size_t j = 0; j < out; ++j) y.offset[j] = zero * static_cast<double>(d[j]);
+                p.y.push_back(y);
+            }
+            l.w.scale.clear();  // in the thresholds or the float outputs
+            p.w = std::move(l.w);
+            p.conv = shape;
+            pending_ = std::move(p);
+        }
+        raw_input_ = false;
+        input_layout_ = false;
+        enc_ = encoding::floats;
+        features_ = out;
+    }
+
+    pending take_pending()
+    {
+        pending p = std::move(*pending_);
+        pending_.reset();
+        return p;
+    }
+
+    /// The integer step of @p p with the output sets @p sets (one per entry of p.y).
+    template <class Set>
+    void emit(pending p, std::vector<Set> sets)
+    {
+        if (p.conv) {
+            steps_.push_back({integer_conv_step(p.input, *p.conv, std::move(p.w), std::move(sets))});
+        } else {
+            steps_.push_back({integer_dense_step(p.input, std::move(p.w), std::move(sets.front()))});
+        }
+    }
+
     /// An open integer layer gets float outputs, followed by its collected layers as float steps.
     void close()
     {
         if (!pending_) return;
-        pending p = std::move(*pending_);
-        pending_.reset();
-        steps_.push_back({integer_dense_step(p.input, std::move(p.w), std::move(p.y))});
-        for (packed_step& s : p.steps) steps_.push_back(std::move(s));
+        pending p = take_pending();
+        std::vector<packed_step> after = std::move(p.steps);
+        std::vector<affine_output> y = p.y;
+        emit(std::move(p), std::move(y));
+        for (packed_step& s : after) steps_.push_back(std::move(s));
         enc_ = encoding::floats;
     }
 
@@ -294,24 +445,25 @@ private:
         enc_ = encoding::floats;
     }
 
-    /// The float outputs of @p p's chain for n rows of integers v (level-major, channels fastest).
-    static xt::xtensor<float, 2> chain_of(pending& p, std::vector<std::int64_t> const& v, std::size_t rows)
+    /// The float outputs of @p p's chain for n rows of integers v (level-major, channels fastest), pre-activation @p y.
+    static xt::xtensor<float, 2> chain_of(pending& p, affine_output const& y, std::vector<std::int64_t> const& v,
+                                          std::size_t rows)
     {
         std::size_t const c = p.w.out;
         xt::xtensor<float, 2> z = xt::xtensor<float, 2>::from_shape({rows, c});
-        for (std::size_t i = 0; i < rows * c; ++i) z.data()[i] = p.y.value(i % c, v[i]);
+        for (std::size_t i = 0; i < rows * c; ++i) z.data()[i] = y.value(i % c, v[i]);
         for (float_map& f : p.chain) f(z);
         return z;
     }
 
     /// The thresholds of code(chain(y(v))) with @p n levels, code a function of each float output.
     template <class Code>
-    level_thresholds fold(pending& p, std::size_t n, Code code, std::string const& who)
+    level_thresholds fold(pending& p, affine_output const& y, std::size_t n, Code code, std::string const& who)
     {
         check_bound(p, who);
         std::size_t const c = p.w.out;
         return detail::fold_codes(c, n, -p.bound, p.bound, [&](std::vector<std::int64_t> const& v) {
-            xt::xtensor<float, 2> const z = chain_of(p, v, n);
+            xt::xtensor<float, 2> const z = chain_of(p, y, v, n);
             std::vector<int> out(n * c);
             for (std::size_t i = 0; i < n * c; ++i) out[i] = code(z.data()[i]);
             return out;
@@ -319,13 +471,14 @@ private:
     }
 
     /// The thresholds of the codes quantizer @p q writes after @p p's chain, read back through its @p values.
-    level_thresholds fold_values(pending& p, std::size_t n, std::function<void(std::span<float>)> const& q,
-                                 std::vector<float> const& values, std::string const& who)
+    level_thresholds fold_values(pending& p, affine_output const& y, std::size_t n,
+                                 std::function<void(std::span<float>)> const& q, std::vector<float> const& values,
+                                 std::string const& who)
     {
         check_bound(p, who);
         std::size_t const c = p.w.out;
         return detail::fold_codes(c, n, -p.bound, p.bound, [&](std::vector<std::int64_t> const& v) {
-            xt::xtensor<float, 2> z = chain_of(p, v, n);
+            xt::xtensor<float, 2> z = chain_of(p, y, v, n);
             q(std::span<float>(z.data(), z.size()));
             std::vector<int> out(n * c);
             for (std::size_t i = 0; i < n * c; ++i) {
@@ -350,8 +503,11 @@ private:
     std::size_t index_ = 0;
     std::size_t inputs_ = 0;
     std::size_t features_ = 0;
+    std::size_t height_ = 1, width_ = 1;  ///< the feature map's size (1 x 1: flat)
+    std::vector<std::size_t> order_{};    ///< the column order after a flatten, for the next dense layer
     encoding enc_ = encoding::floats;
     bool raw_input_ = true;        ///< the activations are the model's float input
+    bool input_layout_ = true;     ///< ... still in its flat (NCHW) layout, elementwise layers aside
     double unit_ = 1.0;            ///< codes: the value of one code step ...
     double zero_ = 0.0;            ///< ... and of code 0 (input codes: the input map's offset)
     std::int64_t code_max_ = 255;  ///< codes: the largest code

@@ -18,6 +18,11 @@
 /// | `codes`         | `<p>threshold` float32 [2^k - 1], `<p>values` float32 [2^k]                              |
 /// | `decode`        | `<p>values` float32                                                                      |
 /// | `residual`      | `<p>steps`, the inner steps under `<p><j>.`, `<p>shortcut` float32 (the shortcut's decode values) |
+/// | `nhwc`          | `<p>channels`, `<p>height`, `<p>width`                                                   |
+/// | `integer_conv`  | `<p>input`, the geometry (`<p>channels`, `height`, `width`, `filters`, `kernel`, `stride`, `padding`), the weights, `<p>sets` (one per padding class, or 1), `<p>output`: `signs` (`<p>threshold` int32 [sets, out], `<p>flip` uint64 [sets, words]), `codes` (`<p>act_bits`, `<p>threshold` int32 [sets, out, 2^k - 1], `<p>negate` uint8 [sets, out]) or `floats` (`<p>affine` uint64 [sets, 2 out + 1], `<p>bias` float32 [sets, out]) |
+/// | `float_conv`    | the geometry, the weights, `<p>scale`, `<p>bias` as for `float_dense`                     |
+/// | `max_pool`      | `<p>kernel`, `<p>stride`                                                                 |
+/// | `flatten`       | none                                                                                     |
 ///
 /// Files of the four earlier kinds (deploy/packed_kind.hpp) keep their own loaders.
 ///
@@ -58,6 +63,82 @@ inline void add_steps(io::archive& a, std::string const& p, std::span<packed_ste
 inline void add_floats(io::archive& a, std::string const& name, std::span<float const> v)
 {
     a.add(name, {v.size()}, std::vector<float>(v.begin(), v.end()));
+}
+
+/// A convolution's geometry as metadata numbers under prefix @p p.
+inline void add_geometry(io::archive& a, std::string const& p, kernels::binary_conv2d_shape const& g)
+{
+    std::size_t const v[] = {g.channels, g.height, g.width, g.filters, g.kernel, g.stride, g.padding};
+    char const* const k[] = {"channels", "height", "width", "filters", "kernel", "stride", "padding"};
+    for (std::size_t i = 0; i < 7; ++i) a.meta()[p + k[i]] = std::to_string(v[i]);
+}
+
+inline kernels::binary_conv2d_shape read_geometry(io::archive const& a, std::string const& p)
+{
+    constexpr std::size_t side = std::size_t{1} << 16;
+    return {.channels = meta_number(a, p + "channels", side), .height = meta_number(a, p + "height", side),
+            .width = meta_number(a, p + "width", side), .filters = meta_number(a, p + "filters", side),
+            .kernel = meta_number(a, p + "kernel", 64), .stride = meta_number(a, p + "stride", 64),
+            .padding = meta_number(a, p + "padding", 64)};
+}
+
+/// An integer layer's float outputs (one set per padding class, @p n channels each) under prefix @p p:
+/// `<p>affine` uint64 [sets, 2 n + 1] (the float64 bits of a, offsets, steps) and `<p>bias` float32 [sets, n].
+inline void add_affine(io::archive& a, std::string const& p, std::span<affine_output const> sets, std::size_t n)
+{
+    std::vector<std::uint64_t> bits;
+    std::vector<float> bias;
+    for (affine_output const& o : sets) {
+        bits.push_back(std::bit_cast<std::uint64_t>(o.a));
+        for (double const v : o.offset) bits.push_back(std::bit_cast<std::uint64_t>(v));
+        for (double const v : o.step) bits.push_back(std::bit_cast<std::uint64_t>(v));
+        bias.insert(bias.end(), o.bias.begin(), o.bias.end());
+    }
+    a.add(p + "affine", {sets.size(), 2 * n + 1}, bits);
+    a.add(p + "bias", {sets.size(), n}, bias);
+}
+
+inline std::vector<affine_output> read_affine(io::archive const& a, std::string const& p, std::size_t n, std::size_t sets)
+{
+    std::vector<std::uint64_t> const bits = a.integers<std::uint64_t>(p + "affine", std::vector<std::size_t>{sets, 2 * n + 1});
+    std::span<float const> const bias = a.values(p + "bias", std::vector<std::size_t>{sets, n});
+    std::vector<affine_output> out(sets);
+    for (std::size_t c = 0; c < sets; ++c) {
+        std::uint64_t const* b = bits.data() + c * (2 * n + 1);
+        out[c].a = std::bit_cast<double>(b[0]);
+        for (std::size_t j = 0; j < n; ++j) {
+            out[c].offset.push_back(std::bit_cast<double>(b[1 + j]));
+            out[c].step.push_back(std::bit_cast<double>(b[1 + n + j]));
+        }
+        out[c].bias.assign(bias.begin() + static_cast<std::ptrdiff_t>(c * n), bias.begin() + static_cast<std::ptrdiff_t>((c + 1) * n));
+    }
+    return out;
+}
+
+/// Sign thresholds, one set per padding class: `<p>threshold` int32 [sets, n], `<p>flip` uint64 [sets, words].
+inline void add_sign_sets(io::archive& a, std::string const& p, std::span<sign_thresholds const> sets, std::size_t n)
+{
+    std::vector<std::int32_t> t;
+    std::vector<std::uint64_t> f;
+    for (sign_thresholds const& s : sets) {
+        t.insert(t.end(), s.threshold.begin(), s.threshold.end());
+        f.insert(f.end(), s.flip.begin(), s.flip.end());
+    }
+    a.add(p + "threshold", {sets.size(), n}, t);
+    a.add(p + "flip", {sets.size(), kernels::words_for_bits(n)}, f);
+}
+
+inline std::vector<sign_thresholds> read_sign_sets(io::archive const& a, std::string const& p, std::size_t n, std::size_t sets)
+{
+    std::size_t const words = kernels::words_for_bits(n);
+    std::vector<std::int32_t> const t = a.integers<std::int32_t>(p + "threshold", std::vector<std::size_t>{sets, n});
+    std::vector<std::uint64_t> const f = a.integers<std::uint64_t>(p + "flip", std::vector<std::size_t>{sets, words});
+    std::vector<sign_thresholds> out(sets);
+    for (std::size_t c = 0; c < sets; ++c) {
+        out[c].threshold.assign(t.begin() + static_cast<std::ptrdiff_t>(c * n), t.begin() + static_cast<std::ptrdiff_t>((c + 1) * n));
+        out[c].flip.assign(f.begin() + static_cast<std::ptrdiff_t>(c * words), f.begin() + static_cast<std::ptrdiff_t>((c + 1) * words));
+    }
+    return out;
 }
 
 inline void add_step(io::archive& a, std::string const& p, packed_step const& s)
@@ -118,6 +199,44 @@ inline void add_step(io::archive& a, std::string const& p, packed_step const& s)
             } else if constexpr (std::is_same_v<S, decode_step>) {
                 kind("decode");
                 add_floats(a, p + "values", step.values);
+            } else if constexpr (std::is_same_v<S, nhwc_step>) {
+                kind("nhwc");
+                a.meta()[p + "channels"] = std::to_string(step.channels);
+                a.meta()[p + "height"] = std::to_string(step.height);
+                a.meta()[p + "width"] = std::to_string(step.width);
+            } else if constexpr (std::is_same_v<S, integer_conv_step>) {
+                kind("integer_conv");
+                a.meta()[p + "input"] = step.input() == layer_input::codes ? "codes" : "signs";
+                add_geometry(a, p, step.shape());
+                add_weights(a, p, step.weights());
+                std::size_t const n = step.shape().filters;
+                std::visit(
+                    [&]<class O>(O const& o) {
+                        a.meta()[p + "sets"] = std::to_string(o.size());
+                        if constexpr (std::is_same_v<O, std::vector<sign_thresholds>>) {
+                            a.meta()[p + "output"] = "signs";
+                            add_sign_sets(a, p, o, n);
+                        } else if constexpr (std::is_same_v<O, std::vector<level_thresholds>>) {
+                            a.meta()[p + "output"] = "codes";
+                            add_level_thresholds(a, p, p, o, true);
+                        } else {
+                            a.meta()[p + "output"] = "floats";
+                            add_affine(a, p, o, n);
+                        }
+                    },
+                    step.stage());
+            } else if constexpr (std::is_same_v<S, float_conv_step>) {
+                kind("float_conv");
+                add_geometry(a, p, step.shape());
+                add_weights(a, p, step.weights());
+                if (!step.weights().scale.empty()) add_floats(a, p + "scale", step.weights().scale);
+                if (!step.bias().empty()) add_floats(a, p + "bias", step.bias());
+            } else if constexpr (std::is_same_v<S, max_pool_step>) {
+                kind("max_pool");
+                a.meta()[p + "kernel"] = std::to_string(step.window.kernel);
+                a.meta()[p + "stride"] = std::to_string(step.window.stride);
+            } else if constexpr (std::is_same_v<S, flatten_step>) {
+                kind("flatten");
             } else {
                 kind("residual");
                 add_floats(a, p + "shortcut", step.shortcut.values);
@@ -220,6 +339,42 @@ inline packed_step read_step(io::archive const& a, std::string const& p, int dep
         return {std::move(s)};
     }
     if (k == "decode") return {decode_step{read_floats(a, p + "values", 256)}};
+    if (k == "nhwc") {
+        constexpr std::size_t side = std::size_t{1} << 16;
+        return {nhwc_step{meta_number(a, p + "channels", side), meta_number(a, p + "height", side),
+                          meta_number(a, p + "width", side)}};
+    }
+    if (k == "integer_conv" || k == "float_conv") {
+        kernels::binary_conv2d_shape const g = read_geometry(a, p);
+        packed_weights w = read_weights(a, p, g.kernel * g.kernel * g.channels);
+        if (w.out != g.filters)
+            throw io::io_error{a.source(), "'" + p + "' has weights of " + std::to_string(w.out) + " filters, not " +
+                                               std::to_string(g.filters)};
+        if (k == "float_conv") {
+            if (a.find(p + "scale") != nullptr) w.scale = read_floats(a, p + "scale", w.out);
+            std::vector<float> bias;
+            if (a.find(p + "bias") != nullptr) bias = read_floats(a, p + "bias", w.out);
+            return {float_conv_step(g, std::move(w), std::move(bias))};
+        }
+        std::string const input = io::meta_text(a, p + "input");
+        if (input != "codes" && input != "signs")
+            throw io::io_error{a.source(), "metadata '" + p + "input' is '" + input + "', not 'codes' or 'signs'"};
+        std::size_t const sets = meta_number(a, p + "sets", 64);
+        std::size_t const n = g.filters;
+        std::string const output = io::meta_text(a, p + "output");
+        integer_conv_step::output out;
+        if (output == "signs")
+            out = read_sign_sets(a, p, n, sets);
+        else if (output == "codes")
+            out = read_level_thresholds(a, p, p, n, sets, true);
+        else if (output == "floats")
+            out = read_affine(a, p, n, sets);
+        else
+            throw io::io_error{a.source(), "metadata '" + p + "output' is '" + output + "', not 'signs', 'codes' or 'floats'"};
+        return {integer_conv_step(input == "codes" ? layer_input::codes : layer_input::signs, g, std::move(w), std::move(out))};
+    }
+    if (k == "max_pool") return {max_pool_step{{.kernel = meta_number(a, p + "kernel", 64), .stride = meta_number(a, p + "stride", 64)}}};
+    if (k == "flatten") return {flatten_step{}};
     if (k == "residual") {
         if (depth >= 16) throw io::io_error{a.source(), "residual blocks nest deeper than 16 at '" + p + "'"};
         residual_step r;

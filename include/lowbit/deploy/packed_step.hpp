@@ -17,6 +17,11 @@
 /// | `codes_step`          | floats               | codes                    | #{c : x >= threshold_c}, a code quantizer's own boundaries |
 /// | `decode_step`         | codes or sign bits   | floats                   | the value each code (sign) stands for      |
 /// | `residual_step`       | any                  | floats                   | inner(x) + x, the shortcut decoded         |
+/// | `nhwc_step`           | floats (NCHW images) | floats (NHWC)            | the layout of the convolutions             |
+/// | `integer_conv_step`   | codes or sign bits   | sign bits, codes, floats | a convolution on the integer kernels, an output set per padding class where the input's zero point needs it |
+/// | `float_conv_step`     | floats               | floats                   | nn::conv2d's forward with Q(w) rebuilt     |
+/// | `max_pool_step`       | any                  | the same                 | OR of sign bits, max of codes or floats    |
+/// | `flatten_step`        | any (NHWC)           | the same, one row per sample | (y, x, c) order; floats (c, y, x)     |
 ///
 /// Every step is plain data plus what its kernels prepared on construction, so a step built by compile() and
 /// one read from a file run the same code.
@@ -25,12 +30,19 @@
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
+#include <lowbit/deploy/packed_conv2d.hpp>
+#include <lowbit/deploy/packed_kbit_conv2d.hpp>
 #include <lowbit/deploy/packed_kbit_dense.hpp>
+#include <lowbit/deploy/code_max_pool.hpp>
+#include <lowbit/deploy/padding_classes.hpp>
+#include <lowbit/deploy/pool_window.hpp>
+#include <lowbit/deploy/sign_max_pool.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
 #include <lowbit/kernels/gemm.hpp>
 #include <lowbit/kernels/matrix_view.hpp>
 #include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/conv2d.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -51,16 +63,23 @@ enum class encoding : std::uint8_t {
     signs,   ///< sign bits, 64 per word, bit 1 = +1; rows of ceil(features / 64) words
 };
 
-/// @brief The activations of a batch between two steps: `rows` samples of `features` values in `kind`'s
-/// buffer.
+/// @brief The activations of a batch between two steps: `rows` rows of `features` values in `kind`'s buffer. A
+/// feature map is NHWC: a row per pixel (`height` x `width` of them per sample) holding its channels; flat
+/// activations have one row per sample (height = width = 1).
 struct activations {
     encoding kind = encoding::floats;
     std::size_t rows = 0;
     std::size_t features = 0;
+    std::size_t height = 1;
+    std::size_t width = 1;
     std::vector<float> floats{};
     std::vector<std::uint8_t> codes{};
     std::vector<std::uint64_t> signs{};
 
+    /// The samples: rows / (height width).
+    std::size_t batch() const noexcept { return rows / (height * width); }
+    /// Empty activations of @p kind with this one's rows and shape.
+    activations like(encoding k) const { return {.kind = k, .rows = rows, .features = features, .height = height, .width = width}; }
     std::size_t words() const noexcept { return kernels::words_for_bits(features); }
     kernels::matrix_view<std::uint8_t> code_view() const noexcept { return {codes.data(), rows, features, features}; }
     kernels::bit_matrix_view sign_view() const noexcept { return {signs.data(), rows, features, words()}; }
@@ -72,7 +91,7 @@ struct input_codes_step {
 
     void forward(activations const& x, activations& y) const
     {
-        y = {.kind = encoding::codes, .rows = x.rows, .features = x.features};
+        y = x.like(encoding::codes);
         y.codes.resize(x.floats.size());
         map.quantize(x.floats.data(), x.floats.size(), y.codes.data());
     }
@@ -236,7 +255,7 @@ struct batch_norm_step {
         xt::xtensor<float, 2> in = xt::xtensor<float, 2>::from_shape({x.rows, x.features});
         std::copy(x.floats.begin(), x.floats.end(), in.begin());
         xt::xtensor<float, 2> const out = b.forward(in, {.training = false});
-        y = {.kind = encoding::floats, .rows = x.rows, .features = x.features};
+        y = x.like(encoding::floats);
         y.floats.assign(out.begin(), out.end());
     }
 };
@@ -248,7 +267,7 @@ struct clamp_step {
 
     void forward(activations const& x, activations& y) const
     {
-        y = {.kind = encoding::floats, .rows = x.rows, .features = x.features};
+        y = x.like(encoding::floats);
         y.floats.resize(x.floats.size());
         for (std::size_t i = 0; i < x.floats.size(); ++i) {
             float const v = x.floats[i];
@@ -261,7 +280,7 @@ struct clamp_step {
 struct sign_step {
     void forward(activations const& x, activations& y) const
     {
-        y = {.kind = encoding::signs, .rows = x.rows, .features = x.features};
+        y = x.like(encoding::signs);
         y.signs.resize(x.rows * y.words());
         kernels::pack_sign_rows(x.floats.data(), x.rows, x.features, x.features, y.signs.data(), y.words());
     }
@@ -275,7 +294,7 @@ struct codes_step {
 
     void forward(activations const& x, activations& y) const
     {
-        y = {.kind = encoding::codes, .rows = x.rows, .features = x.features};
+        y = x.like(encoding::codes);
         y.codes.resize(x.floats.size());
         for (std::size_t i = 0; i < x.floats.size(); ++i)
             y.codes[i] = static_cast<std::uint8_t>(
@@ -289,7 +308,7 @@ struct decode_step {
 
     void forward(activations const& x, activations& y) const
     {
-        y = {.kind = encoding::floats, .rows = x.rows, .features = x.features};
+        y = x.like(encoding::floats);
         decode(x, y.floats);
     }
 
@@ -309,6 +328,262 @@ struct decode_step {
     }
 };
 
+/// @brief A model's float input as images: rows of channels x height x width values (NCHW, as nn::conv2d reads
+/// them) -> NHWC rows, one per pixel, as the packed convolutions read them.
+struct nhwc_step {
+    std::size_t channels = 0, height = 0, width = 0;
+
+    void forward(activations const& x, activations& y) const
+    {
+        std::size_t const n = x.rows, pixels = height * width;
+        y = {.kind = encoding::floats, .rows = n * pixels, .features = channels, .height = height, .width = width};
+        y.floats.resize(x.floats.size());
+        for (std::size_t s = 0; s < n; ++s)
+            for (std::size_t c = 0; c < channels; ++c)
+                for (std::size_t p = 0; p < pixels; ++p)
+                    y.floats[(s * pixels + p) * channels + c] = x.floats[(s * channels + c) * pixels + p];
+    }
+};
+
+/// @brief A convolution on the integer kernels (packed_conv2d, packed_kbit_conv2d): reads NHWC codes or sign
+/// bits, writes NHWC sign bits, codes or floats. Each output stage holds one set per padding class of the
+/// convolution (a first layer on input codes whose zero point is not 0: padding_classes) or one set.
+class integer_conv_step {
+public:
+    using output = std::variant<std::vector<sign_thresholds>, std::vector<level_thresholds>, std::vector<affine_output>>;
+
+    integer_conv_step() = default;
+
+    /// @throws invalid_input for an inconsistent geometry, weights or output stage.
+    integer_conv_step(layer_input input, kernels::binary_conv2d_shape const& shape, packed_weights w, output out)
+        : input_(input), out_(std::move(out))
+    {
+        std::size_t const n = shape.filters;
+        std::size_t const sets = std::visit([](auto const& o) { return o.size(); }, out_);
+        std::size_t const classes = padding_classes::of(shape).count();
+        if (sets != 1 && sets != classes)
+            throw invalid_input("lowbit::deploy::integer_conv_step: " + std::to_string(sets) +
+                                " output sets, expected 1 or " + std::to_string(classes) + " (one per padding class)");
+        if (auto const* a = std::get_if<std::vector<affine_output>>(&out_))
+            for (affine_output const& o : *a)
+                if (o.offset.size() != n || o.step.size() != n || o.bias.size() != n)
+                    throw invalid_input("lowbit::deploy::integer_conv_step: the float output needs " +
+                                        std::to_string(n) + " offsets, steps and biases");
+        // The fused kernels: sign thresholds (one set per class on input codes), level thresholds on codes.
+        auto const* t = std::get_if<std::vector<sign_thresholds>>(&out_);
+        if (t != nullptr && (input == layer_input::signs || t->size() == classes)) {
+            kernel_.emplace<packed_conv2d>(input, shape, std::move(w), *t);
+        } else if (input == layer_input::signs) {
+            sign_thresholds const zero{std::vector<std::int32_t>(n, 0),
+                                       std::vector<std::uint64_t>(kernels::words_for_bits(n), 0)};
+            kernel_.emplace<packed_conv2d>(input, shape, std::move(w), std::vector<sign_thresholds>{zero});
+        } else if (auto const* l = std::get_if<std::vector<level_thresholds>>(&out_)) {
+            kernel_.emplace<packed_kbit_conv2d>(shape, std::move(w), *l);
+        } else {
+            level_thresholds const zero{1, std::vector<std::int32_t>(n, 0), std::vector<std::uint8_t>(n, 0)};
+            kernel_.emplace<packed_kbit_conv2d>(shape, std::move(w), std::vector<level_thresholds>{zero});
+        }
+    }
+
+    layer_input input() const noexcept { return input_; }
+    output const& stage() const noexcept { return out_; }
+    kernels::binary_conv2d_shape const& shape() const noexcept
+    {
+        return std::visit([](auto const& k) -> kernels::binary_conv2d_shape const& { return k.shape(); }, kernel_);
+    }
+    packed_weights const& weights() const noexcept
+    {
+        return std::visit([](auto const& k) -> packed_weights const& { return k.weights(); }, kernel_);
+    }
+    padding_classes const& classes() const noexcept
+    {
+        return std::visit([](auto const& k) -> padding_classes const& { return k.classes(); }, kernel_);
+    }
+    encoding writes() const noexcept
+    {
+        return std::holds_alternative<std::vector<sign_thresholds>>(out_)    ? encoding::signs
+               : std::holds_alternative<std::vector<level_thresholds>>(out_) ? encoding::codes
+                                                                               : encoding::floats;
+    }
+
+    void forward(activations const& x, activations& y) const
+    {
+        kernels::binary_conv2d_shape const& s = shape();
+        std::size_t const batch = x.batch(), pixels = s.out_height() * s.out_width(), n = s.filters;
+        y = {.kind = writes(), .rows = batch * pixels, .features = n, .height = s.out_height(), .width = s.out_width()};
+        auto const* conv = std::get_if<packed_conv2d>(&kernel_);
+        auto const* t = std::get_if<std::vector<sign_thresholds>>(&out_);
+        if (conv != nullptr && t != nullptr) {
+            y.signs.resize(y.rows * y.words());
+            if (input_ == layer_input::codes)
+                conv->forward(x.code_view(), batch, y.signs.data(), y.words());
+            else
+                conv->forward(x.sign_view(), batch, y.signs.data(), y.words());
+            return;
+        }
+        if (conv == nullptr && std::holds_alternative<std::vector<level_thresholds>>(out_)) {
+            y.codes.resize(y.rows * n);
+            std::get<packed_kbit_conv2d>(kernel_).forward(x.code_view(), batch, y.codes.data(), n);
+            return;
+        }
+        std::vector<std::int64_t> v(y.rows * n);
+        if (conv == nullptr)
+            std::get<packed_kbit_conv2d>(kernel_).integers(x.code_view(), batch, v.data(), n);
+        else if (input_ == layer_input::codes)
+            conv->integers(x.code_view(), batch, v.data(), n);
+        else
+            conv->integers(x.sign_view(), batch, v.data(), n);
+        padding_classes const& c = classes();
+        auto const set = [&](std::size_t r) -> std::size_t {
+            return std::visit([](auto const& o) { return o.size(); }, out_) == 1 ? 0 : c.pixel_class[r % pixels];
+        };
+        if (auto const* signs = std::get_if<std::vector<sign_thresholds>>(&out_)) {  // per class on sign input
+            y.signs.assign(y.rows * y.words(), 0);
+            for (std::size_t r = 0; r < y.rows; ++r)
+                for (std::size_t j = 0; j < n; ++j)
+                    if ((*signs)[set(r)].sign_bit(j, v[r * n + j])) y.signs[r * y.words() + j / 64] |= std::uint64_t{1} << (j % 64);
+        } else if (auto const* l = std::get_if<std::vector<level_thresholds>>(&out_)) {
+            y.codes.resize(y.rows * n);
+            for (std::size_t r = 0; r < y.rows; ++r)
+                for (std::size_t j = 0; j < n; ++j) y.codes[r * n + j] = (*l)[set(r)].code(j, v[r * n + j]);
+        } else {
+            auto const& a = std::get<std::vector<affine_output>>(out_);
+            y.floats.resize(y.rows * n);
+            for (std::size_t r = 0; r < y.rows; ++r)
+                for (std::size_t j = 0; j < n; ++j) y.floats[r * n + j] = a[set(r)].value(j, v[r * n + j]);
+        }
+    }
+
+private:
+    layer_input input_ = layer_input::codes;
+    output out_{};
+    std::variant<packed_conv2d, packed_kbit_conv2d> kernel_{};
+};
+
+/// @brief A convolution on float activations with packed weights: nn::conv2d's own evaluation forward (im2col,
+/// sgemm) with Q(w) rebuilt as level times the filter's step, on NHWC rows converted to NCHW and back.
+class float_conv_step {
+public:
+    float_conv_step() = default;
+
+    /// @p w: filters x kernel^2 channels in patch order (ky, kx, c), its scale each filter's step (empty:
+    /// packed_weights::step()); @p bias empty or one per filter.
+    float_conv_step(kernels::binary_conv2d_shape const& shape, packed_weights w, std::vector<float> bias)
+        : shape_(shape), w_(std::move(w)), bias_(std::move(bias)),
+          conv_({.in = shape.channels, .out = shape.filters, .kernel = shape.kernel, .stride = shape.stride,
+                 .padding = shape.padding, .bias = !bias_.empty()})
+    {
+        w_.check("lowbit::deploy::float_conv_step: ");
+        std::size_t const k = shape_.kernel, c = shape_.channels, patch = k * k * c;
+        if (w_.out != shape_.filters || w_.in != patch || (!bias_.empty() && bias_.size() != w_.out) ||
+            (!w_.scale.empty() && w_.scale.size() != w_.out))
+            throw invalid_input("lowbit::deploy::float_conv_step: weights, steps or biases do not fit " +
+                                std::to_string(shape_.filters) + " filters of " + std::to_string(patch) + " taps");
+        std::vector<float> values(w_.out * patch);  // nn::conv2d's order [out][c][ky][kx]
+        for (std::size_t j = 0; j < w_.out; ++j) {
+            float const step = w_.scale.empty() ? static_cast<float>(w_.step()) : w_.scale[j];
+            for (std::size_t ky = 0; ky < k; ++ky)
+                for (std::size_t kx = 0; kx < k; ++kx)
+                    for (std::size_t ch = 0; ch < c; ++ch)
+                        values[j * patch + (ch * k + ky) * k + kx] =
+                            static_cast<float>(w_.level(j, (ky * k + kx) * c + ch)) * step;
+        }
+        conv_.weight().assign(values);
+        std::copy(bias_.begin(), bias_.end(), conv_.bias().begin());
+    }
+
+    kernels::binary_conv2d_shape const& shape() const noexcept { return shape_; }
+    packed_weights const& weights() const noexcept { return w_; }
+    std::span<float const> bias() const noexcept { return bias_; }
+
+    void forward(activations const& x, activations& y) const
+    {
+        std::size_t const n = x.batch(), c = shape_.channels, hw = shape_.height * shape_.width;
+        xt::xtensor<float, 4> in = xt::xtensor<float, 4>::from_shape({n, c, shape_.height, shape_.width});
+        for (std::size_t s = 0; s < n; ++s)
+            for (std::size_t p = 0; p < hw; ++p)
+                for (std::size_t ch = 0; ch < c; ++ch) in.data()[(s * c + ch) * hw + p] = x.floats[(s * hw + p) * c + ch];
+        nn::conv2d<> conv = conv_;  // forward() keeps scratch state: a copy per call keeps the step const
+        xt::xtensor<float, 4> const out = conv.forward(in, {.training = false});
+        std::size_t const f = shape_.filters, oh = out.shape(2), ow = out.shape(3), op = oh * ow;
+        y = {.kind = encoding::floats, .rows = n * op, .features = f, .height = oh, .width = ow};
+        y.floats.resize(n * op * f);
+        for (std::size_t s = 0; s < n; ++s)
+            for (std::size_t j = 0; j < f; ++j)
+                for (std::size_t p = 0; p < op; ++p) y.floats[(s * op + p) * f + j] = out.data()[(s * f + j) * op + p];
+    }
+
+private:
+    kernels::binary_conv2d_shape shape_{};
+    packed_weights w_{};
+    std::vector<float> bias_{};
+    nn::conv2d<> conv_{nn::conv2d_options{}};
+};
+
+/// @brief Max pooling of an NHWC feature map of `height` x `width` pixels: an OR of sign bits (the max of +-1),
+/// the largest code, or the largest float.
+struct max_pool_step {
+    pool_window window{};
+
+    void forward(activations const& x, activations& y) const
+    {
+        std::size_t const n = x.batch(), oh = window.out(x.height), ow = window.out(x.width);
+        y = {.kind = x.kind, .rows = n * oh * ow, .features = x.features, .height = oh, .width = ow};
+        if (x.kind == encoding::signs) {
+            y.signs.resize(y.rows * y.words());
+            sign_max_pool(x.sign_view(), n, x.height, x.width, window, y.signs.data(), y.words());
+        } else if (x.kind == encoding::codes) {
+            y.codes.resize(y.rows * y.features);
+            code_max_pool(x.code_view(), n, x.height, x.width, window, y.codes.data(), y.features);
+        } else {
+            window.check(x.height, x.width, "lowbit::deploy::max_pool_step: ");
+            std::size_t const c = x.features;
+            y.floats.resize(y.rows * c);
+            for (std::size_t s = 0; s < n; ++s)
+                for (std::size_t oy = 0; oy < oh; ++oy)
+                    for (std::size_t ox = 0; ox < ow; ++ox) {
+                        float* dst = y.floats.data() + ((s * oh + oy) * ow + ox) * c;
+                        for (std::size_t ky = 0; ky < window.kernel; ++ky)
+                            for (std::size_t kx = 0; kx < window.kernel; ++kx) {
+                                float const* src = x.floats.data() +
+                                                   ((s * x.height + oy * window.stride + ky) * x.width +
+                                                    ox * window.stride + kx) * c;
+                                for (std::size_t ch = 0; ch < c; ++ch)
+                                    dst[ch] = ky == 0 && kx == 0 ? src[ch] : std::max(dst[ch], src[ch]);
+                            }
+                    }
+        }
+    }
+};
+
+/// @brief An NHWC feature map -> one row per sample: codes and sign bits in (y, x, c) order (the integer dense
+/// layer after them reads its weight columns in that order; sign bits are repacked into contiguous rows), floats
+/// in nn::flatten's (c, y, x) order, so that a float layer after them sums in the fake-quant model's order.
+struct flatten_step {
+    void forward(activations const& x, activations& y) const
+    {
+        std::size_t const n = x.batch(), pixels = x.height * x.width, c = x.features;
+        y = {.kind = x.kind, .rows = n, .features = c * pixels};
+        if (x.kind == encoding::floats) {
+            y.floats.resize(x.floats.size());
+            for (std::size_t s = 0; s < n; ++s)
+                for (std::size_t p = 0; p < pixels; ++p)
+                    for (std::size_t ch = 0; ch < c; ++ch)
+                        y.floats[(s * c + ch) * pixels + p] = x.floats[(s * pixels + p) * c + ch];
+        } else if (x.kind == encoding::codes) {
+            y.codes = x.codes;
+        } else {
+            y.signs.assign(n * y.words(), 0);
+            for (std::size_t r = 0; r < x.rows; ++r)
+                for (std::size_t ch = 0; ch < c; ++ch)
+                    if (((x.signs[r * x.words() + ch / 64] >> (ch % 64)) & 1u) != 0) {
+                        std::size_t const f = (r % pixels) * c + ch;
+                        y.signs[(r / pixels) * y.words() + f / 64] |= std::uint64_t{1} << (f % 64);
+                    }
+        }
+    }
+};
+
 struct packed_step;
 
 /// @brief y = inner(x) + x: the inner steps must write floats of x's width; the shortcut is x decoded by
@@ -323,7 +598,8 @@ struct residual_step {
 /// @brief One step of a packed model; see the file comment.
 struct packed_step {
     std::variant<input_codes_step, integer_dense_step, float_dense_step, batch_norm_step, clamp_step, sign_step,
-                 codes_step, decode_step, residual_step>
+                 codes_step, decode_step, residual_step, nhwc_step, integer_conv_step, float_conv_step, max_pool_step,
+                 flatten_step>
         op;
 
     void forward(activations const& x, activations& y) const;
@@ -352,8 +628,9 @@ inline void packed_step::forward(activations const& x, activations& y) const
 /// how many distinct codes there can be.
 struct activation_shape {
     encoding kind = encoding::floats;
-    std::size_t features = 0;
+    std::size_t features = 0;  ///< per row: a pixel's channels, or a flat sample's values
     std::size_t codes = 0;
+    std::size_t height = 1, width = 1;  ///< pixels per sample (1 x 1: flat)
 };
 
 /// @brief The shape step @p s writes for input of shape @p in.
@@ -379,9 +656,40 @@ inline activation_shape shape_after(packed_step const& s, activation_shape in)
         [&]<class S>(S const& step) -> activation_shape {
             if constexpr (std::is_same_v<S, input_codes_step>) {
                 expect(encoding::floats, "an input-codes step");
-                return {encoding::codes, in.features, 256};
+                return {encoding::codes, in.features, 256, in.height, in.width};
+            } else if constexpr (std::is_same_v<S, nhwc_step>) {
+                expect(encoding::floats, "an NHWC step");
+                if (in.height * in.width != 1 || step.channels * step.height * step.width != in.features)
+                    fail("an NHWC step of " + std::to_string(step.channels) + "x" + std::to_string(step.height) + "x" +
+                         std::to_string(step.width) + " images reads " + std::to_string(in.features) + " flat features");
+                return {encoding::floats, step.channels, 0, step.height, step.width};
+            } else if constexpr (std::is_same_v<S, integer_conv_step> || std::is_same_v<S, float_conv_step>) {
+                kernels::binary_conv2d_shape const& g = step.shape();
+                if constexpr (std::is_same_v<S, integer_conv_step>) {
+                    expect(step.input() == layer_input::codes ? encoding::codes : encoding::signs, "an integer convolution");
+                } else {
+                    expect(encoding::floats, "a float convolution");
+                }
+                if (in.features != g.channels || in.height != g.height || in.width != g.width)
+                    fail("a convolution of " + std::to_string(g.channels) + "x" + std::to_string(g.height) + "x" +
+                         std::to_string(g.width) + " reads " + std::to_string(in.features) + "x" +
+                         std::to_string(in.height) + "x" + std::to_string(in.width));
+                std::size_t codes = 0;
+                encoding out = encoding::floats;
+                if constexpr (std::is_same_v<S, integer_conv_step>) {
+                    out = step.writes();
+                    if (auto const* l = std::get_if<std::vector<level_thresholds>>(&step.stage()))
+                        codes = static_cast<std::size_t>(l->front().levels) + 1;
+                }
+                return {out, g.filters, codes, g.out_height(), g.out_width()};
+            } else if constexpr (std::is_same_v<S, max_pool_step>) {
+                step.window.check(in.height, in.width, "lowbit::deploy::packed_model: the steps do not chain: a max pooling: ");
+                return {in.kind, in.features, in.codes, step.window.out(in.height), step.window.out(in.width)};
+            } else if constexpr (std::is_same_v<S, flatten_step>) {
+                return {in.kind, in.features * in.height * in.width, in.codes, 1, 1};
             } else if constexpr (std::is_same_v<S, integer_dense_step>) {
                 expect(step.input() == layer_input::codes ? encoding::codes : encoding::signs, "an integer dense step");
+                if (in.height * in.width != 1) fail("an integer dense step reads flat rows (flatten first)");
                 if (in.features != step.in())
                     fail("an integer dense step reads " + std::to_string(step.in()) + " features, not " +
                          std::to_string(in.features));
@@ -389,6 +697,7 @@ inline activation_shape shape_after(packed_step const& s, activation_shape in)
                 return {step.writes(), step.out(), l != nullptr ? static_cast<std::size_t>(l->levels) + 1 : 0};
             } else if constexpr (std::is_same_v<S, float_dense_step>) {
                 expect(encoding::floats, "a float dense step");
+                if (in.height * in.width != 1) fail("a float dense step reads flat rows (flatten first)");
                 if (in.features != step.in())
                     fail("a float dense step reads " + std::to_string(step.in()) + " features, not " +
                          std::to_string(in.features));
@@ -402,18 +711,19 @@ inline activation_shape shape_after(packed_step const& s, activation_shape in)
             } else if constexpr (std::is_same_v<S, clamp_step> || std::is_same_v<S, sign_step> ||
                                  std::is_same_v<S, codes_step>) {
                 expect(encoding::floats, "an elementwise step");
-                if constexpr (std::is_same_v<S, sign_step>) return {encoding::signs, in.features, 0};
-                if constexpr (std::is_same_v<S, codes_step>) return {encoding::codes, in.features, step.values.size()};
+                if constexpr (std::is_same_v<S, sign_step>) return {encoding::signs, in.features, 0, in.height, in.width};
+                if constexpr (std::is_same_v<S, codes_step>)
+                    return {encoding::codes, in.features, step.values.size(), in.height, in.width};
                 return in;
             } else if constexpr (std::is_same_v<S, decode_step>) {
                 if (in.kind == encoding::floats) fail("a decode step reads codes or sign bits");
                 decodes(step, "a decode step");
-                return {encoding::floats, in.features, 0};
+                return {encoding::floats, in.features, 0, in.height, in.width};
             } else {
                 activation_shape a = in;
                 for (packed_step const& t : step.inner) a = shape_after(t, a);
-                if (a.kind != encoding::floats || a.features != in.features)
-                    fail("a residual block's steps must write " + std::to_string(in.features) + " floats");
+                if (a.kind != encoding::floats || a.features != in.features || a.height != in.height || a.width != in.width)
+                    fail("a residual block's steps must write floats of its input's shape");
                 if (in.kind != encoding::floats) decodes(step.shortcut, "a residual shortcut");
                 return a;
             }

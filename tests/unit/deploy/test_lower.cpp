@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 // deploy::compile on models of a user's own shape (deploy/lower.hpp, deploy/lowering.hpp): any depth, residual
-// blocks, float activations after binary weights, k-bit codes, a user's own layer. The models are built so that
+// blocks, float activations after binary weights, k-bit codes, a user's own layer, CNNs (another pooling order, a
+// residual conv block, padding classes, nn::cnn with float activations). The models are built so that
 // every float sum is exact (weights +-1/2, integer inputs, PACT's alpha = 2^bits - 1 so that a code's value is
 // the code), which makes the fake-quant model and the packed model compute the same numbers: the test asks for
 // bit-identical outputs, so a wrong threshold, orientation, step or shortcut shows as a difference.
 #include <lowbit/deploy/compile.hpp>
 #include <lowbit/deploy/packed_model.hpp>
 #include <lowbit/deploy/packed_model_file.hpp>
+#include <lowbit/deploy/summary.hpp>
 #include <lowbit/io/archive.hpp>
+#include <lowbit/model_summary.hpp>
+#include <lowbit/nn/summary.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/quantizer.hpp>
 #include <lowbit/quant/ste/ste.hpp>
@@ -19,10 +23,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <random>
 #include <span>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace lower_test {
@@ -126,6 +132,14 @@ std::string step_kinds(std::span<deploy::packed_step const> steps)
                 else if constexpr (std::is_same_v<S, deploy::sign_step>) s += "sign";
                 else if constexpr (std::is_same_v<S, deploy::codes_step>) s += "codes";
                 else if constexpr (std::is_same_v<S, deploy::decode_step>) s += "decode";
+                else if constexpr (std::is_same_v<S, deploy::nhwc_step>) s += "nhwc";
+                else if constexpr (std::is_same_v<S, deploy::integer_conv_step>)
+                    s += step.writes() == deploy::encoding::signs   ? "iconv>signs"
+                         : step.writes() == deploy::encoding::codes ? "iconv>codes"
+                                                                    : "iconv>floats";
+                else if constexpr (std::is_same_v<S, deploy::float_conv_step>) s += "float_conv";
+                else if constexpr (std::is_same_v<S, deploy::max_pool_step>) s += "pool";
+                else if constexpr (std::is_same_v<S, deploy::flatten_step>) s += "flatten";
                 else s += "residual[" + step_kinds(step.inner) + "]";
             },
             p.op);
@@ -269,4 +283,114 @@ TEST_CASE("deploy::compile refuses what does not lower, naming the layer")
                           nn::quantize_activation<ste::any_quantizer>(ste::any_quantizer(ste::dorefa_weight<2>{})),
                           xnor({.in = 8, .out = 2, .bias = true}));
     CHECK_THROWS_WITH_AS(deploy::compile(erased), doctest::Contains("not unsigned codes"), invalid_input);
+}
+
+namespace lower_test {
+
+/// Integer images [n, channels * side * side] in [lo, lo + 255].
+xt::xtensor<float, 2> integer_images(std::size_t n, std::size_t features, std::uint64_t seed, float lo)
+{
+    xt::xtensor<float, 2> x = integer_inputs(n, features, seed);
+    return x + lo;
+}
+
+template <class Model>
+xt::xtensor<float, 2> evaluate_images(Model& model, xt::xtensor<float, 2> const& x, std::size_t channels, std::size_t side)
+{
+    return model.forward(nn::as_images(x, channels, side, side), {.training = false});
+}
+
+template <class Model>
+void shake_images(Model& model, xt::xtensor<float, 2> const& x, std::size_t channels, std::size_t side, std::uint64_t seed)
+{
+    (void)model.forward(nn::as_images(x, channels, side, side), {.training = true});
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    model.for_each_leaf([&](auto& l) {
+        if constexpr (requires { l.begin_recalibration(); }) {
+            for (std::size_t j = 0; j < l.gamma().size(); ++j) {
+                float const g = u(rng);
+                l.gamma()[j] = j % 7 == 3 ? 0.0f : (g < -0.4f ? g : std::abs(g) + 0.1f);
+                l.beta()[j] = 0.5f * u(rng);
+            }
+        }
+    });
+}
+
+} // namespace lower_test
+
+TEST_CASE("deploy::compile lowers a user's own CNN (residual block, another pooling order), bit for bit")
+{
+    using conv = nn::conv2d<ste::xnor_weight<>>;
+    using sign = nn::quantize_activation<ste::sign_activation>;
+    nn::sequential model(conv({.in = 1, .out = 8, .kernel = 3, .padding = 1, .bias = false}), nn::batch_norm<4>({.channels = 8}),
+                         sign{},
+                         nn::residual(nn::sequential(conv({.in = 8, .out = 8, .kernel = 3, .padding = 1, .bias = false}),
+                                                     nn::batch_norm<4>({.channels = 8}), sign{})),
+                         sign{}, nn::max_pool2d{},
+                         conv({.in = 8, .out = 16, .kernel = 3, .padding = 1, .bias = false}),
+                         nn::batch_norm<4>({.channels = 16}), sign{}, nn::flatten{},
+                         nn::dense<ste::xnor_weight<>>({.in = 16 * 4 * 4, .out = 10, .bias = true}));
+    half_weights(model, 11);
+    xt::xtensor<float, 2> const x = integer_images(120, 64, 12, 0.0f);
+    shake_images(model, x, 1, 8, 13);
+    deploy::compile_options o = integer_input;
+    o.height = o.width = 8;
+    deploy::packed_model const packed = deploy::compile(model, o);
+    CHECK(step_kinds(packed.steps()) ==
+          "nhwc input iconv>signs residual[iconv>signs decode] sign pool iconv>signs flatten int>floats");
+    xt::xtensor<float, 2> const got = packed.forward(x);
+    CHECK(got == evaluate_images(model, x, 1, 8));
+    std::filesystem::path const file = temp_file("cnn");
+    deploy::save_packed(file, packed);
+    CHECK(deploy::load_packed_model(file).forward(x) == got);
+    std::filesystem::remove(file);
+    // The size must be given: a convolution first needs the images' height and width.
+    CHECK_THROWS_WITH_AS(deploy::compile(model, integer_input), doctest::Contains("set compile_options::height and width"),
+                         invalid_input);
+}
+
+TEST_CASE("deploy::compile: a k-bit CNN whose input codes' zero point is not 0 (padding classes), bit for bit")
+{
+    using conv = nn::conv2d<ste::xnor_weight<>>;
+    nn::quantize_activation<ste::pact<2>> const act(ste::pact<2>({.alpha = 3.0f}));
+    nn::sequential model(conv({.in = 2, .out = 8, .kernel = 3, .padding = 1, .bias = false}), nn::batch_norm<4>({.channels = 8}),
+                         nn::relu{}, act, nn::max_pool2d{},
+                         conv({.in = 8, .out = 8, .kernel = 3, .padding = 1, .bias = false}),
+                         nn::batch_norm<4>({.channels = 8}), nn::relu{}, act, nn::flatten{},
+                         nn::dense<ste::xnor_weight<>>({.in = 8 * 4 * 4, .out = 10, .bias = true}));
+    half_weights(model, 14);
+    // Inputs -128..127: the input map's code 0 is -128, so the first layer's padded taps (0.0 in the float model)
+    // are not code 0, and each padding class has its own thresholds.
+    xt::xtensor<float, 2> const x = integer_images(90, 128, 15, -128.0f);
+    shake_images(model, x, 2, 8, 16);
+    deploy::packed_model const packed =
+        deploy::compile(model, {.input = {.scale = 1.0f, .offset = -128.0f}, .height = 8, .width = 8});
+    CHECK(step_kinds(packed.steps()) == "nhwc input iconv>codes pool iconv>codes flatten int>floats");
+    auto const& first = std::get<deploy::integer_conv_step>(packed.steps()[2].op);
+    CHECK(std::get<std::vector<deploy::level_thresholds>>(first.stage()).size() == first.classes().count());
+    CHECK(first.classes().count() == 9);
+    CHECK(packed.forward(x) == evaluate_images(model, x, 2, 8));
+}
+
+TEST_CASE("deploy::compile: nn::cnn with float activations and the BatchNorm head (Li et al.'s CNN)")
+{
+    using q1 = quantizer<1, nearest_even_t, clip::fixed_range>;
+    q1 const q{.clipping = {.bound = 1.0f}};
+    auto model = nn::cnn({.size = 8, .width1 = 4, .width2 = 4, .hidden = 8, .classes = 10}, q, q, q);
+    half_weights(model, 17);
+    xt::xtensor<float, 2> const x = integer_images(60, 64, 18, 0.0f);
+    shake_images(model, x, 1, 8, 19);
+    deploy::packed_model const packed = deploy::compile(model, {.input = {.scale = 1.0f, .offset = 0.0f}, .height = 8, .width = 8});
+    CHECK(step_kinds(packed.steps()) == "nhwc input iconv>floats bn clamp float_conv bn clamp pool float_conv bn clamp "
+                                        "float_conv bn clamp pool flatten float_dense bn clamp float_dense bn");
+    CHECK(packed.forward(x) == evaluate_images(model, x, 1, 8));
+    // The trained model's summary and the packed model's agree on every weight layer's bits and bytes.
+    std::vector<std::pair<int, std::size_t>> trained, deployed;
+    for (auto const& l : summary(model, {1, 8, 8}).layers)
+        if (l.weights != 0) trained.emplace_back(l.weight_bits, l.weight_bytes());
+    for (auto const& l : summary(packed).layers)
+        if (l.weights != 0) deployed.emplace_back(l.weight_bits, l.weight_bytes());
+    CHECK(trained.size() == 6);
+    CHECK(trained == deployed);
 }
