@@ -53,7 +53,8 @@ public:
     std::span<packed_step const> steps() const noexcept { return steps_; }
 
     /// @brief The outputs [batch, classes] of float input [batch, inputs].
-    /// @throws invalid_input for a wrong width or a NaN or infinite value.
+    /// @throws invalid_input for a wrong width or a NaN value (an infinite one too, unless the model starts with
+    /// the input map, which clamps it to the first or last code as the fixed-shape packed models do).
     xt::xtensor<float, 2> forward(xt::xtensor<float, 2> const& x) const
     {
         activations const a = run(x, steps_.size());  // floats of outputs_, as the constructor checked
@@ -68,15 +69,24 @@ public:
         if (x.shape(1) != inputs_)
             throw invalid_input("lowbit::deploy::packed_model: shape mismatch: expected " + std::to_string(inputs_) +
                                 " input features, got " + std::to_string(x.shape(1)));
-        std::size_t bad = 0;
-        for (float const v : x) bad += std::isfinite(v) ? 0u : 1u;
-        if (bad != 0)
-            throw invalid_input("lowbit::deploy::packed_model: " + std::to_string(bad) +
-                                " input value(s) are NaN or infinite");
         activations a{.kind = encoding::floats, .rows = x.shape(0), .features = inputs_};
-        a.floats.assign(x.begin(), x.end());
+        std::size_t first = 0;
+        if (auto const* in = count > 0 ? std::get_if<input_codes_step>(&steps_.front().op) : nullptr) {
+            // The input map reads the caller's floats directly (and rejects NaN; it clamps the infinities).
+            a.kind = encoding::codes;
+            a.codes.resize(x.size());
+            in->map.quantize(x.data(), x.size(), a.codes.data());
+            first = 1;
+        } else {
+            std::size_t bad = 0;
+            for (float const v : x) bad += std::isfinite(v) ? 0u : 1u;
+            if (bad != 0)
+                throw invalid_input("lowbit::deploy::packed_model: " + std::to_string(bad) +
+                                    " input value(s) are NaN or infinite");
+            a.floats.assign(x.begin(), x.end());
+        }
         activations b;
-        for (std::size_t i = 0; i < count && i < steps_.size(); ++i) {
+        for (std::size_t i = first; i < count && i < steps_.size(); ++i) {
             steps_[i].forward(a, b);
             std::swap(a, b);
         }

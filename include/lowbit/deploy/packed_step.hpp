@@ -369,10 +369,13 @@ public:
                 if (o.offset.size() != n || o.step.size() != n || o.bias.size() != n)
                     throw invalid_input("lowbit::deploy::integer_conv_step: the float output needs " +
                                         std::to_string(n) + " offsets, steps and biases");
-        // The fused kernels: sign thresholds (one set per class on input codes), level thresholds on codes.
+        // The fused kernels: sign thresholds (on input codes one set per class: a single set is repeated),
+        // level thresholds on codes.
         auto const* t = std::get_if<std::vector<sign_thresholds>>(&out_);
-        if (t != nullptr && (input == layer_input::signs || t->size() == classes)) {
-            kernel_.emplace<packed_conv2d>(input, shape, std::move(w), *t);
+        if (t != nullptr) {
+            std::vector<sign_thresholds> sets = *t;
+            if (input == layer_input::codes && sets.size() == 1) sets.assign(classes, sets.front());
+            kernel_.emplace<packed_conv2d>(input, shape, std::move(w), std::move(sets));
         } else if (input == layer_input::signs) {
             sign_thresholds const zero{std::vector<std::int32_t>(n, 0),
                                        std::vector<std::uint64_t>(kernels::words_for_bits(n), 0)};
@@ -412,8 +415,7 @@ public:
         std::size_t const batch = x.batch(), pixels = s.out_height() * s.out_width(), n = s.filters;
         y = {.kind = writes(), .rows = batch * pixels, .features = n, .height = s.out_height(), .width = s.out_width()};
         auto const* conv = std::get_if<packed_conv2d>(&kernel_);
-        auto const* t = std::get_if<std::vector<sign_thresholds>>(&out_);
-        if (conv != nullptr && t != nullptr) {
+        if (std::holds_alternative<std::vector<sign_thresholds>>(out_)) {
             y.signs.resize(y.rows * y.words());
             if (input_ == layer_input::codes)
                 conv->forward(x.code_view(), batch, y.signs.data(), y.words());
@@ -437,12 +439,7 @@ public:
         auto const set = [&](std::size_t r) -> std::size_t {
             return std::visit([](auto const& o) { return o.size(); }, out_) == 1 ? 0 : c.pixel_class[r % pixels];
         };
-        if (auto const* signs = std::get_if<std::vector<sign_thresholds>>(&out_)) {  // per class on sign input
-            y.signs.assign(y.rows * y.words(), 0);
-            for (std::size_t r = 0; r < y.rows; ++r)
-                for (std::size_t j = 0; j < n; ++j)
-                    if ((*signs)[set(r)].sign_bit(j, v[r * n + j])) y.signs[r * y.words() + j / 64] |= std::uint64_t{1} << (j % 64);
-        } else if (auto const* l = std::get_if<std::vector<level_thresholds>>(&out_)) {
+        if (auto const* l = std::get_if<std::vector<level_thresholds>>(&out_)) {
             y.codes.resize(y.rows * n);
             for (std::size_t r = 0; r < y.rows; ++r)
                 for (std::size_t j = 0; j < n; ++j) y.codes[r * n + j] = (*l)[set(r)].code(j, v[r * n + j]);
