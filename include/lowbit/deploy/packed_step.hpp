@@ -373,9 +373,9 @@ public:
         // level thresholds on codes.
         auto const* t = std::get_if<std::vector<sign_thresholds>>(&out_);
         if (t != nullptr) {
-            std::vector<sign_thresholds> sets = *t;
-            if (input == layer_input::codes && sets.size() == 1) sets.assign(classes, sets.front());
-            kernel_.emplace<packed_conv2d>(input, shape, std::move(w), std::move(sets));
+            std::vector<sign_thresholds> per_class = *t;
+            if (input == layer_input::codes && per_class.size() == 1) per_class.assign(classes, per_class.front());
+            kernel_.emplace<packed_conv2d>(input, shape, std::move(w), std::move(per_class));
         } else if (input == layer_input::signs) {
             sign_thresholds const zero{std::vector<std::int32_t>(n, 0),
                                        std::vector<std::uint64_t>(kernels::words_for_bits(n), 0)};
