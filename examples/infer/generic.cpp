@@ -33,42 +33,15 @@ namespace {
 
 namespace deploy = lowbit::deploy;
 
-/// lowbit-train's MLP of Li et al.'s @p Bits-bit grid (SQWA's L2-optimal grid for --method sqwa) with float
-/// activations and the BatchNorm head, of hidden width @p hidden, handed to @p run.
+/// Calls @p run with lowbit-train's quantizer of Li et al.'s grid for configuration @p c (SQWA's L2-optimal grid
+/// for --method sqwa), at its bit width. Nearest rounding whatever the method's: SR- and R-trained weights are on
+/// the grid, and BC evaluates so.
 template <class Run>
-int with_float_activation_mlp(lowbit_train::config const& c, std::size_t hidden, Run&& run)
+int with_li_quantizer(lowbit_train::config const& c, Run&& run)
 {
-    namespace nn = lowbit::nn;
-    nn::mlp_options const shape{.inputs = 784, .hidden = hidden, .classes = 10, .init = nn::init::uniform_unit};
     auto const li = [&]<int B>(std::integral_constant<int, B>) {
-        if (c.method == "sqwa") {
-            lowbit::quantizer<B, lowbit::nearest_even_t, lowbit::clip::l2_optimal> const q{};
-            return run(nn::mlp(shape, q, q, q));
-        }
-        // Nearest rounding whatever the method's: SR- and R-trained weights are on the grid, and BC evaluates so.
-        lowbit_train::cli_quantizer<B, lowbit::nearest_even_t> const q{.clipping = {.bound = 1.0f}};
-        return run(nn::mlp(shape, q, q, q));
-    };
-    switch (c.bits) {
-    case 1: return li(std::integral_constant<int, 1>{});
-    case 2: return li(std::integral_constant<int, 2>{});
-    case 4: return li(std::integral_constant<int, 4>{});
-    default: return li(std::integral_constant<int, 8>{});
-    }
-}
-
-/// The same for lowbit-train's CNN (--model cnn: nn::cnn's default widths).
-template <class Run>
-int with_float_activation_cnn(lowbit_train::config const& c, Run&& run)
-{
-    namespace nn = lowbit::nn;
-    auto const li = [&]<int B>(std::integral_constant<int, B>) {
-        if (c.method == "sqwa") {
-            lowbit::quantizer<B, lowbit::nearest_even_t, lowbit::clip::l2_optimal> const q{};
-            return run(nn::cnn({}, q, q, q));
-        }
-        lowbit_train::cli_quantizer<B, lowbit::nearest_even_t> const q{.clipping = {.bound = 1.0f}};
-        return run(nn::cnn({}, q, q, q));
+        if (c.method == "sqwa") return run(lowbit::quantizer<B, lowbit::nearest_even_t, lowbit::clip::l2_optimal>{});
+        return run(lowbit_train::cli_quantizer<B, lowbit::nearest_even_t>{.clipping = {.bound = 1.0f}});
     };
     switch (c.bits) {
     case 1: return li(std::integral_constant<int, 1>{});
@@ -148,10 +121,13 @@ int run_model(options const& o, lowbit::io::archive const& file)
                 print_summaries(o, model, {784}, packed);
             return 0;
         };
-        if (cnn)
-            with_float_activation_cnn(c, deploy_model);
-        else
-            with_float_activation_mlp(c, hidden, deploy_model);
+        // lowbit-train's MLP of hidden width `hidden`, or its CNN (nn::cnn's default widths), float activations.
+        namespace nn = lowbit::nn;
+        with_li_quantizer(c, [&](auto q) {
+            if (cnn) return deploy_model(nn::cnn({}, q, q, q));
+            return deploy_model(
+                nn::mlp({.inputs = 784, .hidden = hidden, .classes = 10, .init = nn::init::uniform_unit}, q, q, q));
+        });
     } else {
         // The float model's bytes of a packed file: its summary's (every weight and BatchNorm value in float).
         r.float_bytes = lowbit::summary(packed).float_bytes();

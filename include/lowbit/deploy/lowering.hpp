@@ -44,7 +44,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <iterator>
 #include <limits>
 #include <optional>
 #include <span>
@@ -279,26 +278,16 @@ public:
     void residual(std::string const& who, Inner&& inner)
     {
         close();
-        lowering sub(options_);
-        sub.index_ = index_;
-        sub.inputs_ = inputs_;
-        sub.features_ = features_;
-        sub.height_ = height_;
-        sub.width_ = width_;
-        sub.enc_ = enc_;
-        sub.raw_input_ = raw_input_;
-        sub.input_layout_ = input_layout_;
-        sub.unit_ = unit_;
-        sub.zero_ = zero_;
-        sub.code_max_ = code_max_;
-        sub.values_ = values_;
-        std::size_t const before = sub.steps_.size();
+        // The block starts from this state, without the steps so far.
+        std::vector<packed_step> outer = std::exchange(steps_, {});
+        lowering sub = *this;
+        steps_ = std::move(outer);
         std::forward<Inner>(inner)(sub);
         sub.close();
         sub.decode();
         index_ = sub.index_;
         // A block that starts the model may have fixed the input (its first layer, or the NHWC step it emitted).
-        std::vector<packed_step> steps(sub.steps_.begin() + static_cast<std::ptrdiff_t>(before), sub.steps_.end());
+        std::vector<packed_step> steps = std::move(sub.steps_);
         if (features_ == 0 || (input_layout_ && !sub.input_layout_)) {
             if (!steps.empty() && std::holds_alternative<nhwc_step>(steps.front().op)) {
                 steps_.push_back(std::move(steps.front()));

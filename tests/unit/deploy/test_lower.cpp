@@ -58,12 +58,12 @@ void half_weights(Model& model, std::uint64_t seed)
     });
 }
 
-/// BatchNorm statistics from a training-mode pass, then gammas of both signs (a zero too) and offsets, so that
-/// thresholds fall inside the range and some channels decrease.
-template <class Model>
-void shake_batch_norms(Model& model, xt::xtensor<float, 2> const& x, std::uint64_t seed)
+/// BatchNorm statistics from a training-mode pass on @p input, then gammas of both signs (some zero) and offsets,
+/// so that thresholds fall inside the range and some channels decrease.
+template <class Model, class X>
+void shake_batch_norms(Model& model, X const& input, std::uint64_t seed)
 {
-    (void)model.forward(x, {.training = true});
+    (void)model.forward(input, {.training = true});
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     model.for_each_leaf([&](auto& l) {
@@ -303,18 +303,7 @@ xt::xtensor<float, 2> evaluate_images(Model& model, xt::xtensor<float, 2> const&
 template <class Model>
 void shake_images(Model& model, xt::xtensor<float, 2> const& x, std::size_t channels, std::size_t side, std::uint64_t seed)
 {
-    (void)model.forward(nn::as_images(x, channels, side, side), {.training = true});
-    std::mt19937_64 rng(seed);
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    model.for_each_leaf([&](auto& l) {
-        if constexpr (requires { l.begin_recalibration(); }) {
-            for (std::size_t j = 0; j < l.gamma().size(); ++j) {
-                float const g = u(rng);
-                l.gamma()[j] = j % 7 == 3 ? 0.0f : (g < -0.4f ? g : std::abs(g) + 0.1f);
-                l.beta()[j] = 0.5f * u(rng);
-            }
-        }
-    });
+    shake_batch_norms(model, nn::as_images(x, channels, side, side), seed);
 }
 
 } // namespace lower_test
