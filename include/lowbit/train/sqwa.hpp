@@ -246,6 +246,9 @@ private:
             fit.epochs = static_cast<std::size_t>(std::ceil(cyclic.cycle_epochs() * static_cast<double>(options.captures)));
             // A state written at the last capture has nothing left to retrain.
             if (progress.captured < options.captures) r.retrain = t.fit(images, labels, fit, hook, hooks...);
+            if (progress.captured == 0 || progress.mean.empty())  // stopped early by another hook, before a cycle ended
+                throw invalid_input("lowbit::train::sqwa: the retraining ended before its first cycle, so there is no "
+                                    "captured model to average");
             // Step 4: the average of the captured quantized models becomes the shadow weights; BN re-estimated.
             std::size_t i = 0;
             model.for_each_weight([&](auto& w) {

@@ -231,6 +231,10 @@ public:
             throw invalid_input("lowbit::train::fit: shape mismatch: " + std::to_string(images.shape(0)) +
                                 " images but " + std::to_string(labels.size()) + " labels");
         if (o.batch == 0) throw invalid_input("lowbit::train::fit: batch must be positive");
+        if (std::size_t const n = images.shape(0); o.epochs > 0 && (o.drop_last ? n / o.batch : (n + o.batch - 1) / o.batch) == 0)
+            throw invalid_input("lowbit::train::fit: " + std::to_string(n) + " images give no batch of " +
+                                std::to_string(o.batch) + (n > 0 ? " (the partial batch is dropped: drop_last)" : "") +
+                                "; nothing would be trained: use a smaller batch or more images");
         if (o.checkpoint_every != 0 && !(detail::has_checkpoint_hook<std::remove_reference_t<Hooks>> || ... || false))
             throw invalid_input("lowbit::train::fit: checkpoint_every is set, but no hook has "
                                 "on_checkpoint(io::archive&) to write the run state");

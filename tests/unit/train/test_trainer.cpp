@@ -311,6 +311,14 @@ TEST_CASE("NaN input, non-finite loss and shape mismatches are clear errors that
     CHECK(all_weights(model) == before);
     xt::xtensor<std::uint8_t, 1> const short_labels = xt::zeros<std::uint8_t>({10});
     CHECK_THROWS_WITH_AS(t.fit(data.x, short_labels, {}), doctest::Contains("200 images but 10 labels"), invalid_input);
+    // Fewer images than one batch, whose partial batch is dropped: nothing would be trained, so it is an error.
+    auto const clean = make_clusters(200, 9);
+    CHECK_THROWS_WITH_AS(t.fit(clean.x, clean.y, {.epochs = 1, .batch = 300}),
+                         doctest::Contains("200 images give no batch of 300 (the partial batch is dropped: drop_last)"),
+                         invalid_input);
+    CHECK(all_weights(model) == before);
+    (void)t.fit(clean.x, clean.y, {.epochs = 1, .batch = 300, .drop_last = false});  // one partial batch: trains
+    CHECK(all_weights(model) != before);
 }
 
 TEST_CASE("weights with lowbit::ste fake quantizers train through their own backward")
