@@ -18,6 +18,7 @@
 
 #include <xtensor/xtensor.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <span>
@@ -61,6 +62,16 @@ public:
         xt::xtensor<float, 2> y = xt::xtensor<float, 2>::from_shape({a.rows, a.features});
         std::copy(a.floats.begin(), a.floats.end(), y.begin());
         return y;
+    }
+
+    /// @brief The outputs [batch, classes] of images [batch, channels, height, width] (a CNN compiled with
+    /// compile_options' height and width): the same as forward() of their rows of channels x height x width values.
+    xt::xtensor<float, 2> forward(xt::xtensor<float, 4> const& images) const
+    {
+        std::size_t const per_image = images.shape(1) * images.shape(2) * images.shape(3);
+        xt::xtensor<float, 2> rows = xt::xtensor<float, 2>::from_shape({images.shape(0), per_image});
+        std::copy(images.begin(), images.end(), rows.begin());
+        return forward(rows);
     }
 
     /// @brief The activations after the first @p count steps (for diagnostics and tests).

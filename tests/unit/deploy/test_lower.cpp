@@ -330,6 +330,7 @@ TEST_CASE("deploy::compile lowers a user's own CNN (residual block, another pool
           "nhwc input iconv>signs residual[iconv>signs decode] sign pool iconv>signs flatten int>floats");
     xt::xtensor<float, 2> const got = packed.forward(x);
     CHECK(got == evaluate_images(model, x, 1, 8));
+    CHECK(packed.forward(xt::xtensor<float, 4>(nn::as_images(x, 1, 8, 8))) == got);  // the same images as a tensor
     std::filesystem::path const file = temp_file("cnn");
     deploy::save_packed(file, packed);
     CHECK(deploy::load_packed_model(file).forward(x) == got);
