@@ -245,24 +245,38 @@ public:
         }
     }
 
-    /// Applies an optimizer step s: w <- w - s, then the storage's rule (clip for shadow, stochastic or
-    /// deterministic rounding onto the fixed grid for packed). `key` gives the rounding draws.
-    void apply_step(std::span<float const> s, random::counter_key key)
+    /// @brief Float storage (full_precision, shadow): w <- w - s, the bare step; the training method applies its
+    /// rule around it (train/: BinaryConnect clips the shadow weights after it).
+    /// @throws invalid_input for packed storage, which has no float values to step (step_on_grid does that).
+    void subtract(std::span<float const> s)
     {
-        if (storage_ == weight_storage::packed) {
-            if constexpr (quantized) {
-                auto ws = lowbit::nn::detail::weight_workspace(size());
-                dequantize_into(ws);
-                for (std::size_t i = 0; i < ws.size(); ++i) ws[i] -= s[i];
-                previous_.assign(codes_.begin(), codes_.end());
-                quantize_to_codes(ws, key);
-                changes_ += kernels::changed_codes(previous_.data(), codes_.data(), size(), P::bits);
-            }
-            return;
-        }
+        require_float("subtract()");
         for (std::size_t i = 0; i < w_.size(); ++i) w_[i] -= s[i];
+    }
+
+    /// @brief Clips float (shadow) values to the range of the policy's grid (a fixed_range clipping); nothing for
+    /// other clippings, float policies and packed storage.
+    void clip_to_range()
+    {
+        if (storage_ != weight_storage::packed) clip_shadow();
+    }
+
+    /// @brief Packed storage: the values Q(w) - s rounded back onto the fixed grid with the policy's rounding
+    /// (stochastic: Li et al.'s SR; deterministic: R), the draws from @p key; the changed codes are counted
+    /// (value_changes()). Nothing for float storage and float policies.
+    void step_on_grid(std::span<float const> s, random::counter_key key)
+    {
         if constexpr (quantized) {
-            if (storage_ == weight_storage::shadow) clip_shadow();
+            if (storage_ != weight_storage::packed) return;
+            auto ws = lowbit::nn::detail::weight_workspace(size());
+            dequantize_into(ws);
+            for (std::size_t i = 0; i < ws.size(); ++i) ws[i] -= s[i];
+            previous_.assign(codes_.begin(), codes_.end());
+            quantize_to_codes(ws, key);
+            changes_ += kernels::changed_codes(previous_.data(), codes_.data(), size(), P::bits);
+        } else {
+            (void)s;
+            (void)key;
         }
     }
 

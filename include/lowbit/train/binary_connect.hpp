@@ -13,7 +13,9 @@
 /// Understanding", NeurIPS 2017 (BC-ADAM).
 
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/random/philox.hpp>
 
+#include <span>
 #include <string_view>
 
 namespace lowbit::train {
@@ -22,6 +24,14 @@ namespace lowbit::train {
 struct binary_connect {
     static constexpr nn::weight_storage storage = nn::weight_storage::shadow;
     static constexpr std::string_view name() noexcept { return "bc"; }
+    /// w_r <- clip(w_r - s): the shadow weights take the step unchanged (straight-through estimator), then are
+    /// clipped to the quantizer's range (a fixed_range clipping; the ste:: fake quantizers are not clipped).
+    template <class Weight>
+    static void update(Weight& w, std::span<float const> s, random::counter_key)
+    {
+        w.subtract(s);
+        w.clip_to_range();
+    }
     template <class Policies>
     static consteval bool check() { return true; }
 };

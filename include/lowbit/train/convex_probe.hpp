@@ -75,7 +75,7 @@ convex_trace run_convex(Problem const& p, Q q, convex_options const& o)
         double const lr = o.lr / (1.0 + o.decay * static_cast<double>(t));
         for (std::size_t i = 0; i < d; ++i) step[i] = static_cast<float>(lr * g(i));
         auto const before = w.values();
-        w.apply_step(step, {.seed = o.seed, .step = static_cast<std::uint32_t>(t), .stream = 1});
+        Method::update(w, step, {.seed = o.seed, .step = static_cast<std::uint32_t>(t), .stream = 1});
         if (w.values() != before) ++tr.changed_steps;
     }
     tr.tail_gap /= static_cast<double>(tail == 0 ? 1 : tail);

@@ -5,7 +5,9 @@
 /// Update: \f$ w_{t+1} = w_t - s_t \f$, with \f$ s_t \f$ the optimizer's step.
 
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/random/philox.hpp>
 
+#include <span>
 #include <string_view>
 
 namespace lowbit::train {
@@ -14,6 +16,12 @@ namespace lowbit::train {
 struct full_precision {
     static constexpr nn::weight_storage storage = nn::weight_storage::full_precision;
     static constexpr std::string_view name() noexcept { return "fp"; }
+    /// w <- w - s (a quantizing policy's weight is kept in float too and never quantized).
+    template <class Weight>
+    static void update(Weight& w, std::span<float const> s, random::counter_key)
+    {
+        w.subtract(s);
+    }
     template <class Policies>
     static consteval bool check() { return true; }
 };

@@ -6,8 +6,10 @@
 
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/random/philox.hpp>
 
 #include <concepts>
+#include <span>
 #include <string_view>
 
 namespace lowbit::train {
@@ -15,9 +17,11 @@ namespace lowbit::train {
 /// @brief A training method: a static `storage` (how quantized weights are held) and a `name()`.
 /// Satisfied by full_precision, binary_connect, stochastic_rounding and rounded.
 template <class M>
-concept TrainingMethod = std::semiregular<M> && requires {
+concept TrainingMethod = std::semiregular<M> && requires(nn::weight<nn::float_weights_t>& w, std::span<float const> s,
+                                                          random::counter_key key) {
     { M::storage } -> std::convertible_to<nn::weight_storage>;
     { M::name() } -> std::convertible_to<std::string_view>;
+    M::update(w, s, key);  // the method's update rule for one weight, given the optimizer's step s
 };
 
 /// @brief A method that keeps float shadow weights next to the quantized forward weights
@@ -30,6 +34,17 @@ template <class M>
 concept PackedWeightMethod = TrainingMethod<M> && (M::storage == nn::weight_storage::packed);
 
 namespace detail {
+/// The update of a packed-weight method (SR, R): w <- Q(w - s) onto the fixed grid with the policy's rounding;
+/// a weight whose policy is float stays float, w <- w - s.
+template <class Weight>
+void step_packed(Weight& w, std::span<float const> s, random::counter_key key)
+{
+    if (w.storage() == nn::weight_storage::packed)
+        w.step_on_grid(s, key);
+    else
+        w.subtract(s);
+}
+
 template <class P> inline constexpr bool is_float_policy = std::same_as<P, nn::float_weights_t>;
 template <class List, template <class> class Pred> struct all_of;
 template <class... Ps, template <class> class Pred>

@@ -33,10 +33,12 @@
 
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/random/philox.hpp>
 #include <lowbit/quant/ste/sat_rescale.hpp>
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/method_concepts.hpp>
 
+#include <span>
 #include <string_view>
 #include <type_traits>
 
@@ -75,6 +77,12 @@ struct sat {
 
     static constexpr nn::weight_storage storage = Base::storage;
     static constexpr std::string_view name() noexcept { return "sat"; }
+    /// Base's update rule.
+    template <class Weight>
+    static void update(Weight& w, std::span<float const> s, random::counter_key key)
+    {
+        Base::update(w, s, key);
+    }
 
     template <class Policies>
     static consteval bool check()

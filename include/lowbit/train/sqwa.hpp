@@ -30,6 +30,7 @@
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/random/philox.hpp>
 #include <lowbit/optim/schedule/constant.hpp>
 #include <lowbit/optim/schedule_concepts.hpp>
 #include <lowbit/train/binary_connect.hpp>
@@ -43,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <span>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -138,6 +140,12 @@ struct sqwa {
 
     static constexpr nn::weight_storage storage = Base::storage;
     static constexpr std::string_view name() noexcept { return "sqwa"; }
+    /// Base's update rule.
+    template <class Weight>
+    static void update(Weight& w, std::span<float const> s, random::counter_key key)
+    {
+        Base::update(w, s, key);
+    }
     template <class Policies>
     static consteval bool check()
     {

@@ -12,8 +12,10 @@
 /// Li, De, Xu, Studer, Samet, Goldstein, "Training Quantized Nets: A Deeper Understanding", NeurIPS 2017.
 
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/random/philox.hpp>
 #include <lowbit/train/method_concepts.hpp>
 
+#include <span>
 #include <string_view>
 
 namespace lowbit::train {
@@ -22,6 +24,12 @@ namespace lowbit::train {
 struct stochastic_rounding {
     static constexpr nn::weight_storage storage = nn::weight_storage::packed;
     static constexpr std::string_view name() noexcept { return "sr"; }
+    /// w <- Q_s(w - s), stochastic rounding onto the fixed grid (the policy's stochastic_t), draws from @p key.
+    template <class Weight>
+    static void update(Weight& w, std::span<float const> s, random::counter_key key)
+    {
+        detail::step_packed(w, s, key);
+    }
 
     template <class Policies>
     static consteval bool check()

@@ -563,8 +563,8 @@ private:
             } else {
                 opt_.step(slot++, w.master(), w.grad(), step_buf_, lr, true);
             }
-            w.apply_step(step_buf_, random::counter_key{.seed = seed, .step = static_cast<std::uint32_t>(step_),
-                                                        .stream = w.stream()});
+            Method::update(w, step_buf_, random::counter_key{.seed = seed, .step = static_cast<std::uint32_t>(step_),
+                                                             .stream = w.stream()});
         });
         model_->for_each_parameter([&](nn::parameter& p) {
             step_buf_.resize(p.value.size());

@@ -218,7 +218,7 @@ TEST_CASE("packed weights hold bits/32 of the float bytes and round stochastical
     for (std::size_t i = 0; i < v.size(); ++i) step[i] = v[i] < 0 ? -0.5f : 0.0f;
     std::size_t negatives = 0, flipped = 0;
     for (float w : v) negatives += w < 0;
-    a.apply_step(step, {.seed = 3, .step = 1, .stream = 1});
+    a.step_on_grid(step, {.seed = 3, .step = 1, .stream = 1});
     auto const after = a.values();
     for (std::size_t i = 0; i < v.size(); ++i) flipped += v[i] < 0 && after[i] > 0;
     double const p = static_cast<double>(flipped) / static_cast<double>(negatives);
