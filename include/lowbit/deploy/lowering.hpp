@@ -14,6 +14,11 @@
 /// - `dense(w)` on the model's float input first maps the input to 8-bit codes (compile_options::input), so the
 ///   first layer runs on the int8 kernel as well; on other float activations (BinaryConnect's float ReLU) it is
 ///   a float layer with packed weights.
+/// - `conv(shape, w)` is `dense` on NHWC feature maps (compile_options' height and width give the input's; a
+///   layer that reads images calls `image_input(channels)` first); on input codes whose code 0 is not 0.0 the
+///   pre-activation, and so the thresholds, differ per padding class.
+/// - `max_pool(window)` pools whatever the activations are; `flatten()` makes one row per sample and hands the
+///   next dense layer the column order of the packed feature map (`take_flatten_order()`).
 /// - `residual(inner)` lowers a block into its own steps and adds the shortcut in float.
 ///
 /// A user's layer provides `lower(my_layer&, lowbit::deploy::lowering&)` in its own namespace and calls these

@@ -14,8 +14,9 @@
 
 namespace lowbit::train {
 
-/// @brief A training method: a static `storage` (how quantized weights are held) and a `name()`.
-/// Satisfied by full_precision, binary_connect, stochastic_rounding and rounded.
+/// @brief A training method: a static `storage` (how quantized weights are held), a `name()`, and its update rule
+/// `update(w, s, key)`: what one optimizer step s does to a weight w (key: the step's stochastic draws).
+/// Satisfied by full_precision, binary_connect, stochastic_rounding, rounded, sat and sqwa.
 template <class M>
 concept TrainingMethod = std::semiregular<M> && requires(nn::weight<nn::float_weights_t>& w, std::span<float const> s,
                                                           random::counter_key key) {

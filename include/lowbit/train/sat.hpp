@@ -33,8 +33,8 @@
 
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/weight.hpp>
-#include <lowbit/random/philox.hpp>
 #include <lowbit/quant/ste/sat_rescale.hpp>
+#include <lowbit/random/philox.hpp>
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/method_concepts.hpp>
 

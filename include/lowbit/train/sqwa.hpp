@@ -30,9 +30,9 @@
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/weight.hpp>
-#include <lowbit/random/philox.hpp>
 #include <lowbit/optim/schedule/constant.hpp>
 #include <lowbit/optim/schedule_concepts.hpp>
+#include <lowbit/random/philox.hpp>
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/method_concepts.hpp>
 #include <lowbit/train/trainer.hpp>
