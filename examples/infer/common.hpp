@@ -139,6 +139,7 @@ struct timing {
     double packed_acc = 0.0;
     double images_per_s = 0.0;
     double latency_us = 0.0;
+    bool measured = true;  ///< false: --no-timing, only packed_acc
 };
 
 /// Accuracy, and throughput: the whole test set (input codes [n, ...], 8-bit pixels, or the floats a
@@ -154,7 +155,8 @@ timing measure(Packed const& packed, xt::xtensor<T, Rank> const& codes,
     double best_pass = 0.0;
     std::vector<xt::xtensor<T, Rank>> batches;
     for (std::size_t s = 0; s < n; s += o.batch) batches.emplace_back(xt::view(codes, xt::range(s, std::min(n, s + o.batch))));
-    for (int pass = 0; pass < 4; ++pass) {
+    int const passes = o.timing ? 4 : 1;  // --no-timing: the accuracy pass only
+    for (int pass = 0; pass < passes; ++pass) {
         auto const t0 = clock_type::now();
         std::size_t row = 0;
         for (auto const& b : batches) {
@@ -166,6 +168,7 @@ timing measure(Packed const& packed, xt::xtensor<T, Rank> const& codes,
         double const secs = seconds_since(t0);
         if (pass > 0 && (best_pass == 0.0 || secs < best_pass)) best_pass = secs;
     }
+    if (!o.timing) return {.packed_acc = static_cast<double>(correct) / static_cast<double>(n), .measured = false};
     std::vector<double> times;
     auto shape = codes.shape();
     shape[0] = 1;
@@ -247,11 +250,16 @@ inline void print_report(report const& r, options const& o)
         std::printf("packed accuracy %.4f\n", r.t.packed_acc);
     using lowbit::kernels::best_isa;
     using lowbit::kernels::int_kernel;
-    std::printf("latency at batch 1: %.1f us (median of %zu); throughput at batch %zu: %.0f images/s (%u threads; "
-                "kernels: popcount %s, int8 %s)\n",
-                r.t.latency_us, o.runs, o.batch, r.t.images_per_s, o.threads,
-                lowbit::kernels::isa_name(best_isa(int_kernel::popcount)),
-                lowbit::kernels::isa_name(best_isa(int_kernel::int8)));
+    if (r.t.measured)
+        std::printf("latency at batch 1: %.1f us (median of %zu); throughput at batch %zu: %.0f images/s (%u threads; "
+                    "kernels: popcount %s, int8 %s)\n",
+                    r.t.latency_us, o.runs, o.batch, r.t.images_per_s, o.threads,
+                    lowbit::kernels::isa_name(best_isa(int_kernel::popcount)),
+                    lowbit::kernels::isa_name(best_isa(int_kernel::int8)));
+    else
+        std::printf("latency and throughput not measured (--no-timing)\n");
+    std::string const latency = json_number(r.t.measured ? std::optional(r.t.latency_us) : std::nullopt, "%.2f");
+    std::string const throughput = json_number(r.t.measured ? std::optional(r.t.images_per_s) : std::nullopt, "%.1f");
     auto const count = [&c](auto field) {
         return count_or_null(c ? std::optional<std::size_t>(field(*c)) : std::nullopt);
     };
@@ -268,7 +276,7 @@ inline void print_report(report const& r, options const& o)
                 "\"argmax_disagreements\": %s, \"argmax_disagreements_where_codes_agree\": %s, \"%s\": %s, "
                 "\"%s\": %s, \"unexplained_code_diffs\": %s, \"codes_within_rounding\": %s, "
                 "\"images_near_rounding\": %s%s, \"max_logit_diff\": %s, \"logits_outside_bound\": %s, "
-                "\"latency_us_batch1\": %.2f, \"images_per_s_batch%zu\": %.1f, \"packed_bytes\": %zu, "
+                "\"latency_us_batch1\": %s, \"images_per_s_batch%zu\": %s, \"packed_bytes\": %zu, "
                 "\"float_bytes\": %zu, \"compression\": %.2f}\n",
                 r.json_head.c_str(), o.threads,
                 count_or_null(both ? std::optional(both->images) : std::nullopt).c_str(), r.t.packed_acc,
@@ -282,8 +290,8 @@ inline void print_report(report const& r, options const& o)
                 count([](audit const& a) { return a.ambiguous; }).c_str(),
                 count([](audit const& a) { return a.images_near_rounding(); }).c_str(), r.json_extra.c_str(),
                 json_number(both ? std::optional(both->max_logit_diff) : std::nullopt, "%.3g").c_str(),
-                count([](audit const& a) { return a.logits_outside; }).c_str(), r.t.latency_us, o.batch,
-                r.t.images_per_s, r.packed_bytes, r.float_bytes, compression);
+                count([](audit const& a) { return a.logits_outside; }).c_str(), latency.c_str(), o.batch,
+                throughput.c_str(), r.packed_bytes, r.float_bytes, compression);
 }
 
 /// `"mode": "checkpoint"` or `"packed"`, as the JSON line names the file's kind.

@@ -34,21 +34,21 @@ namespace {
 namespace deploy = lowbit::deploy;
 
 /// Calls @p run with lowbit-train's quantizer of Li et al.'s grid for configuration @p c (SQWA's L2-optimal grid
-/// for --method sqwa), at its bit width. Nearest rounding whatever the method's: SR- and R-trained weights are on
+/// for --method sqwa), at 1 or 2 bits. Nearest rounding whatever the method's: SR- and R-trained weights are on
 /// the grid, and BC evaluates so.
+/// @throws io::io_error naming @p file for another bit width (each one is two more model types to compile).
 template <class Run>
-int with_li_quantizer(lowbit_train::config const& c, Run&& run)
+int with_li_quantizer(lowbit::io::archive const& file, lowbit_train::config const& c, Run&& run)
 {
     auto const li = [&]<int B>(std::integral_constant<int, B>) {
         if (c.method == "sqwa") return run(lowbit::quantizer<B, lowbit::nearest_even_t, lowbit::clip::l2_optimal>{});
         return run(lowbit_train::cli_quantizer<B, lowbit::nearest_even_t>{.clipping = {.bound = 1.0f}});
     };
-    switch (c.bits) {
-    case 1: return li(std::integral_constant<int, 1>{});
-    case 2: return li(std::integral_constant<int, 2>{});
-    case 4: return li(std::integral_constant<int, 4>{});
-    default: return li(std::integral_constant<int, 8>{});
-    }
+    if (c.bits == 1) return li(std::integral_constant<int, 1>{});
+    if (c.bits == 2) return li(std::integral_constant<int, 2>{});
+    throw lowbit::io::io_error{file.source(), "trained with lowbit-train " + trained_with(c) +
+                                                  ": lowbit-infer deploys Li et al.'s models with float activations "
+                                                  "at --bits 1 or 2"};
 }
 
 /// The fake-quant model's logits of @p x (rows of 784 pixels, as 1 x 28 x 28 images for nn::cnn), 500 at a time.
@@ -123,7 +123,7 @@ int run_model(options const& o, lowbit::io::archive const& file)
         };
         // lowbit-train's MLP of hidden width `hidden`, or its CNN (nn::cnn's default widths), float activations.
         namespace nn = lowbit::nn;
-        with_li_quantizer(c, [&](auto q) {
+        with_li_quantizer(file, c, [&](auto q) {
             if (cnn) return deploy_model(nn::cnn({}, q, q, q));
             return deploy_model(
                 nn::mlp({.inputs = 784, .hidden = hidden, .classes = 10, .init = nn::init::uniform_unit}, q, q, q));

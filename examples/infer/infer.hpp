@@ -22,6 +22,7 @@ struct options {
     int first_last_bits = 8;  // 8: DoReFa first and last layers; 1: XNOR (lowbit-train --first-last-bits 0)
     bool first_last_bits_given = false;  // set on the command line (a checkpoint's metadata must agree)
     std::size_t runs = 200;
+    bool timing = true;  // false (--no-timing): accuracy from one pass, no latency or throughput
     std::size_t batch = 256;
     bool summary = false;  // print lowbit::summary of the trained model (a checkpoint's) and of the packed model
 };

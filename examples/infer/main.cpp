@@ -97,6 +97,8 @@ int main(int argc, char** argv)
         ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))->capture_default_str();
     app.add_option("--batch", o.batch, "batch size of the throughput measurement")
         ->check(CLI::Range(std::size_t{1}, std::size_t{10000}))->capture_default_str();
+    app.add_flag("!--no-timing", o.timing, "measure accuracy only (one pass over the test set), no latency or "
+                                          "throughput: for checks, where the timings would only cost time");
     app.add_flag("--summary", o.summary, "print the summary of the trained model (from --checkpoint) and of the packed "
                                          "model -- per layer its bits, parameters, bytes and MACs -- before measuring");
     try {
