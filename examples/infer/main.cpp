@@ -64,8 +64,10 @@ int run(lowbit_infer::options const& o)
     };
     std::string const act_bits = meta("act_bits");
     bool const signs = act_bits.empty() || act_bits == "1";
-    // lowbit-train's default MLP and CNN (Li et al.'s weights with float activations): lowered layer by layer.
-    if (act_bits == "32" && meta("recipe") == "0") return lowbit_infer::run_model(o, file);
+    // lowbit-train's default MLP and CNN (Li et al.'s weights with float activations): lowered layer by layer. A
+    // checkpoint written before lowbit-train recorded `recipe` says so by naming no quantizer (and no SAT).
+    bool const li = meta("recipe") == "0" || (meta("recipe").empty() && meta("quantizer").empty() && meta("method") != "sat");
+    if (act_bits == "32" && li) return lowbit_infer::run_model(o, file);
     if (meta("model") == "cnn")
         return signs ? lowbit_infer::run_binarized_cnn(o, file) : lowbit_infer::run_kbit_cnn(o, file);
     return signs ? lowbit_infer::run_binarized_mlp(o, file) : lowbit_infer::run_kbit_mlp(o, file);
