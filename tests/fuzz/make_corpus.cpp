@@ -12,6 +12,7 @@
 #include <lowbit/deploy/packed_file.hpp>
 #include <lowbit/deploy/packed_kbit_cnn_file.hpp>
 #include <lowbit/deploy/packed_kbit_file.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
@@ -252,6 +253,32 @@ int main(int argc, char** argv)
     randomise(kbit_cnn, 3);
     deploy::save_packed(target("packed_kbit_cnn", "kbit-cnn.lbpk"),
                         deploy::compile(kbit_cnn, {.input = {.scale = 0.01f, .offset = -0.5f}}));
+
+    // The general path's format (deploy::packed_model): a residual MLP on sign bits, and a CNN with k-bit codes, an
+    // input map whose code 0 is not 0.0 (padding classes), a residual convolution block, pooling and a flatten.
+    using xnor = nn::dense<ste::xnor_weight<>>;
+    using sign = nn::quantize_activation<ste::sign_activation>;
+    nn::sequential residual_mlp(xnor({.in = 12, .out = 16, .bias = false}), nn::batch_norm<2>({.channels = 16}), sign{},
+                                nn::residual(nn::sequential(xnor({.in = 16, .out = 16, .bias = false}),
+                                                            nn::batch_norm<2>({.channels = 16}), sign{})),
+                                xnor({.in = 16, .out = 3, .bias = true}));
+    randomise(residual_mlp, 7);
+    deploy::save_packed(target("packed_model", "residual-mlp.lbpk"),
+                        deploy::compile(residual_mlp, {.input = {.scale = 0.01f, .offset = -0.5f}}));
+
+    using conv4 = nn::conv2d<ste::dorefa_weight<4>>;
+    using codes = nn::quantize_activation<ste::pact<2>>;
+    nn::sequential kbit_residual_cnn(
+        conv4({.in = 1, .out = 4, .kernel = 3, .padding = 1, .bias = false}), nn::batch_norm<4>({.channels = 4}),
+        codes{ste::pact<2>({.alpha = 2.0f})},
+        nn::residual(nn::sequential(conv4({.in = 4, .out = 4, .kernel = 3, .padding = 1, .bias = false}),
+                                    nn::batch_norm<4>({.channels = 4}), nn::relu{})),
+        codes{ste::pact<2>({.alpha = 2.0f})}, nn::max_pool2d{}, nn::flatten{},
+        nn::dense<ste::dorefa_weight<4>>({.in = 16, .out = 3, .bias = true}));
+    randomise(kbit_residual_cnn, 8);
+    deploy::save_packed(
+        target("packed_model", "kbit-residual-cnn.lbpk"),
+        deploy::compile(kbit_residual_cnn, {.input = {.scale = 0.01f, .offset = -0.5f}, .height = 4, .width = 4}));
 
     if (argc == 3) write_outside_findings(argv[2]);
     return 0;

@@ -27,8 +27,8 @@ inline bool have_fashion_mnist()
 }
 
 /// The test images the real-data agreement tests compare the two models on: all 10000 of Fashion-MNIST's test
-/// split, or the first LOWBIT_AGREEMENT_IMAGES of them when that variable is set (the asan preset sets 1000: the
-/// sanitizers check memory and undefined behaviour, which the first thousand images exercise as well as all).
+/// split, or the first LOWBIT_AGREEMENT_IMAGES of them when that variable is set (a shorter run while working on
+/// a model: the audit's checks hold image by image).
 inline data::labelled_images agreement_test_set()
 {
     data::labelled_images all = data::load_fashion_mnist(data::split::test);

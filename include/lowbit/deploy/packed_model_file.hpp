@@ -56,6 +56,13 @@ namespace lowbit::deploy {
 /// @brief The `packed_version` of packed model files this lowbit writes and reads.
 inline constexpr std::uint32_t packed_model_version = 1;
 
+/// @brief The largest image side (height, width) a convolution or NHWC step of a packed model file may declare,
+/// and the most output pixels of all its convolutions together (sixteen maps of 512 x 512). A convolution step
+/// builds a table entry per output pixel (deploy::padding_classes) as it is constructed, so a file's sizes are
+/// bounded before that: the same bounds as the fixed-shape CNN files (docs/reliability.md).
+inline constexpr std::size_t packed_model_max_side = 512;
+inline constexpr std::size_t packed_model_max_pixels = std::size_t{1} << 22;
+
 namespace detail {
 
 inline void add_steps(io::archive& a, std::string const& p, std::span<packed_step const> steps);
@@ -73,13 +80,25 @@ inline void add_geometry(io::archive& a, std::string const& p, kernels::binary_c
     for (std::size_t i = 0; i < 7; ++i) a.meta()[p + k[i]] = std::to_string(v[i]);
 }
 
-inline kernels::binary_conv2d_shape read_geometry(io::archive const& a, std::string const& p)
+/// Bounded as packed_model_max_side and packed_model_max_pixels say: @p pixels counts the output pixels of the
+/// file's convolutions read so far.
+inline kernels::binary_conv2d_shape read_geometry(io::archive const& a, std::string const& p, std::size_t& pixels)
 {
-    constexpr std::size_t side = std::size_t{1} << 16;
-    return {.channels = meta_number(a, p + "channels", side), .height = meta_number(a, p + "height", side),
-            .width = meta_number(a, p + "width", side), .filters = meta_number(a, p + "filters", side),
-            .kernel = meta_number(a, p + "kernel", 64), .stride = meta_number(a, p + "stride", 64),
-            .padding = meta_number(a, p + "padding", 64)};
+    constexpr std::size_t wide = std::size_t{1} << 16;
+    kernels::binary_conv2d_shape const g{
+        .channels = meta_number(a, p + "channels", wide), .height = meta_number(a, p + "height", packed_model_max_side),
+        .width = meta_number(a, p + "width", packed_model_max_side), .filters = meta_number(a, p + "filters", wide),
+        .kernel = meta_number(a, p + "kernel", 64), .stride = meta_number(a, p + "stride", 64),
+        .padding = meta_number(a, p + "padding", 64)};
+    if (g.kernel == 0 || g.stride == 0 || g.height + 2 * g.padding < g.kernel || g.width + 2 * g.padding < g.kernel)
+        return g;  // the step's constructor says what is wrong
+    std::size_t const out = g.out_height() * g.out_width();
+    if (out > packed_model_max_pixels - pixels)
+        throw io::io_error{a.source(), "'" + p + "' writes a " + std::to_string(g.out_height()) + "x" +
+                                           std::to_string(g.out_width()) + " feature map, over the file's limit of " +
+                                           std::to_string(packed_model_max_pixels) + " output pixels in all"};
+    pixels += out;
+    return g;
 }
 
 /// An integer layer's float outputs (one set per padding class, @p n channels each) under prefix @p p:
@@ -264,10 +283,10 @@ inline std::vector<float> read_floats(io::archive const& a, std::string const& n
     return {v.begin(), v.end()};
 }
 
-inline std::vector<packed_step> read_steps(io::archive const& a, std::string const& p, int depth);
+inline std::vector<packed_step> read_steps(io::archive const& a, std::string const& p, int depth, std::size_t& pixels);
 
 /// The step under prefix @p p; throws invalid_input for values its constructor refuses.
-inline packed_step read_step(io::archive const& a, std::string const& p, int depth)
+inline packed_step read_step(io::archive const& a, std::string const& p, int depth, std::size_t& pixels)
 {
     std::string const k = io::meta_text(a, p + "kind");
     constexpr std::size_t wide = std::size_t{1} << 30;
@@ -340,12 +359,12 @@ inline packed_step read_step(io::archive const& a, std::string const& p, int dep
     }
     if (k == "decode") return {decode_step{read_floats(a, p + "values", 256)}};
     if (k == "nhwc") {
-        constexpr std::size_t side = std::size_t{1} << 16;
-        return {nhwc_step{meta_number(a, p + "channels", side), meta_number(a, p + "height", side),
-                          meta_number(a, p + "width", side)}};
+        return {nhwc_step{meta_number(a, p + "channels", std::size_t{1} << 16),
+                          meta_number(a, p + "height", packed_model_max_side),
+                          meta_number(a, p + "width", packed_model_max_side)}};
     }
     if (k == "integer_conv" || k == "float_conv") {
-        kernels::binary_conv2d_shape const g = read_geometry(a, p);
+        kernels::binary_conv2d_shape const g = read_geometry(a, p, pixels);
         packed_weights w = read_weights(a, p, g.kernel * g.kernel * g.channels);
         if (w.out != g.filters)
             throw io::io_error{a.source(), "'" + p + "' has weights of " + std::to_string(w.out) + " filters, not " +
@@ -379,17 +398,17 @@ inline packed_step read_step(io::archive const& a, std::string const& p, int dep
         if (depth >= 16) throw io::io_error{a.source(), "residual blocks nest deeper than 16 at '" + p + "'"};
         residual_step r;
         r.shortcut.values = read_floats(a, p + "shortcut", 256);
-        r.inner = read_steps(a, p, depth + 1);
+        r.inner = read_steps(a, p, depth + 1, pixels);
         return {std::move(r)};
     }
     throw io::io_error{a.source(), "metadata '" + p + "kind' is '" + k + "', which is no packed step"};
 }
 
-inline std::vector<packed_step> read_steps(io::archive const& a, std::string const& p, int depth)
+inline std::vector<packed_step> read_steps(io::archive const& a, std::string const& p, int depth, std::size_t& pixels)
 {
     std::size_t const count = meta_number(a, p + "steps", 4096);
     std::vector<packed_step> steps;
-    for (std::size_t i = 0; i < count; ++i) steps.push_back(read_step(a, p + std::to_string(i) + ".", depth));
+    for (std::size_t i = 0; i < count; ++i) steps.push_back(read_step(a, p + std::to_string(i) + ".", depth, pixels));
     return steps;
 }
 
@@ -422,7 +441,8 @@ inline packed_model packed_model_from_archive(io::archive const& a)
     std::size_t const inputs = detail::meta_number(a, "inputs", std::size_t{1} << 30);
     std::size_t const classes = detail::meta_number(a, "classes", std::size_t{1} << 30);
     try {
-        return packed_model(inputs, classes, detail::read_steps(a, "step", 0));
+        std::size_t pixels = 0;
+        return packed_model(inputs, classes, detail::read_steps(a, "step", 0, pixels));
     } catch (invalid_input const& e) {
         throw io::io_error{a.source(), std::string("inconsistent packed model: ") + e.what()};
     }

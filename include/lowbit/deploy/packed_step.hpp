@@ -34,6 +34,7 @@
 #include <lowbit/deploy/packed_kbit_conv2d.hpp>
 #include <lowbit/deploy/packed_kbit_dense.hpp>
 #include <lowbit/deploy/code_max_pool.hpp>
+#include <lowbit/deploy/detail/code_conv.hpp>
 #include <lowbit/deploy/padding_classes.hpp>
 #include <lowbit/deploy/pool_window.hpp>
 #include <lowbit/deploy/sign_max_pool.hpp>
@@ -358,6 +359,8 @@ public:
     integer_conv_step(layer_input input, kernels::binary_conv2d_shape const& shape, packed_weights w, output out)
         : input_(input), out_(std::move(out))
     {
+        // Before padding_classes divides by the stride (a file's geometry is checked here, not trusted).
+        detail::check_conv_geometry("lowbit::deploy::integer_conv_step: ", shape, w);
         std::size_t const n = shape.filters;
         std::size_t const sets = std::visit([](auto const& o) { return o.size(); }, out_);
         std::size_t const classes = padding_classes::of(shape).count();
@@ -471,6 +474,7 @@ public:
                  .padding = shape.padding, .bias = !bias_.empty()})
     {
         w_.check("lowbit::deploy::float_conv_step: ");
+        detail::check_conv_geometry("lowbit::deploy::float_conv_step: ", shape_, w_);
         std::size_t const k = shape_.kernel, c = shape_.channels, patch = k * k * c;
         if (w_.out != shape_.filters || w_.in != patch || (!bias_.empty() && bias_.size() != w_.out) ||
             (!w_.scale.empty() && w_.scale.size() != w_.out))
@@ -586,7 +590,8 @@ struct packed_step;
 /// @brief y = inner(x) + x: the inner steps must write floats of x's width; the shortcut is x decoded by
 /// `shortcut` (its values for codes or signs; unused for floats).
 struct residual_step {
-    std::vector<packed_step> inner{};
+    // No default member initializer: clang would instantiate the constructor of a vector of an incomplete type.
+    std::vector<packed_step> inner;
     decode_step shortcut{};
 
     void forward(activations const& x, activations& y) const;

@@ -335,6 +335,18 @@ TEST_CASE("deploy::compile lowers a user's own CNN (residual block, another pool
     deploy::save_packed(file, packed);
     CHECK(deploy::load_packed_model(file).forward(x) == got);
     std::filesystem::remove(file);
+    // A convolution's geometry is checked on load (a stride of 0 once divided by zero: the fuzzer's finding).
+    io::archive a = deploy::to_archive(packed);
+    a.meta()["step2.stride"] = "0";
+    CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(a), doctest::Contains("kernel and stride must be positive"),
+                         io::io_error);
+    a = deploy::to_archive(packed);
+    a.meta()["step2.padding"] = "0";
+    a.meta()["step2.height"] = "2";
+    CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(a), doctest::Contains("input is smaller than the 3x3 kernel"),
+                         io::io_error);
+    a.meta()["step2.height"] = "513";  // over packed_model_max_side
+    CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(a), doctest::Contains("step2.height"), io::io_error);
     // The size must be given: a convolution first needs the images' height and width.
     CHECK_THROWS_WITH_AS(deploy::compile(model, integer_input), doctest::Contains("set compile_options::height and width"),
                          invalid_input);
