@@ -108,7 +108,7 @@ struct lowered_dense {
     std::vector<float> bias;              ///< the layer's bias, empty without one
 };
 
-/// The values a layer's weight evaluates with: Q(w) for a quantizing policy in shadow or packed storage. A layer
+/// The values a layer's weight evaluates with: Q(w) for a quantizing policy in shadow or packed state. A layer
 /// with a bias asks for the evaluation form (@p fold), in which SAT's rescaled policy gives the unscaled Q(w)
 /// and the layer divides its bias by the scale (evaluated_bias), as nn::dense does.
 template <class Weight>

@@ -5,7 +5,7 @@
 /// read layer by layer through the customization point `summarize(layer, nn::summary_context&)`, which each
 /// layer type provides as a function found by argument-dependent lookup; a user's own layer provides one in its
 /// own namespace. A weight's bits are read through lowbit::describe (policy_traits, or ste::any_quantizer's
-/// run-time info) and the weight's storage: a weight that the training method keeps in float (full_precision)
+/// run-time info) and the weight's state: a weight that the training method keeps in float (full_precision)
 /// counts 32 bits whatever its policy.
 ///
 /// @code

@@ -1,17 +1,10 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// @brief nn::weight<Policy>: a layer weight whose storage the training method chooses.
-///
-/// | storage          | held                              | forward uses            | update                          |
-/// |------------------|-----------------------------------|-------------------------|---------------------------------|
-/// | full_precision   | float w                           | w                       | w <- w - s                      |
-/// | shadow (BC, QAT) | float shadow w                    | Q(w) (float w at eval    | w <- clip(w - s)                |
-/// |                  |                                   | for stochastic Q)       |                                 |
-/// | packed (SR, R)   | only the packed codes of Q(w)     | dequantized codes       | w <- Q(w - s) on a fixed grid   |
-///
-/// s is the optimizer's step. In packed storage the weight really takes bits/32 of the float bytes
-/// (weight_bytes()); the float values exist only transiently, in a per-thread workspace, while a layer runs.
+/// @brief nn::weight<Policy>: a layer weight held in the state its training method names (nn/weight_state.hpp):
+/// float values, float shadow values plus Q(w), or only the packed codes of Q(w) (a qtensor<Policy>). In packed
+/// state the weight really takes bits/32 of the float bytes (weight_bytes()); the float values exist only
+/// transiently, in a per-thread workspace, while a layer runs. The update rules are the methods' (train/).
 
 #include <lowbit/config.hpp>
 #include <lowbit/io/state.hpp>
@@ -22,9 +15,11 @@
 #include <lowbit/quant/clipping.hpp>
 #include <lowbit/quant/policy_traits.hpp>
 #include <lowbit/nn/parameter.hpp>
+#include <lowbit/nn/weight_state.hpp>
 #include <lowbit/quant/quantizer.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
 #include <lowbit/random/philox.hpp>
+#include <lowbit/tensor/qtensor.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -35,6 +30,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 namespace lowbit::nn {
@@ -50,10 +46,6 @@ inline constexpr float_weights_t float_weights{};
 template <class P>
 concept WeightPolicy = Quantizer<P> || ste::FakeQuantizer<P> || std::same_as<P, float_weights_t>;
 
-/// @brief How a weight is held; set by the training method when it binds a model. A weight with a quantizing
-/// policy starts in shadow storage (its forward values are Q(w)); float_weights_t stays full_precision.
-enum class weight_storage : std::uint8_t { full_precision, shadow, packed };
-
 namespace detail {
 /// Scratch floats for dequantized packed weights, one buffer per thread, reused by every layer.
 inline std::span<float> weight_workspace(std::size_t n)
@@ -62,10 +54,28 @@ inline std::span<float> weight_workspace(std::size_t n)
     if (buffer.size() < n) buffer.resize(n);
     return {buffer.data(), n};
 }
+
+/// The data of each weight state (nn/weight_state.hpp); packed_state's exists only for a Quantizer policy.
+struct float_weight_data {
+    std::vector<float> w;
+};
+struct shadow_weight_data {
+    std::vector<float> w{};
+    std::vector<float> wq{};           // Q(w) of the last forward pass that quantized
+    std::vector<float> wq_previous{};  // Q(w) of the last training forward pass (flip counting)
+};
+template <class P>
+struct packed_weight_data {
+    qtensor<P> q{};                        // the codes of Q(w) and their fixed grid steps
+    std::vector<std::uint8_t> previous{};  // the codes before the last step (flip counting)
+};
+template <class P>
+using weight_data = std::variant<float_weight_data, shadow_weight_data,
+                                 std::conditional_t<Quantizer<P>, packed_weight_data<P>, std::monostate>>;
 } // namespace detail
 
-/// @brief A layer weight with a storage chosen by the training method. Row-major, output channels along
-/// axis 0 (dense: [out, in]; conv: [out, in, kh, kw]).
+/// @brief A layer weight held in the state its training method binds (nn/weight_state.hpp). Row-major, output
+/// channels along axis 0 (dense: [out, in]; conv: [out, in, kh, kw]).
 template <WeightPolicy P>
 class weight {
 public:
@@ -87,51 +97,99 @@ public:
     }
 
     weight() = default;
+    /// A quantizing policy starts in shadow_state (the layer computes with Q(w) at once), a float one in
+    /// float_state.
     explicit weight(std::vector<std::size_t> shape, P policy = {})
-        : shape_(std::move(shape)), w_(count(shape_), 0.0f), grad_(w_.size(), 0.0f), policy_(policy)
+        : shape_(std::move(shape)), grad_(count(shape_), 0.0f), policy_(policy)
     {
+        if constexpr (quantized || fake_quantized)
+            data_ = detail::shadow_weight_data{.w = std::vector<float>(size(), 0.0f)};
+        else
+            data_ = detail::float_weight_data{.w = std::vector<float>(size(), 0.0f)};
         if constexpr (fake_quantized) policy_.bind(shape_);
     }
 
     std::span<std::size_t const> shape() const noexcept { return shape_; }
     std::size_t size() const noexcept { return grad_.size(); }
-    weight_storage storage() const noexcept { return storage_; }
     P& policy() noexcept { return policy_; }
     P const& policy() const noexcept { return policy_; }
     /// Stream id of this weight's stochastic draws (set by the training method).
     std::uint32_t stream() const noexcept { return stream_; }
 
-    /// The float values (full_precision, shadow). Packed weights have none: throws invalid_input.
-    std::span<float> master()
+    /// @brief Whether the weight is held in state @p S now.
+    template <WeightState S>
+    bool holds() const noexcept
     {
-        require_float("master()");
-        return w_;
+        if constexpr (std::same_as<S, float_state>)
+            return std::holds_alternative<detail::float_weight_data>(data_);
+        else if constexpr (std::same_as<S, shadow_state>)
+            return std::holds_alternative<detail::shadow_weight_data>(data_);
+        else
+            return data_.index() == 2;
     }
-    std::span<float const> master() const
+
+    /// @brief Binds the state a training method keeps (nn/weight_state.hpp), with stream id @p stream for the
+    /// weight's stochastic draws. Into packed_state: the grid steps are fixed now, from the policy's clipping of
+    /// the current values, and the values are rounded onto it with the policy's rounding (draws from @p seed);
+    /// the float values are freed. Out of it: the values are the dequantized codes. A float policy stays in
+    /// float_state whatever is bound.
+    /// @throws invalid_input for packed_state with a lowbit::ste policy (it has no packed codes to keep).
+    template <WeightState S>
+    void bind(S, std::uint32_t stream, std::uint64_t seed = 0)
     {
-        require_float("master()");
-        return w_;
+        stream_ = stream;
+        if constexpr (!quantized && !fake_quantized) {
+            (void)seed;  // float weights stay float
+        } else if constexpr (std::same_as<S, packed_state>) {
+            if constexpr (fake_quantized) {
+                (void)seed;
+                throw invalid_input("lowbit::nn::weight: a lowbit::ste fake quantizer has no packed state; train it "
+                                    "with a shadow-weight method (binary_connect, sqwa)");
+            } else {
+                if (holds<packed_state>()) return;
+                std::vector<float> w = values();
+                std::vector<float> steps = slice_steps(w);
+                std::vector<std::uint8_t> codes(kernels::packed_bytes(size(), P::bits));
+                encode(w, steps, random::counter_key{.seed = seed, .step = 0, .stream = stream_}, codes);
+                data_ = detail::packed_weight_data<P>{.q = qtensor<P>(shape_, std::move(codes), std::move(steps))};
+            }
+        } else {
+            (void)seed;
+            if (holds<S>()) {
+                if constexpr (std::same_as<S, shadow_state>) std::get<detail::shadow_weight_data>(data_).wq.clear();
+                return;
+            }
+            std::vector<float> w = values();
+            if constexpr (std::same_as<S, shadow_state>)
+                data_ = detail::shadow_weight_data{.w = std::move(w)};
+            else
+                data_ = detail::float_weight_data{.w = std::move(w)};
+        }
     }
+
+    /// The float values (float and shadow state). Packed weights have none: throws invalid_input.
+    std::span<float> master() { return float_values("master()"); }
+    std::span<float const> master() const { return const_cast<weight&>(*this).float_values("master()"); }
     /// Gradient of the loss with respect to the values used in the forward pass.
     std::span<float> grad() noexcept { return grad_; }
     std::span<float const> grad() const noexcept { return grad_; }
 
-    /// Current real values, whatever the storage (a copy; for checks and checkpoints).
+    /// Current real values, whatever the state (a copy; for checks and checkpoints).
     std::vector<float> values() const
     {
-        if (storage_ != weight_storage::packed) return w_;
+        if (std::vector<float> const* w = floats()) return *w;
         std::vector<float> out(size());
         dequantize_into(out);
         return out;
     }
 
-    /// @brief Sets the real values, whatever the storage (for checkpoints: the counterpart of values()).
-    /// Float storage (full_precision, shadow) takes them exactly, and a shadow weight's cached Q(w) is dropped;
-    /// the storage's rule (shadow clipping) applies from the next step on, as for values set through master().
-    /// Packed storage re-quantizes them: the grid steps are fixed again from the policy's clipping of the new
+    /// @brief Sets the real values, whatever the state (for checkpoints: the counterpart of values()).
+    /// Float and shadow state take them exactly, and a shadow weight's cached Q(w) is dropped; the method's rule
+    /// (shadow clipping) applies from the next step on, as for values set through master().
+    /// Packed state re-quantizes them: the grid steps are fixed again from the policy's clipping of the new
     /// values, and every value is rounded to the nearest level (ties to even) whatever the policy's rounding,
     /// so that assigning is deterministic and values already on that grid are kept exactly.
-    /// @throws invalid_input when the count differs from size(), or for NaN values into packed storage; the
+    /// @throws invalid_input when the count differs from size(), or for NaN values into packed state; the
     /// weight is unchanged then.
     void assign(std::span<float const> v)
     {
@@ -139,17 +197,17 @@ public:
             throw invalid_input("lowbit::nn::weight::assign: expected " + std::to_string(size()) + " values, got " +
                                 std::to_string(v.size()));
         if constexpr (quantized) {
-            if (storage_ == weight_storage::packed) {
+            if (auto* p = packed()) {
                 std::vector<float> steps = slice_steps(v);
-                std::vector<std::uint8_t> codes(codes_.size());
+                std::vector<std::uint8_t> codes(kernels::packed_bytes(size(), P::bits));
                 encode<nearest_even_t>(v, steps, random::counter_key{.seed = 0, .step = 0, .stream = stream_}, codes);
-                steps_ = std::move(steps);
-                codes_ = std::move(codes);
+                p->q = qtensor<P>(shape_, std::move(codes), std::move(steps));
                 return;
             }
         }
-        std::copy(v.begin(), v.end(), w_.begin());
-        wq_.clear();
+        std::vector<float>& w = *floats();
+        std::copy(v.begin(), v.end(), w.begin());
+        if (auto* sh = std::get_if<detail::shadow_weight_data>(&data_)) sh->wq.clear();
     }
 
     /// The values the layer multiplies with in this forward pass. A layer with a bias may ask for the
@@ -158,122 +216,92 @@ public:
     std::span<float const> forward_values(forward_context const& ctx, bool fold_into_bias = false)
     {
         folded_ = false;
-        if constexpr (fake_quantized) {
-            if (storage_ == weight_storage::shadow) {
-                wq_.resize(size());
+        if (auto* sh = std::get_if<detail::shadow_weight_data>(&data_)) {
+            if constexpr (fake_quantized) {
+                sh->wq.resize(size());
                 if constexpr (folds_scale_into_bias) {
                     // SAT's evaluation form: unscaled weights; the layer divides its bias by scale().
                     if (!ctx.training && fold_into_bias) {
-                        policy_.forward_unscaled(w_, wq_);
+                        policy_.forward_unscaled(sh->w, sh->wq);
                         folded_ = true;
-                        return wq_;
+                        return sh->wq;
                     }
                 }
-                policy_.forward(w_, wq_);
-                if (ctx.training) count_shadow_changes();
-                return wq_;
-            }
-        }
-        if constexpr (quantized) {
-            if (storage_ == weight_storage::shadow) {
+                policy_.forward(sh->w, sh->wq);
+                if (ctx.training) count_shadow_changes(*sh);
+                return sh->wq;
+            } else if constexpr (quantized) {
                 // Stochastic BinaryConnect evaluates with the real-valued weights (Courbariaux et al. 2015).
-                if (!ctx.training && StochasticRounding<typename P::rounding_type>) return w_;
-                quantize_shadow(random::counter_key{.seed = ctx.seed, .step = ctx.step, .stream = stream_});
-                if (ctx.training) count_shadow_changes();
-                return wq_;
-            }
-            if (storage_ == weight_storage::packed) {
-                auto ws = lowbit::nn::detail::weight_workspace(size());
-                dequantize_into(ws);
-                return ws;
+                if (!ctx.training && StochasticRounding<typename P::rounding_type>) return sh->w;
+                quantize_shadow(*sh, random::counter_key{.seed = ctx.seed, .step = ctx.step, .stream = stream_});
+                if (ctx.training) count_shadow_changes(*sh);
+                return sh->wq;
             }
         }
-        return w_;
+        if (packed() != nullptr) {
+            auto ws = lowbit::nn::detail::weight_workspace(size());
+            dequantize_into(ws);
+            return ws;
+        }
+        return *floats();
     }
 
     /// The same values again, for the backward pass (packed weights are dequantized again rather than
     /// kept, so that only their codes stay resident).
     std::span<float const> backward_values()
     {
-        if constexpr (fake_quantized) {
-            if (storage_ == weight_storage::shadow && !wq_.empty()) return wq_;
+        if (auto* sh = std::get_if<detail::shadow_weight_data>(&data_)) return sh->wq.empty() ? sh->w : sh->wq;
+        if (packed() != nullptr) {
+            auto ws = lowbit::nn::detail::weight_workspace(size());
+            dequantize_into(ws);
+            return ws;
         }
-        if constexpr (quantized) {
-            if (storage_ == weight_storage::shadow && !wq_.empty()) return wq_;
-            if (storage_ == weight_storage::packed) {
-                auto ws = lowbit::nn::detail::weight_workspace(size());
-                dequantize_into(ws);
-                return ws;
-            }
-        }
-        return w_;
+        return *floats();
     }
 
-    /// Changes the storage. To packed: the grid steps are fixed now, from the policy's clipping of the current
-    /// values, and the values are rounded onto it with the policy's rounding; the float values are freed.
-    void store_as(weight_storage s, std::uint32_t stream, std::uint64_t seed = 0)
-    {
-        stream_ = stream;
-        if constexpr (fake_quantized) {
-            (void)seed;
-            if (s == weight_storage::packed)
-                throw invalid_input("lowbit::nn::weight: a lowbit::ste fake quantizer has no packed storage; train it "
-                                    "with a shadow-weight method (binary_connect, sqwa)");
-            storage_ = s;
-            wq_.clear();
-            return;
-        } else if constexpr (!quantized) {
-            (void)s;
-            (void)seed;
-            return;  // float weights stay float
-        } else {
-            if (s == storage_) return;
-            if (storage_ == weight_storage::packed) {  // back to float
-                w_ = values();
-                codes_.clear();
-                codes_.shrink_to_fit();
-            }
-            storage_ = s;
-            wq_.clear();
-            if (s == weight_storage::packed) {
-                fix_grid();
-                codes_.assign(kernels::packed_bytes(size(), P::bits), 0);
-                quantize_to_codes(w_, random::counter_key{.seed = seed, .step = 0, .stream = stream_});
-                w_.clear();
-                w_.shrink_to_fit();
-            }
-        }
-    }
-
-    /// @brief Float storage (full_precision, shadow): w <- w - s, the bare step; the training method applies its
-    /// rule around it (train/: BinaryConnect clips the shadow weights after it).
-    /// @throws invalid_input for packed storage, which has no float values to step (step_on_grid does that).
+    /// @brief Float and shadow state: w <- w - s, the bare step; the training method applies its rule around it
+    /// (train/: BinaryConnect clips the shadow weights after it).
+    /// @throws invalid_input in packed state, which has no float values to step (step_on_grid does that).
     void subtract(std::span<float const> s)
     {
-        require_float("subtract()");
-        for (std::size_t i = 0; i < w_.size(); ++i) w_[i] -= s[i];
+        std::span<float> const w = float_values("subtract()");
+        for (std::size_t i = 0; i < w.size(); ++i) w[i] -= s[i];
     }
 
-    /// @brief Clips float (shadow) values to the range of the policy's grid (a fixed_range clipping); nothing for
-    /// other clippings, float policies and packed storage.
+    /// @brief Clips float values to the range of the policy's grid (a fixed_range clipping); nothing for other
+    /// clippings, float policies and packed state.
+    /// BinaryConnect clips its shadow weights so that they cannot drift beyond the outermost level and stop
+    /// flipping. Only a fixed bound defines a range to clip to; bounds derived from the weights themselves
+    /// (max_abs, mean_abs, ...) move with them, and clipping to them would be wrong.
     void clip_to_range()
     {
-        if (storage_ != weight_storage::packed) clip_shadow();
+        if constexpr (quantized) {
+            if constexpr (std::is_same_v<typename P::clipping_type, clip::fixed_range>) {
+                std::vector<float>* const w = floats();
+                if (w == nullptr) return;
+                float const step = levels().step_for_range(policy_.clipping.bound);
+                float const lo = (static_cast<float>(levels().qmin) + levels().offset) * step;
+                float const hi = (static_cast<float>(levels().qmax) + levels().offset) * step;
+                for (float& v : *w) v = std::clamp(v, lo, hi);
+            }
+        }
     }
 
-    /// @brief Packed storage: the values Q(w) - s rounded back onto the fixed grid with the policy's rounding
+    /// @brief Packed state: the values Q(w) - s rounded back onto the fixed grid with the policy's rounding
     /// (stochastic: Li et al.'s SR; deterministic: R), the draws from @p key; the changed codes are counted
-    /// (value_changes()). Nothing for float storage and float policies.
+    /// (value_changes()). Nothing in float and shadow state and for float policies.
     void step_on_grid(std::span<float const> s, random::counter_key key)
     {
         if constexpr (quantized) {
-            if (storage_ != weight_storage::packed) return;
+            auto* p = packed();
+            if (p == nullptr) return;
             auto ws = lowbit::nn::detail::weight_workspace(size());
             dequantize_into(ws);
             for (std::size_t i = 0; i < ws.size(); ++i) ws[i] -= s[i];
-            previous_.assign(codes_.begin(), codes_.end());
-            quantize_to_codes(ws, key);
-            changes_ += kernels::changed_codes(previous_.data(), codes_.data(), size(), P::bits);
+            std::span<std::uint8_t> const codes = p->q.codes();
+            p->previous.assign(codes.begin(), codes.end());
+            encode(ws, p->q.steps(), key, codes);
+            changes_ += kernels::changed_codes(p->previous.data(), codes.data(), size(), P::bits);
         } else {
             (void)s;
             (void)key;
@@ -287,7 +315,7 @@ public:
     void finish_backward()
     {
         if constexpr (fake_quantized) {
-            if (storage_ == weight_storage::shadow) {
+            if (holds<shadow_state>()) {
                 // Swap rather than copy: backward() writes every element of dx, so the old dq_ buffer can
                 // take the result (no pointer into grad_ outlives a step).
                 dq_.swap(grad_);
@@ -310,58 +338,75 @@ public:
         }
     }
 
-    /// Bytes held for the values: 4 per value in float storage; the packed codes and the steps otherwise.
+    /// Bytes held for the values: 4 per value in float and shadow state; the packed codes and the steps otherwise.
     std::size_t weight_bytes() const noexcept
     {
-        return storage_ == weight_storage::packed ? codes_.size() + steps_.size() * sizeof(float)
-                                                  : w_.size() * sizeof(float);
+        if (std::vector<float> const* w = floats()) return w->size() * sizeof(float);
+        return codes().size() + steps().size() * sizeof(float);
     }
 
-    /// @brief How many quantized values have changed since the weight was made: for packed storage (SR, R) the
-    /// codes each step changed; for shadow storage (BC, SQWA, QAT) the values of Q(w) that differ from those of
+    /// @brief How many quantized values have changed since the weight was made: in packed state (SR, R) the
+    /// codes each step changed; in shadow state (BC, SQWA, QAT) the values of Q(w) that differ from those of
     /// the previous training forward pass. Li et al.'s flips: R keeps every weight once a step is below half a
     /// grid step, and this count shows it. Float weights never count. Not part of the run state.
     std::uint64_t value_changes() const noexcept { return changes_; }
 
-    /// The number of values held quantized (packed or shadow storage of a quantizing policy), 0 otherwise: what
+    /// The number of values held quantized (packed or shadow state of a quantizing policy), 0 otherwise: what
     /// value_changes() counts over.
     std::size_t quantized_size() const noexcept
     {
         if constexpr (quantized || fake_quantized)
-            return storage_ == weight_storage::full_precision ? 0 : size();
+            return holds<float_state>() ? 0 : size();
         else
             return 0;
     }
 
     /// @brief Writes the part of the weight's state that values() does not give back exactly (io::Stateful):
-    /// for packed storage the codes (entry `<prefix>codes`, uint8) and the fixed grid steps (`<prefix>steps`),
-    /// since assign() would fix the grid afresh and round with nearest rounding. Float and shadow storage write
+    /// in packed state the codes (entry `<prefix>codes`, uint8) and the fixed grid steps (`<prefix>steps`),
+    /// since assign() would fix the grid afresh and round with nearest rounding. Float and shadow state write
     /// nothing: their values() are their state, and a checkpoint holds them as the model's tensors.
     void save_state(io::archive& a, std::string const& prefix) const
     {
-        if (storage_ != weight_storage::packed) return;
-        a.add(prefix + "codes", {codes_.size()}, codes_);
-        a.add(prefix + "steps", {steps_.size()}, steps_);
+        if (!holds<packed_state>()) return;
+        a.add(prefix + "codes", {codes().size()}, std::vector<std::uint8_t>(codes().begin(), codes().end()));
+        a.add(prefix + "steps", {steps().size()}, std::vector<float>(steps().begin(), steps().end()));
     }
 
-    /// @brief Restores what save_state wrote into a weight already in the same storage (the trainer binds the
-    /// storage before it loads), checking sizes first.
+    /// @brief Restores what save_state wrote into a weight already in the same state (the trainer binds the
+    /// state before it loads), checking sizes first.
     /// @throws io::io_error naming the file for a missing entry or a size that does not fit this weight (a
     /// checkpoint of another bit width or granularity); the weight is unchanged then.
     void load_state(io::archive const& a, std::string const& prefix)
     {
-        if (storage_ != weight_storage::packed) return;
-        std::vector<std::size_t> const code_shape{codes_.size()};
-        std::vector<std::size_t> const step_shape{steps_.size()};
-        std::vector<std::uint8_t> codes = a.integers<std::uint8_t>(prefix + "codes", code_shape);
-        auto const steps = a.values(prefix + "steps", step_shape);
-        codes_ = std::move(codes);
-        steps_.assign(steps.begin(), steps.end());
+        if constexpr (quantized) {
+            auto* p = packed();
+            if (p == nullptr) return;
+            std::vector<std::size_t> const code_shape{codes().size()};
+            std::vector<std::size_t> const step_shape{steps().size()};
+            std::vector<std::uint8_t> codes = a.integers<std::uint8_t>(prefix + "codes", code_shape);
+            auto const steps = a.values(prefix + "steps", step_shape);
+            p->q = qtensor<P>(shape_, std::move(codes), std::vector<float>(steps.begin(), steps.end()));
+        } else {
+            (void)a;
+            (void)prefix;
+        }
     }
 
-    /// The packed codes (packed storage only) and their steps, one per slice.
-    std::span<std::uint8_t const> codes() const noexcept { return codes_; }
-    std::span<float const> steps() const noexcept { return steps_; }
+    /// The packed codes (packed state only; empty otherwise) and their steps, one per slice.
+    std::span<std::uint8_t const> codes() const noexcept
+    {
+        if constexpr (quantized) {
+            if (auto const* p = packed()) return p->q.codes();
+        }
+        return {};
+    }
+    std::span<float const> steps() const noexcept
+    {
+        if constexpr (quantized) {
+            if (auto const* p = packed()) return p->q.steps();
+        }
+        return {};
+    }
 
 private:
     static std::size_t count(std::vector<std::size_t> const& s)
@@ -369,12 +414,33 @@ private:
         return std::accumulate(s.begin(), s.end(), std::size_t{1}, std::multiplies<>{});
     }
 
-    void require_float(char const* what) const
+    /// The float values of float and shadow state; nullptr in packed state.
+    std::vector<float>* floats() noexcept
     {
-        if (storage_ == weight_storage::packed)
+        if (auto* f = std::get_if<detail::float_weight_data>(&data_)) return &f->w;
+        if (auto* sh = std::get_if<detail::shadow_weight_data>(&data_)) return &sh->w;
+        return nullptr;
+    }
+    std::vector<float> const* floats() const noexcept { return const_cast<weight&>(*this).floats(); }
+
+    /// The data of packed state; nullptr in the others and for policies that are no Quantizer.
+    auto* packed() noexcept
+    {
+        if constexpr (quantized)
+            return std::get_if<detail::packed_weight_data<P>>(&data_);
+        else
+            return static_cast<std::monostate*>(nullptr);
+    }
+    auto const* packed() const noexcept { return const_cast<weight&>(*this).packed(); }
+
+    std::span<float> float_values(char const* what)
+    {
+        std::vector<float>* const w = floats();
+        if (w == nullptr)
             throw invalid_input(std::string("lowbit::nn::weight::") + what +
-                                ": the weight is stored as packed codes (stochastic_rounding / rounded training); "
+                                ": the weight is held as packed codes (stochastic_rounding / rounded training); "
                                 "use values() for a float copy");
+        return *w;
     }
 
     std::size_t channels() const noexcept
@@ -386,7 +452,7 @@ private:
         return 1;
     }
 
-    // ---- quantized storage helpers (only instantiated for quantizers) ----
+    // ---- quantized helpers (only instantiated for quantizers) ----
 
     static constexpr level_range levels() noexcept
     {
@@ -396,13 +462,13 @@ private:
             return {0, 0, 0.0f};
     }
 
-    /// Shadow weights -> Q(w) in wq_, with the bound recomputed from the current shadow weights.
-    void quantize_shadow(random::counter_key key)
+    /// Shadow weights -> Q(w) in wq, with the bound recomputed from the current shadow weights.
+    void quantize_shadow(detail::shadow_weight_data& sh, random::counter_key key)
     {
         if constexpr (quantized) {
-            std::vector<float> steps = slice_steps(w_);
-            wq_.resize(size());
-            quantize_dequantize(w_, steps, key, wq_);
+            std::vector<float> steps = slice_steps(sh.w);
+            sh.wq.resize(size());
+            quantize_dequantize(sh.w, steps, key, sh.wq);
         }
     }
 
@@ -425,7 +491,7 @@ private:
         return st;
     }
 
-    void quantize_dequantize(std::span<float const> in, std::vector<float> const& steps, random::counter_key key,
+    void quantize_dequantize(std::span<float const> in, std::span<float const> steps, random::counter_key key,
                              std::span<float> out) const
     {
         if constexpr (quantized) {
@@ -445,7 +511,7 @@ private:
 
     /// Quantizes and packs with the policy's rounding, or with Rounding when one is given (assign()).
     template <class Rounding = void>
-    void encode(std::span<float const> in, std::vector<float> const& steps, random::counter_key key,
+    void encode(std::span<float const> in, std::span<float const> steps, random::counter_key key,
                 std::span<std::uint8_t> codes) const
     {
         if constexpr (quantized) {
@@ -462,7 +528,7 @@ private:
         }
     }
 
-    void decode(std::span<std::uint8_t const> codes, std::vector<float> const& steps, std::span<float> out) const
+    void decode(std::span<std::uint8_t const> codes, std::span<float const> steps, std::span<float> out) const
     {
         if constexpr (quantized) {
             std::vector<kernels::dequantize_params> params(steps.size());
@@ -471,60 +537,33 @@ private:
         }
     }
 
-    void fix_grid() { steps_ = slice_steps(w_); }
+    void dequantize_into(std::span<float> out) const { decode(codes(), steps(), out); }
 
-    /// After a training forward pass of shadow storage: counts the values of Q(w) that differ from the previous
+    /// After a training forward pass in shadow state: counts the values of Q(w) that differ from the previous
     /// training pass's, and keeps these for the next (evaluation passes, which may give another form, are not
     /// compared; nothing is counted on the first pass).
-    void count_shadow_changes()
+    void count_shadow_changes(detail::shadow_weight_data& sh)
     {
-        if (wq_previous_.size() != wq_.size()) {
-            wq_previous_.assign(wq_.begin(), wq_.end());
+        if (sh.wq_previous.size() != sh.wq.size()) {
+            sh.wq_previous.assign(sh.wq.begin(), sh.wq.end());
             return;
         }
         std::size_t changed = 0;
-        for (std::size_t i = 0; i < wq_.size(); ++i) {
-            changed += wq_[i] != wq_previous_[i] ? 1 : 0;
-            wq_previous_[i] = wq_[i];
+        for (std::size_t i = 0; i < sh.wq.size(); ++i) {
+            changed += sh.wq[i] != sh.wq_previous[i] ? 1 : 0;
+            sh.wq_previous[i] = sh.wq[i];
         }
         changes_ += changed;
     }
 
-    void quantize_to_codes(std::span<float const> values, random::counter_key key) { encode(values, steps_, key, codes_); }
-
-    void dequantize_into(std::span<float> out) const { decode(codes_, steps_, out); }
-
-    /// BinaryConnect clips the shadow weights to the grid's range, so that they cannot drift beyond the
-    /// outermost level and stop flipping. Only a fixed bound defines a range to clip to; bounds derived from
-    /// the weights themselves (max_abs, mean_abs, ...) move with them, and clipping to them would be wrong.
-    void clip_shadow()
-    {
-        if constexpr (quantized) {
-            if constexpr (std::is_same_v<typename P::clipping_type, clip::fixed_range>) {
-                float const step = levels().step_for_range(policy_.clipping.bound);
-                float const lo = (static_cast<float>(levels().qmin) + levels().offset) * step;
-                float const hi = (static_cast<float>(levels().qmax) + levels().offset) * step;
-                for (float& v : w_) v = std::clamp(v, lo, hi);
-            }
-        }
-    }
-
     std::vector<std::size_t> shape_;
-    std::vector<float> w_;              // float values (full_precision / shadow)
-    std::vector<float> wq_;             // Q(w) of the last training forward pass (shadow)
-    std::vector<float> grad_;           // gradient w.r.t. the forward values
-    std::vector<float> dq_;             // scratch for finish_backward
-    std::vector<float> wq_previous_;    // Q(w) of the last training forward pass (shadow; flip counting)
-    std::vector<std::uint8_t> codes_;   // packed codes (packed)
-    std::vector<std::uint8_t> previous_; // the codes before the last step (packed; flip counting)
-    std::vector<float> steps_;          // fixed grid steps (packed)
+    detail::weight_data<P> data_;  // the state's data (nn/weight_state.hpp)
+    std::vector<float> grad_;      // gradient w.r.t. the forward values
+    std::vector<float> dq_;        // scratch for finish_backward
     P policy_{};
-    // A quantizing policy computes with Q(w) from the moment the weight is built: shadow storage, until a
-    // training method binds another (full_precision keeps float values, SR and R pack them).
-    weight_storage storage_ = quantized || fake_quantized ? weight_storage::shadow : weight_storage::full_precision;
     std::uint32_t stream_ = 0;
-    bool folded_ = false;               // the last forward_values() folded the policy's scale out
-    std::uint64_t changes_ = 0;         // value_changes()
+    bool folded_ = false;          // the last forward_values() folded the policy's scale out
+    std::uint64_t changes_ = 0;    // value_changes()
 };
 
 } // namespace lowbit::nn

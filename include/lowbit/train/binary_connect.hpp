@@ -22,7 +22,7 @@ namespace lowbit::train {
 
 /// @brief BinaryConnect / shadow-weight quantization-aware training.
 struct binary_connect {
-    static constexpr nn::weight_storage storage = nn::weight_storage::shadow;
+    using weight_state = nn::shadow_state;  // float shadow weights w_r and Q(w_r)
     static constexpr std::string_view name() noexcept { return "bc"; }
     /// w_r <- clip(w_r - s): the shadow weights take the step unchanged (straight-through estimator), then are
     /// clipped to the quantizer's range (a fixed_range clipping; the ste:: fake quantizers are not clipped).

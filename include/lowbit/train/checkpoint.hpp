@@ -4,7 +4,7 @@
 /// @brief save_checkpoint / load_checkpoint: a model's full-precision state in a lowbit checkpoint file
 /// (io/archive.hpp, docs/formats.md), so that a method such as SQWA can start from a saved float model.
 ///
-/// The state is every layer weight's real values (nn::weight::values(), whatever its storage), every
+/// The state is every layer weight's real values (nn::weight::values(), whatever its state), every
 /// parameter of for_each_parameter (biases, BatchNorm gamma and beta, PACT's alpha, LSQ's step) and every
 /// buffer of for_each_buffer (BatchNorm's running mean and variance). Each tensor is named by its position:
 /// `layer<i>.` per level of sequential, `residual.` inside a residual block, then `weight` (`weight.<k>` for a
@@ -25,7 +25,7 @@
 /// lowbit::train::trainer t{fresh, lowbit::train::binary_connect{}, opt};      // starts from the float model
 /// @endcode
 ///
-/// Load before a packed-storage method (stochastic_rounding, rounded) binds the model, so that its grid is
+/// Load before a packed-state method (stochastic_rounding, rounded) binds the model, so that its grid is
 /// fixed from the loaded values with the method's own rounding; loading into packed weights re-quantizes
 /// them with nearest rounding (nn::weight::assign).
 
@@ -164,7 +164,7 @@ io::archive to_archive(Model& model, checkpoint_meta meta = {})
 
 /// @brief Sets the model's state from @p a, after checking that every metadata key of @p required has the
 /// required value, that every tensor of the model is in @p a with the same shape, and that @p a has no
-/// tensor the model lacks. Weights are set with nn::weight::assign (exact for float and shadow storage).
+/// tensor the model lacks. Weights are set with nn::weight::assign (exact for float and shadow state).
 /// @throws io_error naming a.source() for a metadata or architecture mismatch; the model is then unchanged.
 template <nn::Layer Model>
 void from_archive(Model& model, io::archive const& a, checkpoint_meta const& required = {})
@@ -203,7 +203,7 @@ void from_archive(Model& model, io::archive const& a, checkpoint_meta const& req
                                          io::archive::shape_string(e->shape) + ", the model " +
                                          io::archive::shape_string(shape)};
         if constexpr (!detail::is_span_v<decltype(target)>) {
-            if (target.storage() == nn::weight_storage::packed &&
+            if (target.template holds<nn::packed_state>() &&
                 std::ranges::any_of(e->values, [](float v) { return std::isnan(v); }))
                 throw io::io_error{file, "entry '" + name + "' holds NaN values, which a packed weight cannot take"};
         }
@@ -244,7 +244,7 @@ void save_checkpoint(std::filesystem::path const& file, Model& model, checkpoint
 }
 
 /// @brief Loads the state saved by save_checkpoint from @p file into @p model, which must have the same
-/// architecture (weight policies and storage may differ: the real values are set); every key of @p required
+/// architecture (weight policies and states may differ: the real values are set); every key of @p required
 /// must be in the file's metadata with the same value. Returns the file's metadata.
 /// @throws io::io_error naming @p file for any problem with the file (missing, not a checkpoint, unsupported
 /// version, truncated, corrupt) or with its fit to the model (metadata, missing / unexpected entry, shape

@@ -49,7 +49,7 @@ convex_trace run_convex(Problem const& p, Q q, convex_options const& o)
     std::size_t const d = p.dim();
     nn::weight<Q> w({d}, q);
     std::fill(w.master().begin(), w.master().end(), o.init);
-    w.store_as(Method::storage, 1, o.seed);
+    w.bind(typename Method::weight_state{}, 1, o.seed);
     auto as_tensor = [d](auto const& v) {
         xt::xtensor<double, 1> t = xt::xtensor<double, 1>::from_shape({d});
         for (std::size_t i = 0; i < d; ++i) t(i) = v[i];

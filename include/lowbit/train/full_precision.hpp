@@ -14,7 +14,7 @@ namespace lowbit::train {
 
 /// @brief Float training (the FP baseline of Li et al. 2017, Table 1).
 struct full_precision {
-    static constexpr nn::weight_storage storage = nn::weight_storage::full_precision;
+    using weight_state = nn::float_state;
     static constexpr std::string_view name() noexcept { return "fp"; }
     /// w <- w - s (a quantizing policy's weight is kept in float too and never quantized).
     template <class Weight>

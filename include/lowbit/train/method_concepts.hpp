@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// @brief Concepts for training methods. A method says how layer weights are stored (nn::weight_storage)
-/// and checks at compile time that it can train a model with the given weight policies.
+/// @brief Concepts for training methods. A method names the state it keeps layer weights in
+/// (nn/weight_state.hpp) and checks at compile time that it can train a model with the given weight policies.
 
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/nn/weight_state.hpp>
 #include <lowbit/random/philox.hpp>
 
 #include <concepts>
@@ -14,13 +15,14 @@
 
 namespace lowbit::train {
 
-/// @brief A training method: a static `storage` (how quantized weights are held), a `name()`, and its update rule
-/// `update(w, s, key)`: what one optimizer step s does to a weight w (key: the step's stochastic draws).
+/// @brief A training method: the `weight_state` it keeps weights in (nn::float_state, nn::shadow_state or
+/// nn::packed_state), a `name()`, and its update rule `update(w, s, key)`: what one optimizer step s does to a
+/// weight w in that state (key: the step's stochastic draws).
 /// Satisfied by full_precision, binary_connect, stochastic_rounding, rounded, sat and sqwa.
 template <class M>
 concept TrainingMethod = std::semiregular<M> && requires(nn::weight<nn::float_weights_t>& w, std::span<float const> s,
                                                           random::counter_key key) {
-    { M::storage } -> std::convertible_to<nn::weight_storage>;
+    requires nn::WeightState<typename M::weight_state>;
     { M::name() } -> std::convertible_to<std::string_view>;
     M::update(w, s, key);  // the method's update rule for one weight, given the optimizer's step s
 };
@@ -28,11 +30,11 @@ concept TrainingMethod = std::semiregular<M> && requires(nn::weight<nn::float_we
 /// @brief A method that keeps float shadow weights next to the quantized forward weights
 /// (binary_connect and the QAT methods built on it). SQWA and SAT wrap only these.
 template <class M>
-concept ShadowWeightMethod = TrainingMethod<M> && (M::storage == nn::weight_storage::shadow);
+concept ShadowWeightMethod = TrainingMethod<M> && std::same_as<typename M::weight_state, nn::shadow_state>;
 
 /// @brief A method that stores weights only as packed codes (stochastic_rounding, rounded).
 template <class M>
-concept PackedWeightMethod = TrainingMethod<M> && (M::storage == nn::weight_storage::packed);
+concept PackedWeightMethod = TrainingMethod<M> && std::same_as<typename M::weight_state, nn::packed_state>;
 
 namespace detail {
 /// The update of a packed-weight method (SR, R): w <- Q(w - s) onto the fixed grid with the policy's rounding;
@@ -40,7 +42,7 @@ namespace detail {
 template <class Weight>
 void step_packed(Weight& w, std::span<float const> s, random::counter_key key)
 {
-    if (w.storage() == nn::weight_storage::packed)
+    if (w.template holds<nn::packed_state>())
         w.step_on_grid(s, key);
     else
         w.subtract(s);

@@ -19,7 +19,7 @@ namespace lowbit::train {
 
 /// @brief R training: packed weights, deterministic rounding after each step.
 struct rounded {
-    static constexpr nn::weight_storage storage = nn::weight_storage::packed;
+    using weight_state = nn::packed_state;  // only the packed codes of Q(w)
     static constexpr std::string_view name() noexcept { return "r"; }
     /// w <- Q_d(w - s), deterministic rounding onto the fixed grid (the policy's rounding).
     template <class Weight>

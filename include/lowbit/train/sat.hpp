@@ -75,7 +75,7 @@ template <class Base = binary_connect>
 struct sat {
     static_assert(detail::check_sat_base<Base>());
 
-    static constexpr nn::weight_storage storage = Base::storage;
+    using weight_state = typename Base::weight_state;
     static constexpr std::string_view name() noexcept { return "sat"; }
     /// Base's update rule.
     template <class Weight>

@@ -138,7 +138,7 @@ template <class Base = binary_connect>
 struct sqwa {
     static_assert(detail::check_sqwa_base<Base>());
 
-    static constexpr nn::weight_storage storage = Base::storage;
+    using weight_state = typename Base::weight_state;
     static constexpr std::string_view name() noexcept { return "sqwa"; }
     /// Base's update rule.
     template <class Weight>
@@ -228,10 +228,10 @@ private:
         sqwa_result r;
         sqwa_progress progress;
         if (state) progress.load_state(*state, "run/sqwa/");
-        // The phase trainers train with this method (storage and update are Base's), so that their run states
+        // The phase trainers train with this method (weight state and update are Base's), so that their run states
         // say "sqwa" and a Base run refuses them.
         if (progress.phase == "retrain") {
-            // Steps 2 and 3: shadow storage (Q(w) in the forward pass), cyclic retraining with captures.
+            // Steps 2 and 3: shadow state (Q(w) in the forward pass), cyclic retraining with captures.
             trainer t{model, *this, Optimizer(optimizer), cyclic};
             if (state) t.load_state(*state);
             struct capture_hook {

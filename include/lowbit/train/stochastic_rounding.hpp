@@ -22,7 +22,7 @@ namespace lowbit::train {
 
 /// @brief SR training: packed weights, stochastic rounding after each step.
 struct stochastic_rounding {
-    static constexpr nn::weight_storage storage = nn::weight_storage::packed;
+    using weight_state = nn::packed_state;  // only the packed codes of Q(w)
     static constexpr std::string_view name() noexcept { return "sr"; }
     /// w <- Q_s(w - s), stochastic rounding onto the fixed grid (the policy's stochastic_t), draws from @p key.
     template <class Weight>

@@ -206,7 +206,7 @@ public:
         : model_(&model), method_(method), opt_(std::move(optimizer)), schedule_(schedule)
     {
         std::uint32_t stream = 1;
-        model_->for_each_weight([&](auto& w) { w.store_as(Method::storage, stream++, 0); });
+        model_->for_each_weight([&](auto& w) { w.bind(typename Method::weight_state{}, stream++, 0); });
     }
 
     Model& model() noexcept { return *model_; }
@@ -407,7 +407,7 @@ public:
         // Packed weights: their codes and steps must fit before anything changes.
         auto check_weight = [&](std::string const& name, auto const&, auto& target) {
             if constexpr (!detail::is_span_v<decltype(target)>) {
-                if (target.storage() != nn::weight_storage::packed) return;
+                if (!target.template holds<nn::packed_state>()) return;
                 std::vector<std::size_t> const codes{target.codes().size()}, steps{target.steps().size()};
                 (void)a.integers<std::uint8_t>("run/weights/" + name + ".codes", codes);
                 (void)a.values("run/weights/" + name + ".steps", steps);
@@ -557,7 +557,7 @@ private:
         std::size_t slot = 0;
         model_->for_each_weight([&](auto& w) {
             step_buf_.resize(w.size());
-            if (w.storage() == nn::weight_storage::packed) {
+            if (w.template holds<nn::packed_state>()) {
                 std::vector<float> const v = w.values();  // weight decay needs the current values
                 opt_.step(slot++, v, w.grad(), step_buf_, lr, true);
             } else {

@@ -178,13 +178,13 @@ void calibrate_batch_norm(Model& model, xt::xtensor<float, 2> const& x, std::uin
     });
 }
 
-template <class First, class W, class Last, nn::weight_storage Storage = nn::weight_storage::shadow>
+template <class First, class W, class Last, nn::WeightState State = nn::shadow_state>
 struct recipe {
     using first = First;
     using hidden = W;
     using last = Last;
     static constexpr int bits0 = bit_width_v<First>, bits1 = bit_width_v<W>, bits2 = bit_width_v<Last>;
-    static constexpr nn::weight_storage storage = Storage;  // how the method that trained the model holds weights
+    using weight_state = State;  // how the method that trained the model holds weights
 };
 
 using bnn = recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, ste::dorefa_weight<8>>;  // the issue's recipe
@@ -198,7 +198,7 @@ using even_grid = quantizer<Bits, Rounding, clip::max_abs, grid::symmetric_even>
 using bc_quantizer = recipe<even_grid<8, nearest_even_t>, quantizer<1, nearest_even_t, clip::fixed_range>,
                             even_grid<2, nearest_even_t>>;
 using sr_quantizer = recipe<even_grid<8, stochastic_t>, quantizer<1, stochastic_t, clip::fixed_range>,
-                            even_grid<4, stochastic_t>, nn::weight_storage::packed>;
+                            even_grid<4, stochastic_t>, nn::packed_state>;
 // Mid-tread grids (integer levels): TWN on the input codes and on sign bits, SQWA's ternary quantizer last.
 using ternary = recipe<ste::twn_weight<>, ste::twn_weight<>, quantizer<2, nearest_even_t, clip::max_abs>>;
 
@@ -235,7 +235,7 @@ TEST_CASE_TEMPLATE("packed models equal the unfused reference bit for bit and th
     deploy::input_map const map{.scale = 0.0125f, .offset = -1.5f};  // a standardised-looking input
     auto model = make_model<R>(inputs, hidden, classes, 17);
     std::uint32_t stream = 0;
-    model.for_each_weight([&](auto& w) { w.store_as(R::storage, stream++, 5); });
+    model.for_each_weight([&](auto& w) { w.bind(typename R::weight_state{}, stream++, 5); });
     xt::xtensor<std::uint8_t, 2> const q = random_codes(m, inputs, 4);
     xt::xtensor<float, 2> const x = decode(q, map);
     calibrate_batch_norm(model, x, 9);
@@ -402,7 +402,7 @@ TEST_CASE("packed_dense, packed_mlp and compile refuse what they cannot run, wit
     // A model that evaluates with float weights has no packed form: trained with full_precision, or with
     // stochastic BinaryConnect, which evaluates with the real-valued shadow weights (Courbariaux et al.).
     auto float_trained = make_model<bnn>(8, 16, 3, 1);
-    float_trained.for_each_weight([](auto& weight) { weight.store_as(nn::weight_storage::full_precision, 0); });
+    float_trained.for_each_weight([](auto& weight) { weight.bind(nn::float_state{}, 0); });
     CHECK_THROWS_WITH_AS((void)deploy::compile(float_trained), doctest::Contains("did the layer evaluate with float weights"),
                          invalid_input);
     using stochastic_bc = recipe<quantizer<1, stochastic_t, clip::fixed_range>, quantizer<1, stochastic_t, clip::fixed_range>,

@@ -107,7 +107,7 @@ TEST_CASE("the summaries of a PACT CNN and of its packed model agree, and the ro
     CHECK(t.macs(mac_kind::kbit) == p.macs(mac_kind::kbit));  // 2-bit weights x 2-bit codes, the same in both
 }
 
-TEST_CASE("summary reads a user's layer, a residual block and the weights' storage")
+TEST_CASE("summary reads a user's layer, a residual block and the weights' states")
 {
     using w1 = quantizer<1, nearest_even_t, clip::fixed_range>;
     nn::sequential model{nn::dense<w1>({.in = 20, .out = 16}), user::scale{},
@@ -122,7 +122,7 @@ TEST_CASE("summary reads a user's layer, a residual block and the weights' stora
     CHECK(s.layers[5].weight_bits == 32);  // float_weights_t
     CHECK(s.layers[0].packed_bytes == 20 * 16 / 8 + 4 * (1 + 16));  // a per-tensor step and the bias
     // Trained with full_precision, a quantizer's weights stay float: 32 bits.
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::full_precision, 0); });
+    model.for_each_weight([](auto& w) { w.bind(nn::float_state{}, 0); });
     CHECK(summary(model, {20}).layers[0].weight_bits == 32);
 
     CHECK_THROWS_WITH_AS((void)summary(model, {21}), doctest::Contains("dense 20 -> 16 expects inputs of shape [20]"),

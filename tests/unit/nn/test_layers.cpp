@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Finite-difference gradient checks for every layer, the straight-through estimator of quantized weights,
-// shape errors, and weight storage (packed weights take bits/32 of float).
+// shape errors, and weight states (packed weights take bits/32 of float).
 #include <lowbit/nn/avg_pool2d.hpp>
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/conv2d.hpp>
@@ -179,11 +179,11 @@ TEST_CASE("softmax cross-entropy value and gradient")
     CHECK_THROWS_WITH_AS(softmax_cross_entropy(z, bad), doctest::Contains("label 7"), invalid_input);
 }
 
-TEST_CASE("quantized weights: straight-through gradient and storage modes")
+TEST_CASE("quantized weights: straight-through gradient and weight states")
 {
     using w1 = quantizer<1, nearest_even_t, clip::fixed_range>;
     dense<w1> q({.in = 6, .out = 4, .bias = false, .seed = 21}, w1{.clipping = {.bound = 0.5f}});
-    q.weight().store_as(weight_storage::shadow, 1);
+    q.weight().bind(shadow_state{}, 1);
     auto const x = random_tensor<2>({3, 6}, 14);
     auto const y = q.forward(x, {.training = true});
     // The forward pass used +-0.5: compare with a float layer holding Q(w).
@@ -206,8 +206,8 @@ TEST_CASE("packed weights hold bits/32 of the float bytes and round stochastical
     weight<w1s> a({1024, 784}, w1s{.clipping = {.bound = 1.0f}});
     weight<w4> b({1000, 10}, w4{.clipping = {.bound = 1.0f}});
     CHECK(a.weight_bytes() == 1024 * 784 * 4);
-    a.store_as(weight_storage::packed, 1, 7);
-    b.store_as(weight_storage::packed, 2, 7);
+    a.bind(packed_state{}, 1, 7);
+    b.bind(packed_state{}, 2, 7);
     CHECK(a.weight_bytes() == 1024 * 784 / 8 + sizeof(float));  // 32x smaller, plus one step
     CHECK(b.weight_bytes() == 1000 * 10 / 2 + sizeof(float));   // 8x smaller
     CHECK_THROWS_AS((void)a.master(), invalid_input);
@@ -223,6 +223,31 @@ TEST_CASE("packed weights hold bits/32 of the float bytes and round stochastical
     for (std::size_t i = 0; i < v.size(); ++i) flipped += v[i] < 0 && after[i] > 0;
     double const p = static_cast<double>(flipped) / static_cast<double>(negatives);
     CHECK(p == doctest::Approx(0.25).epsilon(0.03));
+}
+
+TEST_CASE("a weight holds the state a method binds, and only its data")
+{
+    using w2 = quantizer<2, nearest_even_t, clip::fixed_range>;  // levels -1, 0, 1
+    weight<w2> w({2, 4}, w2{.clipping = {.bound = 1.0f}});
+    CHECK(w.holds<shadow_state>());  // computes with Q(w) from the moment it is built
+    std::vector<float> const v = {0.9f, -0.2f, 0.4f, -1.3f, 0.6f, 0.0f, -0.7f, 0.1f};
+    w.assign(v);
+    w.bind(packed_state{}, 3);
+    CHECK((w.holds<packed_state>() && !w.holds<shadow_state>() && !w.holds<float_state>()));
+    CHECK(w.values() == std::vector<float>{1.0f, 0.0f, 0.0f, -1.0f, 1.0f, 0.0f, -1.0f, 0.0f});
+    CHECK(w.codes().size() == 2);  // 8 codes of 2 bits
+    CHECK_THROWS_WITH_AS((void)w.master(), doctest::Contains("held as packed codes"), invalid_input);
+    w.bind(float_state{}, 3);  // back to floats: the dequantized codes
+    CHECK(w.holds<float_state>());
+    CHECK(w.codes().empty());
+    CHECK(std::vector<float>(w.master().begin(), w.master().end()) == w.values());
+    CHECK(w.quantized_size() == 0);
+    // A float policy stays in float state whatever is bound.
+    weight<float_weights_t> f({3});
+    f.bind(packed_state{}, 1);
+    CHECK(f.holds<float_state>());
+    // What a method must name, checked at compile time.
+    static_assert(WeightState<packed_state> && !WeightState<int>);
 }
 
 TEST_CASE("shape mismatches are clear errors")

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Checkpoints of real models: bit-exact round trips of a trained mlp and cnn (weights, biases, BatchNorm
 // parameters and running statistics, and the eval-mode output), deterministic names, weight::assign for
-// every storage, and architecture or metadata mismatches that fail without changing the model.
+// every weight state, and architecture or metadata mismatches that fail without changing the model.
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
 #include <lowbit/nn/batch_norm.hpp>
@@ -330,24 +330,24 @@ TEST_CASE("a float checkpoint loads into a quantized model of the same architect
     auto fp = nn::mlp<nn::float_weights_t>({.inputs = 12, .hidden = 16, .classes = 3, .seed = 1});
     train::save_checkpoint(dir / "fp.lbck", fp);
     auto q = nn::mlp<w1>({.inputs = 12, .hidden = 16, .classes = 3, .seed = 5}, w1{.clipping = {.bound = 1.0f}});
-    train::trainer t{q, train::binary_connect{}, optim::adam({.lr = 0.01f})};  // shadow storage
+    train::trainer t{q, train::binary_connect{}, optim::adam({.lr = 0.01f})};  // shadow state
     (void)train::load_checkpoint(dir / "fp.lbck", q);
     check_same_state(state(fp), state(q));  // shadow weights take the float values exactly
 }
 
-TEST_CASE("weight::assign sets the values for every storage, or throws and changes nothing")
+TEST_CASE("weight::assign sets the values for every weight state, or throws and changes nothing")
 {
     using w2 = quantizer<2, stochastic_t, clip::fixed_range>;  // levels -1, 0, 1
     std::vector<float> const on_grid = {1.0f, 0.0f, -1.0f, 1.0f, -1.0f, 0.0f};
     std::vector<float> const off_grid = {0.9f, 0.2f, -0.7f, 0.51f, -0.3f, 0.49f};
 
     nn::weight<w2> shadow({2, 3}, w2{.clipping = {.bound = 1.0f}});
-    shadow.store_as(nn::weight_storage::shadow, 1);
+    shadow.bind(nn::shadow_state{}, 1);
     shadow.assign(off_grid);
     CHECK(shadow.values() == off_grid);
 
     nn::weight<w2> packed({2, 3}, w2{.clipping = {.bound = 1.0f}});
-    packed.store_as(nn::weight_storage::packed, 1);
+    packed.bind(nn::packed_state{}, 1);
     packed.assign(on_grid);
     CHECK(packed.values() == on_grid);  // values on the grid are kept exactly
     packed.assign(off_grid);            // others go to the nearest level, deterministically

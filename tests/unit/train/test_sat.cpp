@@ -129,7 +129,7 @@ TEST_CASE("sat on a full-precision model: clamp and rescale the last layer")
 TEST_CASE("sat in evaluation folds the scale into the bias: logits are the training form divided by the scale")
 {
     nn::dense<ste::sat_rescale<ste::dorefa_weight<4>>> layer({.in = 6, .out = 3, .bias = true, .seed = 5});
-    layer.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 1); });
+    layer.for_each_weight([](auto& w) { w.bind(nn::shadow_state{}, 1); });
     layer.for_each_parameter([](nn::parameter const& p) {
         for (std::size_t i = 0; i < p.value.size(); ++i) p.value[i] = 0.5f + static_cast<float>(i);  // a real bias
     });

@@ -73,7 +73,7 @@ TEST_CASE("captures form the running mean of the quantized weights")
         });
         return v;
     };
-    model.for_each_weight([](auto& w) { w.store_as(nn::weight_storage::shadow, 1); });
+    model.for_each_weight([](auto& w) { w.bind(nn::shadow_state{}, 1); });
     q1 = quantized();
     train::sqwa<>::capture(model, mean, 1);
     model.for_each_weight([](auto& w) {

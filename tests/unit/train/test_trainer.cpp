@@ -346,7 +346,7 @@ TEST_CASE("finish_backward maps the gradient through the fake quantizer")
     nn::weight<ste::dorefa_weight<2>> w({2, 3});
     auto m = w.master();
     for (std::size_t i = 0; i < m.size(); ++i) m[i] = 0.3f * static_cast<float>(i) - 0.7f;
-    w.store_as(nn::weight_storage::shadow, 1);
+    w.bind(nn::shadow_state{}, 1);
     (void)w.forward_values({.training = true});
     std::fill(w.grad().begin(), w.grad().end(), 1.0f);
     w.finish_backward();
@@ -356,6 +356,6 @@ TEST_CASE("finish_backward maps the gradient through the fake quantizer")
     for (std::size_t i = 0; i < m.size(); ++i)
         CHECK(w.grad()[i] == doctest::Approx((1.0f - std::tanh(m[i]) * std::tanh(m[i])) / mx).epsilon(1e-4));
     nn::weight<ste::dorefa_weight<2>> packed({4});
-    CHECK_THROWS_WITH_AS(packed.store_as(nn::weight_storage::packed, 1), doctest::Contains("no packed storage"),
+    CHECK_THROWS_WITH_AS(packed.bind(nn::packed_state{}, 1), doctest::Contains("no packed state"),
                          invalid_input);
 }
