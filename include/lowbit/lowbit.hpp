@@ -75,6 +75,7 @@
 #include <lowbit/nn/softmax_cross_entropy.hpp>
 #include <lowbit/nn/summary.hpp>
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/nn/weight_state.hpp>
 
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/checkpoint.hpp>
