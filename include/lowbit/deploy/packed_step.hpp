@@ -45,6 +45,8 @@
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/conv2d.hpp>
 
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -56,6 +58,11 @@
 #include <vector>
 
 namespace lowbit::deploy {
+
+/// @brief The memory of activations: 64-byte aligned, as the xtensor buffers the fixed-shape models ran on, so
+/// that the kernels' full-width vector loads of a row start on a cache line.
+template <class T>
+using activation_buffer = std::vector<T, xsimd::aligned_allocator<T, 64>>;
 
 /// @brief How activations between packed steps are held.
 enum class encoding : std::uint8_t {
@@ -73,14 +80,27 @@ struct activations {
     std::size_t features = 0;
     std::size_t height = 1;
     std::size_t width = 1;
-    std::vector<float> floats{};
-    std::vector<std::uint8_t> codes{};
-    std::vector<std::uint64_t> signs{};
+    activation_buffer<float> floats{};
+    activation_buffer<std::uint8_t> codes{};
+    activation_buffer<std::uint64_t> signs{};
 
     /// The samples: rows / (height width).
     std::size_t batch() const noexcept { return rows / (height * width); }
-    /// Empty activations of @p kind with this one's rows and shape.
-    activations like(encoding k) const { return {.kind = k, .rows = rows, .features = features, .height = height, .width = width}; }
+    /// Makes these the empty activations of @p k, @p r rows of @p f features (a map of @p h x @p w pixels per
+    /// sample), keeping the buffers' memory: a model's steps reuse it from call to call.
+    void reset(encoding k, std::size_t r, std::size_t f, std::size_t h = 1, std::size_t w = 1) noexcept
+    {
+        kind = k;
+        rows = r;
+        features = f;
+        height = h;
+        width = w;
+        floats.clear();
+        codes.clear();
+        signs.clear();
+    }
+    /// reset() to the empty activations of @p k with @p x's rows and shape.
+    void reset_like(activations const& x, encoding k) noexcept { reset(k, x.rows, x.features, x.height, x.width); }
     std::size_t words() const noexcept { return kernels::words_for_bits(features); }
     kernels::matrix_view<std::uint8_t> code_view() const noexcept { return {codes.data(), rows, features, features}; }
     kernels::bit_matrix_view sign_view() const noexcept { return {signs.data(), rows, features, words()}; }
@@ -92,7 +112,7 @@ struct input_codes_step {
 
     void forward(activations const& x, activations& y) const
     {
-        y = x.like(encoding::codes);
+        y.reset_like(x, encoding::codes);
         y.codes.resize(x.floats.size());
         map.quantize(x.floats.data(), x.floats.size(), y.codes.data());
     }
@@ -161,7 +181,7 @@ public:
     void forward(activations const& x, activations& y) const
     {
         std::size_t const m = x.rows, n = out();
-        y = {.kind = writes(), .rows = m, .features = n};
+        y.reset(writes(), m, n);
         if (y.kind == encoding::signs) {
             y.signs.resize(m * y.words());
             auto const& k = std::get<packed_dense>(kernel_);
@@ -229,7 +249,7 @@ public:
     void forward(activations const& x, activations& y) const
     {
         std::size_t const m = x.rows, n = w_.out;
-        y = {.kind = encoding::floats, .rows = m, .features = n};
+        y.reset(encoding::floats, m, n);
         y.floats.resize(m * n);
         kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, m, n, w_.in, 1.0f, x.floats.data(), w_.in,
                        values_.data(), w_.in, 0.0f, y.floats.data(), n);
@@ -256,7 +276,7 @@ struct batch_norm_step {
         xt::xtensor<float, 2> in = xt::xtensor<float, 2>::from_shape({x.rows, x.features});
         std::copy(x.floats.begin(), x.floats.end(), in.begin());
         xt::xtensor<float, 2> const out = b.forward(in, {.training = false});
-        y = x.like(encoding::floats);
+        y.reset_like(x, encoding::floats);
         y.floats.assign(out.begin(), out.end());
     }
 };
@@ -268,7 +288,7 @@ struct clamp_step {
 
     void forward(activations const& x, activations& y) const
     {
-        y = x.like(encoding::floats);
+        y.reset_like(x, encoding::floats);
         y.floats.resize(x.floats.size());
         for (std::size_t i = 0; i < x.floats.size(); ++i) {
             float const v = x.floats[i];
@@ -281,7 +301,7 @@ struct clamp_step {
 struct sign_step {
     void forward(activations const& x, activations& y) const
     {
-        y = x.like(encoding::signs);
+        y.reset_like(x, encoding::signs);
         y.signs.resize(x.rows * y.words());
         kernels::pack_sign_rows(x.floats.data(), x.rows, x.features, x.features, y.signs.data(), y.words());
     }
@@ -295,7 +315,7 @@ struct codes_step {
 
     void forward(activations const& x, activations& y) const
     {
-        y = x.like(encoding::codes);
+        y.reset_like(x, encoding::codes);
         y.codes.resize(x.floats.size());
         for (std::size_t i = 0; i < x.floats.size(); ++i)
             y.codes[i] = static_cast<std::uint8_t>(
@@ -309,12 +329,12 @@ struct decode_step {
 
     void forward(activations const& x, activations& y) const
     {
-        y = x.like(encoding::floats);
+        y.reset_like(x, encoding::floats);
         decode(x, y.floats);
     }
 
     /// The floats of @p x into @p out (rows x features).
-    void decode(activations const& x, std::vector<float>& out) const
+    void decode(activations const& x, activation_buffer<float>& out) const
     {
         out.resize(x.rows * x.features);
         if (x.kind == encoding::floats) {
@@ -337,7 +357,7 @@ struct nhwc_step {
     void forward(activations const& x, activations& y) const
     {
         std::size_t const n = x.rows, pixels = height * width;
-        y = {.kind = encoding::floats, .rows = n * pixels, .features = channels, .height = height, .width = width};
+        y.reset(encoding::floats, n * pixels, channels, height, width);
         y.floats.resize(x.floats.size());
         for (std::size_t s = 0; s < n; ++s)
             for (std::size_t c = 0; c < channels; ++c)
@@ -416,7 +436,7 @@ public:
     {
         kernels::binary_conv2d_shape const& s = shape();
         std::size_t const batch = x.batch(), pixels = s.out_height() * s.out_width(), n = s.filters;
-        y = {.kind = writes(), .rows = batch * pixels, .features = n, .height = s.out_height(), .width = s.out_width()};
+        y.reset(writes(), batch * pixels, n, s.out_height(), s.out_width());
         auto const* conv = std::get_if<packed_conv2d>(&kernel_);
         if (std::holds_alternative<std::vector<sign_thresholds>>(out_)) {
             y.signs.resize(y.rows * y.words());
@@ -507,7 +527,7 @@ public:
         nn::conv2d<> conv = conv_;  // forward() keeps scratch state: a copy per call keeps the step const
         xt::xtensor<float, 4> const out = conv.forward(in, {.training = false});
         std::size_t const f = shape_.filters, oh = out.shape(2), ow = out.shape(3), op = oh * ow;
-        y = {.kind = encoding::floats, .rows = n * op, .features = f, .height = oh, .width = ow};
+        y.reset(encoding::floats, n * op, f, oh, ow);
         y.floats.resize(n * op * f);
         for (std::size_t s = 0; s < n; ++s)
             for (std::size_t j = 0; j < f; ++j)
@@ -529,7 +549,7 @@ struct max_pool_step {
     void forward(activations const& x, activations& y) const
     {
         std::size_t const n = x.batch(), oh = window.out(x.height), ow = window.out(x.width);
-        y = {.kind = x.kind, .rows = n * oh * ow, .features = x.features, .height = oh, .width = ow};
+        y.reset(x.kind, n * oh * ow, x.features, oh, ow);
         if (x.kind == encoding::signs) {
             y.signs.resize(y.rows * y.words());
             sign_max_pool(x.sign_view(), n, x.height, x.width, window, y.signs.data(), y.words());
@@ -564,7 +584,7 @@ struct flatten_step {
     void forward(activations const& x, activations& y) const
     {
         std::size_t const n = x.batch(), pixels = x.height * x.width, c = x.features;
-        y = {.kind = x.kind, .rows = n, .features = c * pixels};
+        y.reset(x.kind, n, c * pixels);
         if (x.kind == encoding::floats) {
             y.floats.resize(x.floats.size());
             for (std::size_t s = 0; s < n; ++s)
@@ -574,13 +594,22 @@ struct flatten_step {
         } else if (x.kind == encoding::codes) {
             y.codes = x.codes;
         } else {
-            y.signs.assign(n * y.words(), 0);
-            for (std::size_t r = 0; r < x.rows; ++r)
-                for (std::size_t ch = 0; ch < c; ++ch)
-                    if (((x.signs[r * x.words() + ch / 64] >> (ch % 64)) & 1u) != 0) {
-                        std::size_t const f = (r % pixels) * c + ch;
-                        y.signs[(r / pixels) * y.words() + f / 64] |= std::uint64_t{1} << (f % 64);
-                    }
+            // Each pixel's c bits go to bit (pixel c) of its sample's row, a word at a time; the bits past c in a
+            // pixel's last word are masked off, whatever the step before left there.
+            std::size_t const xw = x.words(), yw = y.words();
+            std::uint64_t const last = c % 64 == 0 ? ~std::uint64_t{0} : (std::uint64_t{1} << (c % 64)) - 1;
+            y.signs.assign(n * yw, 0);
+            for (std::size_t r = 0; r < x.rows; ++r) {
+                std::uint64_t const* src = x.signs.data() + r * xw;
+                std::uint64_t* dst = y.signs.data() + (r / pixels) * yw;
+                std::size_t const offset = (r % pixels) * c, shift = offset % 64;
+                for (std::size_t k = 0; k < xw; ++k) {
+                    std::size_t const word = offset / 64 + k;
+                    std::uint64_t const bits = k + 1 == xw ? src[k] & last : src[k];
+                    dst[word] |= bits << shift;
+                    if (shift != 0 && word + 1 < yw) dst[word + 1] |= bits >> (64 - shift);
+                }
+            }
         }
     }
 };
@@ -615,7 +644,7 @@ inline void residual_step::forward(activations const& x, activations& y) const
         std::swap(a, b);
     }
     // The steps chain (packed_model checks it on construction): a holds x.features floats.
-    std::vector<float> s;
+    activation_buffer<float> s;
     shortcut.decode(x, s);
     for (std::size_t i = 0; i < s.size(); ++i) a.floats[i] += s[i];
     y = std::move(a);
