@@ -126,6 +126,10 @@ public:
 
     /// @brief How the activations are encoded now; an open integer layer counts as floats.
     encoding current() const noexcept { return pending_ ? encoding::floats : enc_; }
+    /// @brief The float each code (or sign bit: -1, +1) of the current encoding stands for.
+    std::span<float const> code_values() const noexcept { return values_; }
+    /// @brief The steps emitted so far (deploy::audit reads which of them write a quantizer's codes).
+    std::span<packed_step const> steps() const noexcept { return steps_; }
 
     /// @brief The column order a dense layer right after a flatten reads its inputs in (the packed feature map
     /// is (y, x, c), nn::flatten's (c, y, x)); empty when no flatten is pending. Taking it clears it.

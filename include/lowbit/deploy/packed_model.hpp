@@ -96,12 +96,19 @@ public:
                                     " input value(s) are NaN or infinite");
             a.floats.assign(x.begin(), x.end());
         }
+        advance(a, first, count);
+        return a;
+    }
+
+    /// @brief Continues a run: @p a, the activations after the first @p done steps, becomes those after the
+    /// first @p count (deploy::audit walks the steps this way, reading the codes between them).
+    void advance(activations& a, std::size_t done, std::size_t count) const
+    {
         activations b;
-        for (std::size_t i = first; i < count && i < steps_.size(); ++i) {
+        for (std::size_t i = done; i < count && i < steps_.size(); ++i) {
             steps_[i].forward(a, b);
             std::swap(a, b);
         }
-        return a;
     }
 
 private:

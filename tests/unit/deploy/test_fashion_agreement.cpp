@@ -86,4 +86,5 @@ TEST_CASE("a trained binarized MLP and its packed model agree on the Fashion-MNI
     CHECK(audit.values + audit.skipped == 2 * hidden * n);
     CHECK(audit.ambiguous * 20 < audit.values);  // the bound is narrow (0.15-1.6 % seen): the check has teeth
     CHECK(accuracy > 0.6);  // one epoch on 6000 images: about 0.7 (chance is 0.1)
+    test::check_general_audit(model, audit, test.images, test.labels, {});
 }

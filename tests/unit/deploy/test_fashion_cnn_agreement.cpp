@@ -76,6 +76,7 @@ TEST_CASE("a trained binarized CNN and its packed model agree on the Fashion-MNI
     xt::xtensor<float, 4> const images = nn::as_images(test.images, 1, 28, 28);
     xt::xtensor<std::uint8_t, 4> const codes = packed.quantize(images);
     deploy::rounding_audit const audit = deploy::audit(model, packed, images, codes, test.labels);
+    test::check_general_audit(model, audit, test.images, test.labels, {.height = 28, .width = 28});
     std::size_t const signs_per_image = 2 * width1 * 28 * 28 + 2 * width2 * 14 * 14 + hidden;
 
     // The file holds the same model, and forward() on images is forward() on their codes (the first 1000).

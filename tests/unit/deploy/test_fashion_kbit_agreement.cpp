@@ -74,6 +74,7 @@ TEST_CASE_TEMPLATE("trained PACT MLPs and their packed models agree on the Fashi
 
     // The fake-quant model layer by layer (dense, then BN + ReLU + PACT), against the packed codes.
     deploy::rounding_audit const audit = deploy::audit(model, packed, test.images, codes, test.labels);
+    test::check_general_audit(model, audit, test.images, test.labels, {});
     long const top = (1 << bits) - 1;
     std::size_t inner = 0;
     for (std::size_t layer = 0; layer < 2; ++layer)

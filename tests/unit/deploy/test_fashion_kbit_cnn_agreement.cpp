@@ -84,6 +84,8 @@ TEST_CASE("a trained 4-bit PACT CNN and its packed model agree on the Fashion-MN
     CHECK(off_pixels == 0);
 
     deploy::rounding_audit const audit = deploy::audit(model, packed, images, codes, test.labels);
+    test::check_general_audit(model, audit, xt::xtensor<float, 2>((test.images - mean) / sd), test.labels,
+                              {.input = map, .height = 28, .width = 28});
     std::size_t const codes_per_image = 2 * width1 * 28 * 28 + 2 * width2 * 14 * 14 + hidden;
 
     // The file holds the same model, and forward() on images is forward() on their codes (the first 1000).

@@ -5,6 +5,7 @@
 // every float sum is exact (weights +-1/2, integer inputs, PACT's alpha = 2^bits - 1 so that a code's value is
 // the code), which makes the fake-quant model and the packed model compute the same numbers: the test asks for
 // bit-identical outputs, so a wrong threshold, orientation, step or shortcut shows as a difference.
+#include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
 #include <lowbit/deploy/packed_model.hpp>
 #include <lowbit/deploy/packed_model_file.hpp>
@@ -241,6 +242,30 @@ TEST_CASE("deploy::compile: k-bit codes at another depth, and a user's own layer
     deploy::packed_model const packed = deploy::compile(model, integer_input);
     CHECK(step_kinds(packed.steps()) == "input int>codes int>codes int>codes int>floats");
     CHECK(packed.forward(x) == evaluate(model, x));
+    SUBCASE("deploy::audit reads every code layer of the general path, and finds a code it cannot explain")
+    {
+        xt::xtensor<std::uint8_t, 1> const labels = xt::zeros<std::uint8_t>({x.shape(0)});
+        deploy::rounding_audit const a = deploy::audit(model, packed, x, labels, integer_input);
+        CHECK(a.values == 3 * 32 * x.shape(0));  // three code layers of 32 channels
+        CHECK(a.differing == 0);                 // the sums are exact
+        CHECK(a.unexplained == 0);
+        CHECK(a.argmax_disagreements == 0);
+        CHECK(a.logits_outside == 0);
+        CHECK(a.packed_correct == a.fake_correct);
+        // The fake-quant model changed after compiling (a BatchNorm's mean moved by a step of its output): the
+        // packed codes of that channel are no longer the model's, beyond any rounding.
+        auto& bn = model.template layer<5>();
+        bn.running_mean()[3] += 2.0f * std::sqrt(bn.running_var()[3] + bn.options().eps) / std::abs(bn.gamma()[3] + 1e-3f);
+        deploy::rounding_audit const moved = deploy::audit(model, packed, x, labels, integer_input);
+        CHECK(moved.unexplained > 0);
+        // The audit refuses a packed model of another model, and a model whose logits have no bound of their own.
+        nn::sequential shorter(xnor({.in = 40, .out = 10, .bias = true}));
+        CHECK_THROWS_WITH_AS(deploy::audit(shorter, packed, x, labels, integer_input),
+                             doctest::Contains("it is not this model's"), invalid_input);
+        nn::sequential bn_head(xnor({.in = 40, .out = 10, .bias = false}), nn::batch_norm<2>({.channels = 10}));
+        CHECK_THROWS_WITH_AS(deploy::audit(bn_head, deploy::compile(bn_head, integer_input), x, labels, integer_input),
+                             doctest::Contains("last layer must be a dense layer"), invalid_input);
+    }
     // The same model with the codes decoded and the thresholds in float (a layer that is not fused) agrees too:
     // the user's layer after a float input.
     nn::sequential floats_first(relu6{}, act, xnor({.in = 40, .out = 10, .bias = true}));
@@ -369,6 +394,14 @@ TEST_CASE("deploy::compile: a k-bit CNN whose input codes' zero point is not 0 (
     deploy::packed_model const packed =
         deploy::compile(model, {.input = {.scale = 1.0f, .offset = -128.0f}, .height = 8, .width = 8});
     CHECK(step_kinds(packed.steps()) == "nhwc input iconv>codes pool iconv>codes flatten int>floats");
+    // deploy::audit on images: every code of both code layers (8 x 8 and, after the pooling, 4 x 4 pixels).
+    deploy::rounding_audit const audit =
+        deploy::audit(model, packed, x, xt::zeros<std::uint8_t>({x.shape(0)}),
+                      {.input = {.scale = 1.0f, .offset = -128.0f}, .height = 8, .width = 8});
+    CHECK(audit.values == x.shape(0) * 8 * (8 * 8 + 4 * 4));
+    CHECK(audit.differing == 0);
+    CHECK(audit.unexplained == 0);
+    CHECK(audit.argmax_disagreements == 0);
     auto const& first = std::get<deploy::integer_conv_step>(packed.steps()[2].op);
     CHECK(std::get<std::vector<deploy::level_thresholds>>(first.stage()).size() == first.classes().count());
     CHECK(first.classes().count() == 9);
