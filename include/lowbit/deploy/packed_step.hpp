@@ -87,7 +87,7 @@ struct activations {
     /// The samples: rows / (height width).
     std::size_t batch() const noexcept { return rows / (height * width); }
     /// Makes these the empty activations of @p k, @p r rows of @p f features (a map of @p h x @p w pixels per
-    /// sample), keeping the buffers' memory: a model's steps reuse it from call to call.
+    /// sample), keeping the buffers' memory: the steps of a run reuse it from step to step.
     void reset(encoding k, std::size_t r, std::size_t f, std::size_t h = 1, std::size_t w = 1) noexcept
     {
         kind = k;
