@@ -1,32 +1,29 @@
 // SPDX-License-Identifier: MIT
 // Google Benchmark: inference of the binarized MLP 784-1024-1024-10 (8-bit DoReFa first and last layers, XNOR
 // hidden layer, sign activations, bias head; issue 5) and of nn::cnn's binarized CNN (default widths 16 / 32 /
-// 128 on 1x28x28, the same policies) packed on the integer kernels (lowbit::deploy), against
-// our float inference of the same model in the same binary: the nn model's evaluation forward with float
-// weights (Q(w) of the quantized model, so both compute the same function), on kernels::sgemm (OpenBLAS when
-// linked). Batch 1 (latency) and 256 (throughput), 1 and 2 threads (lowbit::set_num_threads, which sgemm
-// passes on to OpenBLAS).
-//   packed/codes  the packed model on 8-bit input codes (images as they come);
-//   packed/float  the same from float input, including the quantization of the input to codes;
-//   packed_all_binary/codes  the variant with XNOR weights in the first and last layers too;
-//   float         the float model;
-//   cnn/packed/codes, cnn/float  the same for the CNN (cnn/float: nn::cnn's evaluation forward with Q(w), im2col
-//                 + sgemm per convolution);
+// 128 on 1x28x28, the same policies), each lowered layer by layer by deploy::compile into a
+// deploy::packed_model on the integer kernels, against our float inference of the same model in the same binary:
+// the nn model's evaluation forward with float weights (Q(w) of the quantized model, so both compute the same
+// function), on kernels::sgemm (OpenBLAS when linked). Batch 1 (latency) and 256 (throughput), 1 and 2 threads
+// (lowbit::set_num_threads, which sgemm passes on to OpenBLAS).
+//   packed             the packed model, from float input: its first step maps the floats to 8-bit codes
+//                      (the input map), so the rows include the quantization of the input, as a caller's would;
+//   packed_all_binary  the variant with XNOR weights in the first and last layers too;
+//   float              the float model;
+//   cnn/packed, cnn/float  the same for the CNN (cnn/float: nn::cnn's evaluation forward with Q(w), im2col +
+//                      sgemm per convolution; cnn/packed reads the images as rows of c*h*w floats, NCHW);
 //   kbit/..., kbit_cnn/...  the MLP and the CNN with 4-bit PACT activations and 2-bit DoReFa weights (8-bit
-//                 first and last layers), against float twins with the same PACT activations.
-//   .../packed_model/float  each of the four models lowered layer by layer (deploy::lower_model, the general path
-//                 of deploy::compile) into a deploy::packed_model, from float input.
-// Counters: images_per_s (the rate of images, per second of wall time) and model_bytes (the packed file, or
-// the float checkpoint). The weights are untrained (initialised, BatchNorm statistics set from one batch):
-// the work does not depend on their values.
+//                      first and last layers), against float twins with the same PACT activations.
+// Counters: images_per_s (the rate of images, per second of wall time) and model_bytes (the packed model's file,
+// deploy::packed_bytes, or the float checkpoint). The weights are untrained (initialised, BatchNorm statistics set
+// from one batch): the work does not depend on their values. The input is random codes / 255, on the default
+// input map's grid, so the first step's quantization is exact.
 //
 //   cmake --preset bench && cmake --build --preset bench --target bench_infer
 //   build/bench/bench/bench_infer --benchmark_min_time=0.5
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/packed_cnn_file.hpp>
-#include <lowbit/deploy/packed_file.hpp>
-#include <lowbit/deploy/packed_kbit_cnn_file.hpp>
-#include <lowbit/deploy/packed_kbit_file.hpp>
+#include <lowbit/deploy/compile_options.hpp>
+#include <lowbit/deploy/packed_model.hpp>
 #include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/nn/models.hpp>
@@ -39,6 +36,7 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -103,8 +101,8 @@ auto make_float_cnn(Act act)
     return nn::cnn({.seed = 1}, nn::float_weights, nn::float_weights, nn::float_weights, act, nn::bias_head);
 }
 
-/// The k-bit (PACT) models: 4-bit PACT activations, 2-bit DoReFa weights, 8-bit DoReFa first and last layers
-/// (deploy/compile_kbit.hpp, deploy/compile_kbit_cnn.hpp), and their float twins with the same activations.
+/// The k-bit (PACT) models: 4-bit PACT activations, 2-bit DoReFa weights, 8-bit DoReFa first and last layers,
+/// and their float twins with the same activations.
 ste::pact<4> pact4() { return ste::pact<4>{{.alpha = 3.0f}}; }
 
 auto make_kbit()
@@ -125,35 +123,35 @@ auto make_kbit_cnn()
                    nn::bias_head);
 }
 
-/// A quantized model compiled by deploy::compile, and its float twin: the same function with Q(w) as float
-/// weights and the same BatchNorm state (and PACT alphas), on random 8-bit input of @p shape.
+/// How the benchmarks lower a model: the default input map (codes / 255, exact for the input below) and, for a
+/// CNN, the image side (0 for an MLP, which ignores it).
+lowbit::deploy::compile_options lowering_of(std::size_t side)
+{
+    return {.input = {.scale = 1.0f / 255.0f, .offset = 0.0f}, .height = side, .width = side};
+}
+
+/// A quantized model lowered by deploy::compile, and its float twin: the same function with Q(w) as float
+/// weights and the same BatchNorm state (and PACT alphas), on random 8-bit input of @p shape as floats.
 template <class Quantized, class Float, std::size_t Rank>
 struct twins {
     Quantized q;
     Float flt;
-    decltype(lowbit::deploy::compile(std::declval<Quantized&>())) packed;
-    lowbit::deploy::packed_model general;  ///< the same model lowered layer by layer (deploy::lower_model)
-    xt::xtensor<std::uint8_t, Rank> codes;
-    xt::xtensor<float, Rank> x;
-    xt::xtensor<float, 2> flat;  ///< x as rows of features (NCHW), as packed_model reads it
-    std::size_t packed_bytes = 0, float_bytes = 0, general_bytes = 0;
+    lowbit::deploy::packed_model packed;
+    xt::xtensor<float, Rank> x;  ///< the input as the float model reads it (rows, or NCHW images)
+    xt::xtensor<float, 2> rows;  ///< x as rows of features (NCHW order), as packed_model reads it
+    std::size_t packed_bytes = 0, float_bytes = 0;
 
     twins(Quantized quantized, Float twin, std::array<std::size_t, Rank> const& shape)
         : q(std::move(quantized)), flt(std::move(twin))
     {
         std::mt19937_64 rng(3);
-        codes = xt::xtensor<std::uint8_t, Rank>::from_shape(shape);
-        for (auto& c : codes) c = static_cast<std::uint8_t>(rng() % 3 == 0 ? 0 : rng() & 0xFF);
-        x = xt::xtensor<float, Rank>::from_shape(codes.shape());
-        for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(codes.data()[i]) / 255.0f;
+        x = xt::xtensor<float, Rank>::from_shape(shape);
+        for (auto& v : x) v = static_cast<float>(rng() % 3 == 0 ? 0 : rng() & 0xFF) / 255.0f;
+        rows = xt::xtensor<float, 2>::from_shape({shape[0], x.size() / shape[0]});
+        std::copy(x.begin(), x.end(), rows.begin());
         calibrate(q, x);
-        packed = lowbit::deploy::compile(q);
+        packed = lowbit::deploy::compile(q, lowering_of(Rank == 4 ? shape[2] : 0));
         packed_bytes = lowbit::deploy::packed_bytes(packed);
-        std::size_t const side = Rank == 4 ? shape[2] : 0;
-        general = lowbit::deploy::lower_model(q, {.height = side, .width = side});
-        general_bytes = lowbit::deploy::packed_bytes(general);
-        flat = xt::xtensor<float, 2>::from_shape({shape[0], x.size() / shape[0]});
-        std::copy(x.begin(), x.end(), flat.begin());
         lowbit::io::archive a = lowbit::train::to_archive(q);
         lowbit::train::from_archive(flt, a);
         std::vector<std::vector<float>> values;  // Q(w) of every weight, in the models' common order
@@ -172,14 +170,14 @@ twins(Q, F, std::array<std::size_t, Rank> const&) -> twins<Q, F, Rank>;
 
 /// The binarized MLP and its twin, and the all-binary variant's packed model.
 struct setup : twins<bnn_type, float_type, 2> {
-    lowbit::deploy::packed_mlp packed_binary;
+    lowbit::deploy::packed_model packed_binary;
     std::size_t packed_binary_bytes = 0;
 
     setup() : twins(make_bnn(), make_float(), {256, 784})
     {
         auto binary = make_all_binary();
         calibrate(binary, x);
-        packed_binary = lowbit::deploy::compile(binary);
+        packed_binary = lowbit::deploy::compile(binary, lowering_of(0));
         packed_binary_bytes = lowbit::deploy::packed_bytes(packed_binary);
     }
 };
@@ -223,46 +221,24 @@ void counters(benchmark::State& state, std::size_t batch, std::size_t bytes)
     state.counters["model_bytes"] = static_cast<double>(bytes);
 }
 
-
-void BM_packed_binary(benchmark::State& state)
+/// @p m on the first rows of @p rows (floats, which its first step maps to codes).
+void packed_run(benchmark::State& state, lowbit::deploy::packed_model const& m, xt::xtensor<float, 2> const& rows,
+                std::size_t bytes)
 {
-    setup& s = models();
     threads const t(state.range(0));
     auto const batch = static_cast<std::size_t>(state.range(1));
-    xt::xtensor<std::uint8_t, 2> const in = xt::view(s.codes, xt::range(0, batch), xt::all());
+    xt::xtensor<float, 2> const in = xt::view(rows, xt::range(0, batch), xt::all());
     for (auto _ : state) {
-        xt::xtensor<float, 2> l = s.packed_binary.forward(in);
+        xt::xtensor<float, 2> l = m.forward(in);
         benchmark::DoNotOptimize(l.data());
     }
-    counters(state, batch, s.packed_binary_bytes);
+    counters(state, batch, bytes);
 }
 
-void BM_packed_float(benchmark::State& state)
-{
-    setup& s = models();
-    threads const t(state.range(0));
-    auto const batch = static_cast<std::size_t>(state.range(1));
-    xt::xtensor<float, 2> const in = xt::view(s.x, xt::range(0, batch), xt::all());
-    for (auto _ : state) {
-        xt::xtensor<float, 2> l = s.packed.forward(in);
-        benchmark::DoNotOptimize(l.data());
-    }
-    counters(state, batch, s.packed_bytes);
-}
-
-
-/// The packed model of @p s on 8-bit codes, and its float twin.
 template <class Twins>
-void packed_codes(benchmark::State& state, Twins& s)
+void packed_twin(benchmark::State& state, Twins& s)
 {
-    threads const t(state.range(0));
-    auto const batch = static_cast<std::size_t>(state.range(1));
-    auto const in = xt::eval(xt::view(s.codes, xt::range(0, batch)));
-    for (auto _ : state) {
-        xt::xtensor<float, 2> l = s.packed.forward(in);
-        benchmark::DoNotOptimize(l.data());
-    }
-    counters(state, batch, s.packed_bytes);
+    packed_run(state, s.packed, s.rows, s.packed_bytes);
 }
 
 template <class Twins>
@@ -278,32 +254,18 @@ void float_twin(benchmark::State& state, Twins& s)
     counters(state, batch, s.float_bytes);
 }
 
-/// The model of @p s lowered layer by layer (deploy::packed_model), from float input: the general path against
-/// the fixed-shape packed model above, in the same binary.
-template <class Twins>
-void general_float(benchmark::State& state, Twins& s)
+void BM_packed(benchmark::State& state) { packed_twin(state, models()); }
+void BM_packed_all_binary(benchmark::State& state)
 {
-    threads const t(state.range(0));
-    auto const batch = static_cast<std::size_t>(state.range(1));
-    xt::xtensor<float, 2> const in = xt::view(s.flat, xt::range(0, batch), xt::all());
-    for (auto _ : state) {
-        xt::xtensor<float, 2> l = s.general.forward(in);
-        benchmark::DoNotOptimize(l.data());
-    }
-    counters(state, batch, s.general_bytes);
+    setup& s = models();
+    packed_run(state, s.packed_binary, s.rows, s.packed_binary_bytes);
 }
-
-void BM_packed_codes(benchmark::State& state) { packed_codes(state, models()); }
-void BM_general(benchmark::State& state) { general_float(state, models()); }
-void BM_cnn_general(benchmark::State& state) { general_float(state, cnn_models()); }
-void BM_kbit_general(benchmark::State& state) { general_float(state, kbit_models()); }
-void BM_kbit_cnn_general(benchmark::State& state) { general_float(state, kbit_cnn_models()); }
 void BM_float(benchmark::State& state) { float_twin(state, models()); }
-void BM_cnn_packed_codes(benchmark::State& state) { packed_codes(state, cnn_models()); }
+void BM_cnn_packed(benchmark::State& state) { packed_twin(state, cnn_models()); }
 void BM_cnn_float(benchmark::State& state) { float_twin(state, cnn_models()); }
-void BM_kbit_packed_codes(benchmark::State& state) { packed_codes(state, kbit_models()); }
+void BM_kbit_packed(benchmark::State& state) { packed_twin(state, kbit_models()); }
 void BM_kbit_float(benchmark::State& state) { float_twin(state, kbit_models()); }
-void BM_kbit_cnn_packed_codes(benchmark::State& state) { packed_codes(state, kbit_cnn_models()); }
+void BM_kbit_cnn_packed(benchmark::State& state) { packed_twin(state, kbit_cnn_models()); }
 void BM_kbit_cnn_float(benchmark::State& state) { float_twin(state, kbit_cnn_models()); }
 
 void shapes(benchmark::internal::Benchmark* b)
@@ -314,19 +276,14 @@ void shapes(benchmark::internal::Benchmark* b)
     b->UseRealTime();
 }
 
-BENCHMARK(BM_packed_codes)->Name("packed/codes")->Apply(shapes);
-BENCHMARK(BM_packed_float)->Name("packed/float")->Apply(shapes);
-BENCHMARK(BM_packed_binary)->Name("packed_all_binary/codes")->Apply(shapes);
-BENCHMARK(BM_general)->Name("packed_model/float")->Apply(shapes);
+BENCHMARK(BM_packed)->Name("packed")->Apply(shapes);
+BENCHMARK(BM_packed_all_binary)->Name("packed_all_binary")->Apply(shapes);
 BENCHMARK(BM_float)->Name("float")->Apply(shapes);
-BENCHMARK(BM_cnn_packed_codes)->Name("cnn/packed/codes")->Apply(shapes);
+BENCHMARK(BM_cnn_packed)->Name("cnn/packed")->Apply(shapes);
 BENCHMARK(BM_cnn_float)->Name("cnn/float")->Apply(shapes);
-BENCHMARK(BM_cnn_general)->Name("cnn/packed_model/float")->Apply(shapes);
-BENCHMARK(BM_kbit_packed_codes)->Name("kbit/packed/codes")->Apply(shapes);
+BENCHMARK(BM_kbit_packed)->Name("kbit/packed")->Apply(shapes);
 BENCHMARK(BM_kbit_float)->Name("kbit/float")->Apply(shapes);
-BENCHMARK(BM_kbit_general)->Name("kbit/packed_model/float")->Apply(shapes);
-BENCHMARK(BM_kbit_cnn_packed_codes)->Name("kbit_cnn/packed/codes")->Apply(shapes);
+BENCHMARK(BM_kbit_cnn_packed)->Name("kbit_cnn/packed")->Apply(shapes);
 BENCHMARK(BM_kbit_cnn_float)->Name("kbit_cnn/float")->Apply(shapes);
-BENCHMARK(BM_kbit_cnn_general)->Name("kbit_cnn/packed_model/float")->Apply(shapes);
 
 } // namespace

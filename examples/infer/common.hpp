@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// lowbit-infer: the steps every model runner takes -- reading the test set as 8-bit pixel codes, lowbit-train's
-// standardisation as the packed model's input map, adapting a lowbit-train checkpoint to a model with concrete
-// quantizer types, counting where the fake-quant and the packed model differ, timing the packed model, and
-// printing the report (three text lines and one JSON object) -- so that the runners differ only in their models.
+// lowbit-infer: the steps every run takes -- reading the test set (its 8-bit pixel codes, and for a checkpoint
+// lowbit-train's standardisation, which becomes the packed model's input map), checking that the packed model's
+// input map gives back those codes, reading a checkpoint's metadata, timing the packed model, and printing the
+// report (three text lines and one JSON object) -- so that a checkpoint and a packed file differ only in where
+// their packed model comes from.
 
 #include "infer.hpp"
 
 #include <lowbit/data/fashion_mnist.hpp>
 #include <lowbit/deploy/input_map.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/deploy/rounding_audit.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
@@ -16,7 +19,6 @@
 #include <lowbit/kernels/cpu_features.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/summary.hpp>
-#include <lowbit/quant/ste/any_quantizer.hpp>
 
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
@@ -29,11 +31,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
-#include <span>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace lowbit_infer {
@@ -82,8 +83,8 @@ inline standardisation standardisation_of(xt::xtensor<float, 2> const& train_ima
     return s;
 }
 
-/// The test set as the packed model reads it (8-bit pixel codes, [n, 784]) and as the fake-quant model of a
-/// checkpoint reads it (standardised floats; empty for a packed file, which needs no training images).
+/// The test set: its 8-bit pixel codes [n, 784] (what the packed model's input map must give back), and the
+/// standardised floats that lowbit-train's model reads (empty unless standardised).
 struct test_data {
     lowbit::data::labelled_images test;
     xt::xtensor<std::uint8_t, 2> codes;
@@ -91,9 +92,9 @@ struct test_data {
     xt::xtensor<float, 2> x;
 };
 
-/// Reads the test set, and for a checkpoint (@p standardise) the training set's standardisation: lowbit-train
-/// standardises with the training set's mean and deviation, and the packed model folds that map into its
-/// first layer, so its input codes are the raw pixels (deploy/input_map.hpp).
+/// Reads the test set, and with @p standardise the training set's standardisation: lowbit-train standardises
+/// with the training set's mean and deviation, and the packed model folds that map into its first layer, so its
+/// input codes are the raw pixels (deploy/input_map.hpp). A packed file carries the map and needs no training set.
 inline test_data load_test_data(options const& o, bool standardise)
 {
     test_data d;
@@ -106,13 +107,41 @@ inline test_data load_test_data(options const& o, bool standardise)
     return d;
 }
 
-/// Throws unless the input map gives back the pixel codes.
-template <class Packed, class X, class Codes>
-void check_input_map(Packed const& packed, X const& x, Codes const& codes, standardisation const& st)
+/// The input map of @p p: that of its input-codes step when the step starts it (after the NHWC step of a CNN),
+/// none when its first layer reads the floats themselves.
+inline std::optional<lowbit::deploy::input_map> input_map_of(lowbit::deploy::packed_model const& p)
 {
-    if (packed.quantize(x) != codes)
-        throw std::runtime_error("the input map does not give back the pixel codes (mean " + std::to_string(st.mean) +
-                                 ", sd " + std::to_string(st.sd) + ")");
+    for (lowbit::deploy::packed_step const& s : p.steps()) {
+        if (auto const* in = std::get_if<lowbit::deploy::input_codes_step>(&s.op)) return in->map;
+        if (!std::holds_alternative<lowbit::deploy::nhwc_step>(s.op)) break;
+    }
+    return std::nullopt;
+}
+
+/// Throws unless @p p's input map gives back the pixel codes @p codes of the floats @p x the models read (@p what
+/// says where x came from): the packed model computes with those codes, so the fake-quant model must read floats
+/// on the map's grid for the two to be compared (deploy::audit requires it).
+inline void check_input_map(lowbit::deploy::packed_model const& p, xt::xtensor<float, 2> const& x,
+                            xt::xtensor<std::uint8_t, 2> const& codes, std::string const& what)
+{
+    std::optional<lowbit::deploy::input_map> const map = input_map_of(p);
+    if (!map) return;  // the first layer reads the floats: nothing is rounded on the way in
+    xt::xtensor<std::uint8_t, 2> q = xt::xtensor<std::uint8_t, 2>::from_shape(x.shape());
+    map->quantize(x.data(), x.size(), q.data());
+    if (q != codes)
+        throw std::runtime_error("the packed model's input map (scale " + std::to_string(map->scale) + ", offset " +
+                                 std::to_string(map->offset) + ") does not give back the pixel codes of " + what);
+}
+
+/// The floats on @p map's grid whose codes are @p codes, scale q + offset: for lowbit-train's map, its
+/// standardised pixels up to rounding, which a packed file measures with without the training images.
+inline xt::xtensor<float, 2> grid_floats(lowbit::deploy::input_map const& map,
+                                         xt::xtensor<std::uint8_t, 2> const& codes)
+{
+    xt::xtensor<float, 2> x = xt::xtensor<float, 2>::from_shape(codes.shape());
+    std::ranges::transform(codes, x.begin(),
+                           [&map](std::uint8_t q) { return map.scale * static_cast<float>(q) + map.offset; });
+    return x;
 }
 
 /// A metadata value of @p a, "" when the key is missing (checkpoints of older lowbit-trains have fewer keys).
@@ -142,19 +171,19 @@ struct timing {
     bool measured = true;  ///< false: --no-timing, only packed_acc
 };
 
-/// Accuracy, and throughput: the whole test set (input codes [n, ...], 8-bit pixels, or the floats a
-/// deploy::packed_model reads) in batches of o.batch,
-/// best of 3 timed passes after one untimed pass (which also warms caches and the thread pool); latency at
-/// batch 1: the median of o.runs single-image calls (after 10 untimed ones).
-template <class Packed, class T, std::size_t Rank>
-timing measure(Packed const& packed, xt::xtensor<T, Rank> const& codes,
-               xt::xtensor<std::uint8_t, 1> const& labels, options const& o)
+/// Accuracy, and throughput: the whole test set (the floats @p x [n, 784] the packed model reads; its first step
+/// maps them to the input codes) in batches of o.batch, best of 3 timed passes after one untimed pass (which also
+/// warms caches and the thread pool); latency at batch 1: the median of o.runs single-image calls (after 10
+/// untimed ones).
+inline timing measure(lowbit::deploy::packed_model const& packed, xt::xtensor<float, 2> const& x,
+                      xt::xtensor<std::uint8_t, 1> const& labels, options const& o)
 {
-    std::size_t const n = codes.shape(0), per_image = codes.size() / n;
+    std::size_t const n = x.shape(0), per_image = x.shape(1);
     std::size_t correct = 0;
     double best_pass = 0.0;
-    std::vector<xt::xtensor<T, Rank>> batches;
-    for (std::size_t s = 0; s < n; s += o.batch) batches.emplace_back(xt::view(codes, xt::range(s, std::min(n, s + o.batch))));
+    std::vector<xt::xtensor<float, 2>> batches;
+    for (std::size_t s = 0; s < n; s += o.batch)
+        batches.emplace_back(xt::view(x, xt::range(s, std::min(n, s + o.batch)), xt::all()));
     int const passes = o.timing ? 4 : 1;  // --no-timing: the accuracy pass only
     for (int pass = 0; pass < passes; ++pass) {
         auto const t0 = clock_type::now();
@@ -170,12 +199,10 @@ timing measure(Packed const& packed, xt::xtensor<T, Rank> const& codes,
     }
     if (!o.timing) return {.packed_acc = static_cast<double>(correct) / static_cast<double>(n), .measured = false};
     std::vector<double> times;
-    auto shape = codes.shape();
-    shape[0] = 1;
-    xt::xtensor<T, Rank> one = xt::xtensor<T, Rank>::from_shape(shape);
+    xt::xtensor<float, 2> one = xt::xtensor<float, 2>::from_shape({1, per_image});
     for (std::size_t r = 0; r < o.runs + 10; ++r) {
         std::size_t const i = r % n;
-        std::copy(codes.data() + i * per_image, codes.data() + (i + 1) * per_image, one.data());
+        std::copy(x.data() + i * per_image, x.data() + (i + 1) * per_image, one.data());
         auto const t0 = clock_type::now();
         xt::xtensor<float, 2> const l = packed.forward(one);
         double const secs = seconds_since(t0);
@@ -188,14 +215,14 @@ timing measure(Packed const& packed, xt::xtensor<T, Rank> const& codes,
             .latency_us = times[times.size() / 2] * 1e6};
 }
 
-/// The fake-quant model against a packed model whose hidden values are not all codes (deploy::packed_model with
-/// float activations): logits and argmax only.
+/// The fake-quant model against a packed model whose hidden values are not all codes (float activations, which
+/// deploy::audit does not bound value by value): logits and argmax only.
 struct plain_comparison {
     std::size_t images = 0, fake_correct = 0, disagreements = 0;
     double max_logit_diff = 0.0;
 };
 
-/// What a runner reports. The JSON line is `{` json_head, then the fields every model has, with the names of
+/// What a run reports. The JSON line is `{` json_head, then the fields every model has, with the names of
 /// the two hidden-value counts (`hidden_sign_flips` / `images_with_sign_flips` for sign activations) and
 /// json_extra after them.
 struct report {
@@ -208,7 +235,7 @@ struct report {
     /// Checkpoints only: the fake-quant model against the packed one (deploy::audit), code by code and logit by
     /// logit, every difference checked against the fake-quant model's own float rounding.
     std::optional<lowbit::deploy::rounding_audit> compared;
-    std::optional<plain_comparison> plain;  ///< instead of `compared`, for a deploy::packed_model
+    std::optional<plain_comparison> plain;  ///< instead of `compared`, for float activations
     timing t;
     std::size_t packed_bytes = 0, float_bytes = 0;
 };
@@ -298,16 +325,16 @@ inline void print_report(report const& r, options const& o)
 inline char const* mode_of(options const& o) { return o.checkpoint.empty() ? "packed" : "checkpoint"; }
 
 /// --summary: the packed model's summary (a packed file's).
-template <class Packed>
-void print_summaries(options const& o, Packed const& packed)
+inline void print_summaries(options const& o, lowbit::deploy::packed_model const& packed)
 {
     if (o.summary) std::printf("packed model:\n%s", lowbit::summary(packed).table().c_str());
 }
 
 /// --summary: the summaries of the trained model @p trained (a checkpoint's) for samples of @p shape and of its
 /// packed model, and whether they agree on each weight layer's bits and bytes.
-template <class Model, class Packed>
-void print_summaries(options const& o, Model& trained, std::vector<std::size_t> shape, Packed const& packed)
+template <class Model>
+void print_summaries(options const& o, Model& trained, std::vector<std::size_t> shape,
+                     lowbit::deploy::packed_model const& packed)
 {
     if (!o.summary) return;
     lowbit::model_summary const t = lowbit::summary(trained, std::move(shape));

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// lowbit-infer: what the command line (main.cpp) and the model runners share -- the options and the runners'
-// entry points. The runners (binarized.cpp: sign-activation MLP and CNN; kbit.cpp: the MLP with k-bit PACT
-// activations; kbit_cnn.cpp: the CNN with k-bit PACT activations) are translation units of their own, so that
-// their model instantiations compile in parallel and main.cpp stays light.
+// lowbit-infer: what the command line (main.cpp) and the runs share -- the options and the runs' entry points.
+// Every model takes one path (deploy_checkpoint.hpp for a checkpoint, packed.cpp for a packed file); the
+// checkpoint runners differ only in the model they rebuild, and are translation units of their own (binarized.cpp:
+// sign activations; kbit.cpp and kbit_cnn.cpp: k-bit code activations; float_activations.cpp: Li et al.'s float
+// activations), so that their model instantiations compile in parallel and main.cpp stays light.
 
 #include <lowbit/io/archive.hpp>
 
@@ -20,32 +21,28 @@ struct options {
     std::string data = LOWBIT_FASHION_MNIST_DIR;
     unsigned threads = 2;
     int first_last_bits = 8;  // 8: DoReFa first and last layers; 1: XNOR (lowbit-train --first-last-bits 0)
-    bool first_last_bits_given = false;  // set on the command line (a checkpoint's metadata must agree)
+    bool first_last_bits_given = false;  // set on the command line (the checkpoint or packed model must agree)
     std::size_t runs = 200;
     bool timing = true;  // false (--no-timing): accuracy from one pass, no latency or throughput
     std::size_t batch = 256;
     bool summary = false;  // print lowbit::summary of the trained model (a checkpoint's) and of the packed model
 };
 
-/// Each runner takes the model file of @p o (--checkpoint or --packed) as main() read it, @p file, measures
-/// the model on the Fashion-MNIST test set, prints the report and returns the exit code; it throws (an
-/// io::io_error naming the file where the file is at fault) for anything it cannot compile or measure.
+/// Each run takes the model file of @p o (--checkpoint or --packed) as main() read it, @p file, measures the
+/// model on the Fashion-MNIST test set, prints the report and returns the exit code; it throws (an io::io_error
+/// naming the file where the file is at fault) for anything it cannot compile or measure.
 
-/// The binarized MLP: lowbit-train --quantizer xnor --bits 1 --act-bits 1, or a `lowbit-packed-mlp` file.
-int run_binarized_mlp(options const& o, lowbit::io::archive const& file);
-/// The binarized CNN: lowbit-train --model cnn --quantizer xnor --bits 1 --act-bits 1, or a `lowbit-packed-cnn`
-/// file.
-int run_binarized_cnn(options const& o, lowbit::io::archive const& file);
-/// The MLP with k-bit PACT activations: a checkpoint of one of the recipes in kbit_common.hpp, or a
-/// `lowbit-packed-kbit-mlp` file.
-int run_kbit_mlp(options const& o, lowbit::io::archive const& file);
-/// The CNN with k-bit PACT activations: a checkpoint of lowbit-train --model cnn with one of the recipes in
-/// kbit_common.hpp, or a `lowbit-packed-kbit-cnn` file.
-int run_kbit_cnn(options const& o, lowbit::io::archive const& file);
-
-/// A model deploy::compile lowers layer by layer (deploy::packed_model): lowbit-train's default MLP or CNN (Li et
-/// al.'s weights, float ReLU, the BatchNorm head; --method bc, sr, r or sqwa without --act-bits), or a
-/// `lowbit-packed-model` file.
-int run_model(options const& o, lowbit::io::archive const& file);
+/// A checkpoint of the binarized MLP or CNN: sign activations (lowbit-train --act-bits 1, or a checkpoint without
+/// recipe metadata).
+int run_sign_checkpoint(options const& o, lowbit::io::archive const& file);
+/// A checkpoint of the MLP with k-bit code activations: one of the recipes of trained_model.hpp.
+int run_code_mlp_checkpoint(options const& o, lowbit::io::archive const& file);
+/// A checkpoint of the CNN with k-bit code activations (lowbit-train --model cnn).
+int run_code_cnn_checkpoint(options const& o, lowbit::io::archive const& file);
+/// A checkpoint of lowbit-train's default MLP or CNN (Li et al.'s weights, float ReLU, the BatchNorm head;
+/// --method bc, sr, r or sqwa without --act-bits).
+int run_float_checkpoint(options const& o, lowbit::io::archive const& file);
+/// A `lowbit-packed-model` file.
+int run_packed(options const& o, lowbit::io::archive const& file);
 
 } // namespace lowbit_infer

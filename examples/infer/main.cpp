@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
-// lowbit-infer: compiles a binarized MLP or CNN, or an MLP or CNN with k-bit code activations (PACT, CG-PACT, DoReFa,
-// LSQ; SAT's too), trained by lowbit-train into the packed integer model (lowbit::deploy) and measures it on the Fashion-MNIST test set: accuracy, argmax
-// agreement with the fake-quant model, latency at batch 1, throughput at batch 256, and the packed model's bytes
-// against the float model's. The last line is one JSON object. The kind of model comes from the file: a
-// checkpoint's `model` and `act_bits` metadata (lowbit-train --model, --act-bits), a packed file's `format`.
-// This file is the command line; the runners are binarized.cpp, kbit.cpp, kbit_cnn.cpp and generic.cpp (lowbit-train's
-// default model with float activations, and `lowbit-packed-model` files), which rebuild a checkpoint's model as
-// lowbit-train built it (trained_model.hpp).
+// lowbit-infer: compiles a model lowbit-train trained -- a binarized MLP or CNN, an MLP or CNN with k-bit code
+// activations (PACT, CG-PACT, DoReFa, LSQ; SAT's too), or lowbit-train's default model with float activations --
+// into a packed integer model (lowbit::deploy::compile: a deploy::packed_model, written as a
+// `lowbit-packed-model` file) and measures it on the Fashion-MNIST test set: accuracy, agreement with the
+// fake-quant model (code by code for sign and code activations), latency at batch 1, throughput at batch 256, and
+// the packed model's bytes against the float model's. The last line is one JSON object. A checkpoint's model is
+// rebuilt from its `model`, `act_bits` and recipe metadata (lowbit-train --model, --act-bits, --quantizer, ...);
+// a packed file's is read from its steps.
+// This file is the command line; a checkpoint goes to the runner of its activations (binarized.cpp, kbit.cpp,
+// kbit_cnn.cpp, float_activations.cpp), which rebuilds the model as lowbit-train built it (trained_model.hpp) and
+// takes the one checkpoint path (deploy_checkpoint.hpp); a packed file goes to packed.cpp.
 //
 //   lowbit-train --method bc --quantizer xnor --bits 1 --act-bits 1 --first-last-bits 8 --save-model bnn.lbck
 //   lowbit-infer --checkpoint bnn.lbck --save-packed bnn.lbpk
@@ -27,9 +30,7 @@
 // Bad options exit with code 2; a missing, corrupt or mismatched file (or missing data) with code 1.
 #include "infer.hpp"
 
-#include <lowbit/deploy/packed_cnn_file.hpp>
 #include <lowbit/io/archive.hpp>
-#include <lowbit/io/io_error.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -39,38 +40,27 @@
 
 namespace {
 
-/// Reads the model file of @p o once and hands it to the runner of its kind: a packed file by its `format`
-/// (deploy::packed_kind, which names the file when it is not a packed model), a checkpoint by lowbit-train's
-/// `model` and `act_bits` metadata -- sign activations (act_bits 1, or a checkpoint without recipe metadata)
-/// to the binarized runners, anything else to the k-bit runner of its model, which refuses what it cannot build.
+/// Reads the model file of @p o once and hands it on: a packed file to run_packed (deploy::packed_model_from_archive
+/// names the file when it is no `lowbit-packed-model`), a checkpoint by lowbit-train's `model`, `act_bits` and
+/// `recipe` metadata -- Li et al.'s grid with float activations to the float runner, sign activations (act_bits
+/// 1, or a checkpoint without recipe metadata) to the binarized one, anything else to the k-bit runner of its
+/// model, which refuses what it cannot build.
 int run(lowbit_infer::options const& o)
 {
     lowbit::io::archive const file = lowbit::io::load_archive(o.checkpoint.empty() ? o.packed : o.checkpoint);
-    if (o.checkpoint.empty()) {
-        using kind = lowbit::deploy::packed_model_kind;
-        switch (lowbit::deploy::packed_kind(file)) {
-        case kind::mlp: return lowbit_infer::run_binarized_mlp(o, file);
-        case kind::cnn: return lowbit_infer::run_binarized_cnn(o, file);
-        case kind::kbit_mlp: return lowbit_infer::run_kbit_mlp(o, file);
-        case kind::kbit_cnn: return lowbit_infer::run_kbit_cnn(o, file);
-        case kind::model: return lowbit_infer::run_model(o, file);
-        }
-        throw lowbit::io::io_error{file.source(), "a packed model of format '" + file.meta().at("format") +
-                                                      "', which lowbit-infer does not measure"};
-    }
+    if (o.checkpoint.empty()) return lowbit_infer::run_packed(o, file);
     auto const meta = [&](char const* key) {
         auto const it = file.meta().find(key);
         return it == file.meta().end() ? std::string() : it->second;
     };
     std::string const act_bits = meta("act_bits");
-    bool const signs = act_bits.empty() || act_bits == "1";
-    // lowbit-train's default MLP and CNN (Li et al.'s weights with float activations): lowered layer by layer. A
-    // checkpoint written before lowbit-train recorded `recipe` says so by naming no quantizer (and no SAT).
+    // lowbit-train's default MLP and CNN (Li et al.'s weights with float activations). A checkpoint written before
+    // lowbit-train recorded `recipe` says so by naming no quantizer (and no SAT).
     bool const li = meta("recipe") == "0" || (meta("recipe").empty() && meta("quantizer").empty() && meta("method") != "sat");
-    if (act_bits == "32" && li) return lowbit_infer::run_model(o, file);
-    if (meta("model") == "cnn")
-        return signs ? lowbit_infer::run_binarized_cnn(o, file) : lowbit_infer::run_kbit_cnn(o, file);
-    return signs ? lowbit_infer::run_binarized_mlp(o, file) : lowbit_infer::run_kbit_mlp(o, file);
+    if (act_bits == "32" && li) return lowbit_infer::run_float_checkpoint(o, file);
+    if (act_bits.empty() || act_bits == "1") return lowbit_infer::run_sign_checkpoint(o, file);
+    return meta("model") == "cnn" ? lowbit_infer::run_code_cnn_checkpoint(o, file)
+                                  : lowbit_infer::run_code_mlp_checkpoint(o, file);
 }
 
 } // namespace
@@ -80,10 +70,11 @@ int main(int argc, char** argv)
     lowbit_infer::options o;
     CLI::App app{"lowbit-infer: compile a model lowbit-train trained with a recipe whose quantizers have a packed form "
                  "(lowbit-train [--model cnn] --method bc|sat --quantizer xnor|dorefa|pact|cg-pact --act-bits 1|2|4|8 "
-                 "--save-model F: sign or k-bit code activations, binary or DoReFa weights) into a packed integer "
-                 "model and measure it on Fashion-MNIST"};
+                 "--save-model F: sign or k-bit code activations, binary or DoReFa weights; or lowbit-train's default "
+                 "model with float activations) into a packed integer model and measure it on Fashion-MNIST"};
     auto* ck = app.add_option("--checkpoint", o.checkpoint, "checkpoint written by lowbit-train --save-model");
-    auto* pk = app.add_option("--packed", o.packed, "packed model written by lowbit-infer --save-packed");
+    auto* pk = app.add_option("--packed", o.packed,
+                              "packed model (a `lowbit-packed-model` file) written by lowbit-infer --save-packed");
     ck->excludes(pk);
     app.add_option("--save-packed", o.save_packed, "write the compiled packed model to this file")->needs(ck);
     app.add_option("--first-last-bits", o.first_last_bits,

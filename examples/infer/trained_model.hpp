@@ -3,10 +3,11 @@
 // lowbit-infer: the model lowbit-train trained, rebuilt from a checkpoint's metadata with lowbit-train's own recipe
 // code (examples/train/recipe.cpp). Its quantizers are type-erased (ste::any_quantizer) as lowbit-train's are, so
 // one model type per activation kind (sign bits, k-bit codes, SAT's rescaled classifier) covers every recipe,
-// and deploy::compile reads each quantizer's traits when it meets it (policy_traits, through any_quantizer::info):
-// a recipe whose weights or activations have a packed form deploys, any other is refused with the reason. Li et
-// al.'s methods without --quantizer hold lowbit::quantizer weights (packed storage for SR and R), which cannot be
-// erased: their sign-activation models (--act-bits 1) are built with the concrete grid, one type per bit width.
+// and deploy::compile reads each quantizer's traits when it meets it (policy_traits, through
+// any_quantizer::info): a recipe whose weights or activations have a packed form deploys, any other is refused
+// with the reason. Li et al.'s methods without --quantizer hold lowbit::quantizer weights (packed storage for SR
+// and R), which cannot be erased: their models are built with the concrete grid, one type per bit width (the
+// sign-activation ones here, the float-activation ones in float_activations.cpp).
 #include "../train/config.hpp"
 #include "../train/recipe.hpp"
 #include "common.hpp"
@@ -25,12 +26,26 @@
 
 namespace lowbit_infer {
 
-/// The options of @p c as lowbit-train takes them, for messages.
+/// The options of @p c as lowbit-train takes them, for messages and reports. --first-last-bits only for a recipe
+/// (lowbit_train::uses_recipe): Li et al.'s grid quantizes every layer at --bits, whatever the option says.
 inline std::string trained_with(lowbit_train::config const& c)
 {
     return std::string(c.model == "cnn" ? "--model cnn " : "") + "--method " + c.method +
            (c.quantizer.empty() ? "" : " --quantizer " + c.quantizer) + " --bits " + std::to_string(c.bits) +
-           " --act-bits " + std::to_string(c.act_bits) + " --first-last-bits " + std::to_string(c.first_last_bits);
+           " --act-bits " + std::to_string(c.act_bits) +
+           (lowbit_train::uses_recipe(c) ? " --first-last-bits " + std::to_string(c.first_last_bits) : "");
+}
+
+/// The activation quantizer of a recipe with code activations (--act-bits 2..8), for the report: "PACT",
+/// "CG-PACT", "DoReFa" or "LSQ"; "" for sign or float activations.
+inline std::string activation_name(lowbit_train::config const& c)
+{
+    if (c.act_bits <= 1 || c.act_bits >= 32) return "";
+    std::string const f = lowbit_train::quantizer_family(c);
+    if (f == "cg-pact") return "CG-PACT";
+    if (f == "dorefa") return "DoReFa";
+    if (f == "lsq") return "LSQ";
+    return "PACT";
 }
 
 /// The lowbit-train options a checkpoint of @p model ("mlp" or "cnn") records: its model keys and recipe
@@ -77,24 +92,13 @@ inline lowbit_train::config trained_config(options const& o, lowbit::io::archive
                                                "stochastic: stochastic BinaryConnect evaluates with the real-valued "
                                                "weights (Courbariaux et al.), which have no packed form; train with "
                                                "--rounding nearest, or --method sr"};
-    int const edge = c.first_last_bits == 0 ? c.bits : c.first_last_bits;
+    // The edge layers' bits: a recipe's --first-last-bits (0: --bits); Li et al.'s grid has every layer at --bits.
+    int const edge = li || c.first_last_bits == 0 ? c.bits : c.first_last_bits;
     if (o.first_last_bits_given && o.first_last_bits != edge)
         throw lowbit::io::io_error{a.source(), "--first-last-bits " + std::to_string(o.first_last_bits) +
-                                                   " contradicts the checkpoint's first_last_bits " +
-                                                   std::to_string(c.first_last_bits)};
-    return c;
-}
-
-/// The stand-in recipe of a packed file, whose float model's bytes the packed ones are compared with: XNOR hidden
-/// weights with --first-last-bits's edge layers and @p act_bits activations (sign at 1, PACT codes above); every
-/// recipe of one activation kind has the same float tensors.
-inline lowbit_train::config stand_in_config(options const& o, std::string const& model, int act_bits)
-{
-    lowbit_train::config c;
-    c.model = model;
-    c.quantizer = "xnor";
-    c.act_bits = act_bits;
-    c.first_last_bits = o.first_last_bits == 1 ? 0 : 8;
+                                                   " contradicts the checkpoint's " +
+                                                   (li ? "weights (every layer at --bits " + std::to_string(c.bits) + ")"
+                                                       : "first_last_bits " + std::to_string(c.first_last_bits))};
     return c;
 }
 
@@ -147,13 +151,13 @@ int with_code_mlp(lowbit_train::config const& c, std::size_t hidden, Run&& run)
     return build(r.last);
 }
 
-/// The same for lowbit-train's CNN, of widths @p shape (lowbit-train's: the defaults).
+/// The same for lowbit-train's CNN (nn::cnn's default widths, as lowbit-train uses them).
 template <class Run>
-int with_code_cnn(lowbit_train::config const& c, Run&& run, lowbit::nn::cnn_options const& shape = {})
+int with_code_cnn(lowbit_train::config const& c, Run&& run)
 {
     namespace nn = lowbit::nn;
     lowbit_train::recipe r = lowbit_train::make_recipe(c);
-    auto const build = [&](auto last) { return run(nn::cnn(shape, r.weights, r.first, last, r.acts, nn::bias_head)); };
+    auto const build = [&](auto last) { return run(nn::cnn({}, r.weights, r.first, last, r.acts, nn::bias_head)); };
     if (c.method == "sat") return build(lowbit::ste::sat_rescale<lowbit::ste::any_quantizer>(r.last));
     return build(r.last);
 }

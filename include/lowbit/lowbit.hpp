@@ -90,27 +90,15 @@
 
 #include <lowbit/deploy/code_max_pool.hpp>
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/compile_cnn.hpp>
-#include <lowbit/deploy/compile_kbit.hpp>
-#include <lowbit/deploy/compile_kbit_cnn.hpp>
 #include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/input_map.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/lower.hpp>
 #include <lowbit/deploy/lowering.hpp>
-#include <lowbit/deploy/packed_cnn.hpp>
-#include <lowbit/deploy/packed_cnn_file.hpp>
 #include <lowbit/deploy/packed_conv2d.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
-#include <lowbit/deploy/packed_file.hpp>
-#include <lowbit/deploy/packed_kbit_cnn.hpp>
-#include <lowbit/deploy/packed_kbit_cnn_file.hpp>
 #include <lowbit/deploy/packed_kbit_conv2d.hpp>
 #include <lowbit/deploy/packed_kbit_dense.hpp>
-#include <lowbit/deploy/packed_kbit_file.hpp>
-#include <lowbit/deploy/packed_kbit_mlp.hpp>
-#include <lowbit/deploy/packed_kind.hpp>
-#include <lowbit/deploy/packed_mlp.hpp>
 #include <lowbit/deploy/packed_model.hpp>
 #include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/deploy/packed_step.hpp>

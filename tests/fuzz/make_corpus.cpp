@@ -8,10 +8,6 @@
 // Everything is seeded, so the files are the same on every run (given the same compiler and libraries).
 // Findings of lowbit's own fuzzing are libFuzzer's crash files, copied into tests/fuzz/regressions/ as they are.
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/packed_cnn_file.hpp>
-#include <lowbit/deploy/packed_file.hpp>
-#include <lowbit/deploy/packed_kbit_cnn_file.hpp>
-#include <lowbit/deploy/packed_kbit_file.hpp>
 #include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/nn/models.hpp>
@@ -92,29 +88,35 @@ void write_outside_findings(fs::path const& dir)
     std::ofstream(dir / "idx_gz" / "outside-zero-then-huge.plain", std::ios::binary)
         .write(reinterpret_cast<char const*>(gz_finding.data()), static_cast<std::streamsize>(gz_finding.size()));
 
-    // Packed CNNs of both kinds: a huge image size (a padding class entry per output pixel, before any check),
-    // and a first convolution of 0 filters with 2^40 empty threshold sets.
-    constexpr std::size_t sets = std::size_t{1} << 40;
-    for (auto const& [harness, seed] : {std::pair{"packed_cnn", "cnn.lbpk"}, std::pair{"packed_kbit_cnn", "kbit-cnn.lbpk"}}) {
-        edited(dir, harness, seed, "outside-height-2147483646.lbpk",
-               [](io::archive& a) { a.meta()["height"] = "2147483646"; });
-        edited(dir, harness, seed, "outside-height-width-65536.lbpk",
-               [](io::archive& a) { a.meta()["height"] = a.meta()["width"] = "65536"; });
-        edited(dir, harness, seed, "outside-height-10000000.lbpk",
-               [](io::archive& a) { a.meta()["height"] = "10000000"; });
-        bool const kbit = std::string(harness) == "packed_kbit_cnn";
-        edited(dir, harness, seed, "outside-conv0-0-filters.lbpk", [&](io::archive& a) {
-            std::string const flags = kbit ? "conv0.negate" : "conv0.flip";
-            a = replaced(a, {"conv0.codes", "conv0.threshold", flags}, [&](io::archive& b) {
-                b.add("conv0.codes", {0, 9}, std::vector<std::int8_t>{});
-                if (kbit) {
-                    b.add("conv0.threshold", {sets, 0, 15}, std::vector<std::int32_t>{});
-                    b.add(flags, {sets, 0}, std::vector<std::uint8_t>{});
-                } else {
-                    b.add("conv0.threshold", {sets, 0}, std::vector<std::int32_t>{});
-                    b.add(flags, {sets, 0}, std::vector<std::uint64_t>{});
-                }
+    // Packed CNNs: a huge image size (a padding class entry per output pixel, before any check), and a first
+    // convolution of 0 filters with 2^40 empty threshold sets. The campaign found them in the fixed-shape CNN
+    // formats; their edits here go to the first convolution of the general format's binarized and k-bit CNN seeds.
+    for (std::string const seed : {"cnn.lbpk", "kbit-cnn.lbpk"}) {
+        std::string const stem = seed.substr(0, seed.size() - 5);
+        auto const first_conv = [](io::archive const& a) {
+            for (std::size_t i = 0;; ++i) {
+                std::string const p = "step" + std::to_string(i) + ".";
+                if (a.meta().at(p + "kind") == "integer_conv") return p;
+            }
+        };
+        auto const image = [&](std::string const& name, std::string const& height, std::string const& width) {
+            edited(dir, "packed_model", seed, "outside-" + stem + "-" + name + ".lbpk", [&](io::archive& a) {
+                std::string const p = first_conv(a);
+                a.meta()[p + "height"] = height;
+                a.meta()[p + "width"] = width;
             });
+        };
+        image("height-2147483646", "2147483646", "8");
+        image("height-width-65536", "65536", "65536");
+        image("height-10000000", "10000000", "8");
+        // The general format keeps the number of threshold sets in the metadata: one input of each kind.
+        edited(dir, "packed_model", seed, "outside-" + stem + "-conv0-0-filters.lbpk", [&](io::archive& a) {
+            std::string const p = first_conv(a);
+            a.meta()[p + "filters"] = "0";
+            a = replaced(a, {p + "codes"}, [&](io::archive& b) { b.add(p + "codes", {0, 9}, std::vector<std::int8_t>{}); });
+        });
+        edited(dir, "packed_model", seed, "outside-" + stem + "-conv0-sets-2to40.lbpk", [&](io::archive& a) {
+            a.meta()[first_conv(a) + "sets"] = std::to_string(std::size_t{1} << 40);
         });
     }
 }
@@ -226,24 +228,26 @@ int main(int argc, char** argv)
     }
     write("cifar10", "two-records.bin", cifar);
 
-    // The packed kinds: small compiled models with binary and odd-level weights.
+    // Packed models (deploy::packed_model, the one packed format): nn::mlp and nn::cnn, binarized and with k-bit
+    // PACT codes, with binary and odd-level weights.
     auto bnn = nn::mlp({.inputs = 12, .hidden = 20, .classes = 3, .init = nn::init::uniform_unit, .seed = 3},
                        ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{},
                        nn::bias_head);
     randomise(bnn, 1);
-    deploy::save_packed(target("packed_mlp", "mlp.lbpk"), deploy::compile(bnn, {.input = {.scale = 0.01f, .offset = -0.5f}}));
+    deploy::save_packed(target("packed_model", "mlp.lbpk"), deploy::compile(bnn, {.input = {.scale = 0.01f, .offset = -0.5f}}));
 
     auto cnn = nn::cnn({.channels = 1, .size = 8, .width1 = 6, .width2 = 65, .hidden = 20, .classes = 3, .seed = 2},
                        ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{},
                        nn::bias_head);
     randomise(cnn, 2);
-    deploy::save_packed(target("packed_cnn", "cnn.lbpk"), deploy::compile(cnn, {.input = {.scale = 0.01f, .offset = -0.5f}}));
+    deploy::save_packed(target("packed_model", "cnn.lbpk"),
+                        deploy::compile(cnn, {.input = {.scale = 0.01f, .offset = -0.5f}, .height = 8, .width = 8}));
 
     auto kbit = nn::mlp({.inputs = 12, .hidden = 20, .classes = 3, .init = nn::init::uniform_unit, .seed = 5},
                         ste::dorefa_weight<2>{}, ste::dorefa_weight<4>{}, ste::xnor_weight<per_tensor_t>{},
                         ste::pact<4>{{.alpha = 1.25f}}, nn::bias_head);
     randomise(kbit, 6);
-    deploy::save_packed(target("packed_kbit_mlp", "kbit-mlp.lbpk"),
+    deploy::save_packed(target("packed_model", "kbit-mlp.lbpk"),
                         deploy::compile(kbit, {.input = {.scale = 0.02f, .offset = -1.0f}}));
 
     // Narrower than the binary CNN: its hidden convolutions store a byte per weight.
@@ -251,10 +255,10 @@ int main(int argc, char** argv)
                             ste::dorefa_weight<2>{}, ste::dorefa_weight<8>{}, ste::xnor_weight<>{},
                             ste::pact<4>{{.alpha = 2.0f}}, nn::bias_head);
     randomise(kbit_cnn, 3);
-    deploy::save_packed(target("packed_kbit_cnn", "kbit-cnn.lbpk"),
-                        deploy::compile(kbit_cnn, {.input = {.scale = 0.01f, .offset = -0.5f}}));
+    deploy::save_packed(target("packed_model", "kbit-cnn.lbpk"),
+                        deploy::compile(kbit_cnn, {.input = {.scale = 0.01f, .offset = -0.5f}, .height = 8, .width = 8}));
 
-    // The general path's format (deploy::packed_model): a residual MLP on sign bits, and a CNN with k-bit codes, an
+    // Users' models: a residual MLP on sign bits, and a CNN with k-bit codes, an
     // input map whose code 0 is not 0.0 (padding classes), a residual convolution block, pooling and a flatten.
     using xnor = nn::dense<ste::xnor_weight<>>;
     using sign = nn::quantize_activation<ste::sign_activation>;

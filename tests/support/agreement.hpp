@@ -2,14 +2,11 @@
 #pragma once
 // Test support for comparing a packed model with the fake-quant model it was compiled from: whether the
 // Fashion-MNIST files are installed, the argmax of a row of logits (deploy::rounding_audit bounds the rest), and
-// the general path's audit against a fixed shape's.
+// the test set the agreement tests run on.
 
 #include "argmax.hpp"
 
 #include <lowbit/data/fashion_mnist.hpp>
-#include <lowbit/deploy/audit.hpp>
-#include <lowbit/deploy/compile_options.hpp>
-#include <lowbit/deploy/lower.hpp>
 
 #include <doctest/doctest.h>
 
@@ -43,30 +40,6 @@ inline data::labelled_images agreement_test_set()
     std::size_t const n = std::min<std::size_t>(all.images.shape(0), std::strtoull(limit, nullptr, 10));
     if (n == 0) throw std::invalid_argument("LOWBIT_AGREEMENT_IMAGES must be a positive count");
     return {.images = xt::view(all.images, xt::range(0, n), xt::all()), .labels = xt::view(all.labels, xt::range(0, n))};
-}
-
-/// The general path (deploy::lower_model, audited step by step by deploy::audit's packed_model overload) against
-/// the audit @p fixed of the fixed-shape packed model of the same @p model on the same rows @p x: the same
-/// thresholds give the same codes, so every count must be the same.
-template <class Model>
-void check_general_audit(Model& model, deploy::rounding_audit const& fixed, xt::xtensor<float, 2> const& x,
-                         xt::xtensor<std::uint8_t, 1> const& labels, deploy::compile_options const& options)
-{
-    deploy::packed_model const general = deploy::lower_model(model, options);
-    deploy::rounding_audit const g = deploy::audit(model, general, x, labels, options);
-    MESSAGE("general path: " << g.values << " codes compared, " << g.differing << " differing, " << g.unexplained
-                             << " unexplained, " << g.ambiguous << " ambiguous; argmax disagreements "
-                             << g.argmax_disagreements);
-    CHECK(g.values == fixed.values);
-    CHECK(g.skipped == fixed.skipped);
-    CHECK(g.differing == fixed.differing);
-    CHECK(g.unexplained == 0);
-    CHECK(g.ambiguous == fixed.ambiguous);
-    CHECK(g.argmax_disagreements == fixed.argmax_disagreements);
-    CHECK(g.argmax_disagreements_where_codes_agree == 0);
-    CHECK(g.logits_outside == 0);
-    CHECK(g.packed_correct == fixed.packed_correct);
-    CHECK(g.fake_correct == fixed.fake_correct);
 }
 
 } // namespace lowbit::test

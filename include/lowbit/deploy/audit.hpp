@@ -6,32 +6,21 @@
 /// float rounding (deploy::rounding_audit) -- a check whose outcome does not depend on the summation order of the
 /// fake-quant model's GEMMs (the OpenBLAS kernel, the thread count, -march).
 ///
-/// One overload per fixed-shape packed model of deploy::compile, for the models of nn::mlp and nn::cnn it compiles
-/// (the same layer positions compile reads); and one for deploy::packed_model, the general path, which audits
-/// every quantizer whose codes an integer layer writes, whatever the model's shape. The images are fed 1000 at a
-/// time.
+/// It lowers the model again leaf by leaf (nested nn::sequential opened) to learn which packed steps write each
+/// quantizer's codes, runs the packed model step by step beside the fake-quant model's layers, and audits every
+/// quantizer whose codes an integer layer writes, whatever the model's shape. The images are fed 1000 at a time.
 ///
 /// @code
-/// auto const packed = lowbit::deploy::compile(model, {.input = map});
-/// lowbit::deploy::rounding_audit const a = lowbit::deploy::audit(model, packed, x, packed.quantize(x), labels);
+/// lowbit::deploy::packed_model const packed = lowbit::deploy::compile(model, options);
+/// lowbit::deploy::rounding_audit const a = lowbit::deploy::audit(model, packed, x, labels, options);
 /// assert(a.unexplained == 0 && a.argmax_disagreements_where_codes_agree == 0 && a.logits_outside == 0);
-///
-/// lowbit::deploy::packed_model const general = lowbit::deploy::lower_model(model, options);
-/// lowbit::deploy::rounding_audit const g = lowbit::deploy::audit(model, general, x, labels, options);
 /// @endcode
 
 #include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/lower.hpp>
 #include <lowbit/deploy/lowering.hpp>
-#include <lowbit/deploy/packed_cnn.hpp>
-#include <lowbit/deploy/packed_kbit_cnn.hpp>
-#include <lowbit/deploy/packed_kbit_mlp.hpp>
-#include <lowbit/deploy/level_thresholds.hpp>
-#include <lowbit/deploy/packed_mlp.hpp>
 #include <lowbit/deploy/packed_model.hpp>
 #include <lowbit/deploy/rounding_audit.hpp>
-#include <lowbit/kernels/bit_matrix.hpp>
-#include <lowbit/kernels/matrix_view.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/nn/residual.hpp>
@@ -56,128 +45,6 @@ namespace lowbit::deploy {
 namespace detail {
 
 inline constexpr std::size_t audit_chunk = 1000;
-
-/// (image, channel, pixel) of NHWC rows of sign bits [images * pixels, words] (bit 1 is +1), or of codes.
-inline auto code_at(xt::xtensor<std::uint64_t, 2> const& t, std::size_t images)
-{
-    return [row = t.data(), words = t.shape(1), plane = t.shape(0) / images](std::size_t i, std::size_t c, std::size_t p) {
-        return static_cast<long>((row[(i * plane + p) * words + c / 64] >> (c % 64)) & 1u);
-    };
-}
-inline auto code_at(xt::xtensor<std::uint8_t, 2> const& t, std::size_t images)
-{
-    return [row = t.data(), channels = t.shape(1), plane = t.shape(0) / images](std::size_t i, std::size_t c,
-                                                                               std::size_t p) {
-        return static_cast<long>(row[(i * plane + p) * channels + c]);
-    };
-}
-
-/// Sign activations' codes (bit 1 is +1), whatever the layer; their inputs are +-1.
-struct sign_codes {
-    auto operator()(std::size_t) const
-    {
-        return [](float v) { return v > 0.0f ? 1L : 0L; };
-    }
-    double max_abs_input(std::size_t) const { return 1.0; }
-};
-
-/// PACT's codes: a q / n back to q, per code layer of alpha a; the inputs of a layer are at most the previous
-/// layer's alpha.
-struct pact_codes {
-    std::vector<double> alpha;
-    long top = 1;
-    auto operator()(std::size_t layer) const
-    {
-        return [a = alpha[layer], n = top](float v) { return std::lround(static_cast<double>(v) / a * static_cast<double>(n)); };
-    }
-    double max_abs_input(std::size_t layer) const { return alpha[layer - 1]; }
-};
-
-/// The codes of a model's activation layers @p acts (the top code's value and the bit width read through
-/// code_layer).
-template <class... Act>
-pact_codes pact_codes_of(Act&... acts)
-{
-    int const bits = common_code_bits("lowbit::deploy::audit", acts...);
-    return {.alpha = {static_cast<double>(code_top(acts))...}, .top = (1L << bits) - 1};
-}
-
-/// nn::mlp: dense, BatchNorm, activation twice, then the last layer; @p hidden_codes(chunk codes, layer) gives the
-/// packed model's codes of a hidden layer, [images, units].
-template <class Model, class Packed, class Codes, class HiddenCodes>
-rounding_audit audit_mlp(Model& model, Packed const& packed, xt::xtensor<float, 2> const& x,
-                         xt::xtensor<std::uint8_t, 2> const& codes, xt::xtensor<std::uint8_t, 1> const& labels,
-                         Codes const& code_of, HiddenCodes hidden_codes)
-{
-    std::size_t const n = x.shape(0);
-    nn::forward_context const eval{.training = false};
-    rounding_audit r(n);
-    for (std::size_t i0 = 0; i0 < n; i0 += audit_chunk) {
-        std::size_t const m = std::min(audit_chunk, n - i0);
-        xt::xtensor<float, 2> const xi = xt::view(x, xt::range(i0, i0 + m), xt::all());
-        xt::xtensor<std::uint8_t, 2> const qi = xt::view(codes, xt::range(i0, i0 + m), xt::all());
-        auto const hidden = [&](auto& dense, auto& bn, auto& act, xt::xtensor<float, 2> const& in, double max_abs_in,
-                                std::size_t layer) {
-            auto const p = hidden_codes(qi, layer);
-            return r.layer(i0, dense.forward(in, eval), rounding_bound(dense, max_abs_in),
-                           [&](xt::xtensor<float, 2> const& pre) { return act.forward(bn.forward(pre, eval), eval); },
-                           code_of(layer), code_at(p, m));
-        };
-        auto const h1 = hidden(model.template layer<0>(), model.template layer<1>(), model.template layer<2>(), xi,
-                               static_cast<double>(xt::amax(xt::abs(xi))()), 0);
-        auto const h2 = hidden(model.template layer<3>(), model.template layer<4>(), model.template layer<5>(), h1,
-                               code_of.max_abs_input(1), 1);
-        r.logits(i0, model.template layer<6>().forward(h2, eval), packed.forward(qi),
-                 rounding_bound(model.template layer<6>(), code_of.max_abs_input(2)),
-                 std::span<std::uint8_t const>(labels.data(), labels.size()));
-    }
-    return r;
-}
-
-/// nn::cnn: four convolution blocks (conv2d, BatchNorm, activation) with max pooling after the second and the
-/// fourth, flatten, the hidden dense block, the last layer; the packed model's trace() gives the five code
-/// layers at once and @p last_logits(last code layer, images, out) its logits from the last of them.
-template <class Model, class Packed, class Codes, class LastLogits>
-rounding_audit audit_cnn(Model& model, Packed const& packed, xt::xtensor<float, 4> const& x,
-                         xt::xtensor<std::uint8_t, 4> const& codes, xt::xtensor<std::uint8_t, 1> const& labels,
-                         Codes const& code_of, LastLogits last_logits)
-{
-    std::size_t const n = x.shape(0);
-    nn::forward_context const eval{.training = false};
-    rounding_audit r(n);
-    for (std::size_t i0 = 0; i0 < n; i0 += audit_chunk) {
-        std::size_t const m = std::min(audit_chunk, n - i0);
-        xt::xtensor<float, 4> const xi = xt::view(x, xt::range(i0, i0 + m));
-        xt::xtensor<std::uint8_t, 4> const qi = xt::view(codes, xt::range(i0, i0 + m));
-        auto const trace = packed.trace(qi);
-        auto const block = [&](auto& b, xt::xtensor<float, 4> const& in, double max_abs_in, std::size_t layer) {
-            return r.layer(i0, b.template layer<0>().forward(in, eval), rounding_bound(b.template layer<0>(), max_abs_in),
-                           [&](xt::xtensor<float, 4> const& pre) {
-                               return b.template layer<2>().forward(b.template layer<1>().forward(pre, eval), eval);
-                           },
-                           code_of(layer), code_at(trace[layer], m));
-        };
-        auto const a1 = block(model.template layer<0>(), xi, static_cast<double>(xt::amax(xt::abs(xi))()), 0);
-        auto const a2 = block(model.template layer<1>(), a1, code_of.max_abs_input(1), 1);
-        auto const a3 = block(model.template layer<3>(), model.template layer<2>().forward(a2, eval),
-                              code_of.max_abs_input(2), 2);
-        auto const a4 = block(model.template layer<4>(), a3, code_of.max_abs_input(3), 3);
-        auto const f = model.template layer<6>().forward(model.template layer<5>().forward(a4, eval), eval);
-        auto& dense = model.template layer<7>();
-        auto const a5 = r.layer(i0, dense.forward(f, eval), rounding_bound(dense, code_of.max_abs_input(4)),
-                                [&](xt::xtensor<float, 2> const& pre) {
-                                    return model.template layer<9>().forward(model.template layer<8>().forward(pre, eval),
-                                                                             eval);
-                                },
-                                code_of(4), code_at(trace[4], m));
-        xt::xtensor<float, 2> const fake = model.template layer<10>().forward(a5, eval);
-        xt::xtensor<float, 2> logits = xt::xtensor<float, 2>::from_shape({m, fake.shape(1)});
-        last_logits(trace[4], m, logits.data());
-        r.logits(i0, fake, logits, rounding_bound(model.template layer<10>(), code_of.max_abs_input(5)),
-                 std::span<std::uint8_t const>(labels.data(), labels.size()));
-    }
-    return r;
-}
 
 /// A fake-quant activation of the general audit: flat rows [n, features] or images [n, C, H, W].
 using audit_tensor = std::variant<xt::xtensor<float, 2>, xt::xtensor<float, 4>>;
@@ -267,12 +134,11 @@ audit_plan_t audit_plan(Model& model, compile_options const& options)
 
 } // namespace detail
 
-/// @brief The general path: @p packed, deploy::lower_model(@p model, @p options) (what deploy::compile returns for
-/// a model of its own shape), against @p model on float input @p x [n, inputs] (rows of channels x height x width
+/// @brief @p packed, deploy::compile(@p model, @p options), against @p model on float input @p x [n, inputs] (rows of channels x height x width
 /// values for a CNN) with @p labels. Every quantizer whose codes or sign bits an integer step writes is audited
 /// code by code (rounding_audit::layer: the pre-activation of the weight layer before it, that layer's
 /// rounding_bound for the largest input of the chunk, and the model's own layers from there to the quantizer),
-/// then the logits, against the bound of the last layer. As for the fixed shapes, @p x must lie on the input map's
+/// then the logits, against the bound of the last layer. @p x must lie on the input map's
 /// grid (check that the map reproduces it), so that the two models read the same inputs. The layers inside a
 /// residual block are not audited code by code (the block writes floats); an image whose block differs shows in
 /// the codes or logits after it.
@@ -318,8 +184,11 @@ rounding_audit audit(Model& model, packed_model const& packed, xt::xtensor<float
                 return;
             }
             tail.push_back([&l](detail::audit_tensor const& t) { return detail::audit_forward(l, t); });
-            fake = detail::audit_forward(l, fake);
-            if (at.steps == 0) return;
+            if (at.steps == 0) {
+                fake = detail::audit_forward(l, fake);
+                return;
+            }
+            // Codes: r.layer runs the layers since the weight layer (tail) on its output itself, and returns that.
             packed.advance(a, done, at.steps);
             done = at.steps;
             std::size_t const plane = a.height * a.width, words = a.words();
@@ -345,59 +214,13 @@ rounding_audit audit(Model& model, packed_model const& packed, xt::xtensor<float
                 },
                 pre);
         });
-        r.logits(i0, std::get<xt::xtensor<float, 2>>(fake), packed.forward(xi), bound,
+        packed.advance(a, done, packed.steps().size());  // the rest of the steps: the logits, as forward() gives them
+        xt::xtensor<float, 2> logits = xt::xtensor<float, 2>::from_shape({a.rows, a.features});
+        std::copy(a.floats.begin(), a.floats.end(), logits.begin());
+        r.logits(i0, std::get<xt::xtensor<float, 2>>(fake), logits, bound,
                  std::span<std::uint8_t const>(labels.data(), labels.size()));
     }
     return r;
-}
-
-/// @brief The binarized MLP (deploy::compile of nn::mlp with sign activations) on images @p x [n, inputs] and
-/// their input codes @p codes (packed.quantize(x)); @p labels for the accuracies.
-template <class Model>
-rounding_audit audit(Model& model, packed_mlp const& packed, xt::xtensor<float, 2> const& x,
-                     xt::xtensor<std::uint8_t, 2> const& codes, xt::xtensor<std::uint8_t, 1> const& labels)
-{
-    return detail::audit_mlp(model, packed, x, codes, labels, detail::sign_codes{},
-                             [&packed](xt::xtensor<std::uint8_t, 2> const& q, std::size_t layer) { return packed.signs(q, layer); });
-}
-
-/// @brief The MLP with k-bit PACT activations (deploy::compile of nn::mlp with ste::pact<Bits>).
-template <class Model>
-rounding_audit audit(Model& model, packed_kbit_mlp const& packed, xt::xtensor<float, 2> const& x,
-                     xt::xtensor<std::uint8_t, 2> const& codes, xt::xtensor<std::uint8_t, 1> const& labels)
-{
-    return detail::audit_mlp(model, packed, x, codes, labels,
-                             detail::pact_codes_of(model.template layer<2>(), model.template layer<5>()),
-                             [&packed](xt::xtensor<std::uint8_t, 2> const& q, std::size_t layer) { return packed.codes(q, layer); });
-}
-
-/// @brief The binarized CNN (deploy::compile of nn::cnn with sign activations) on images @p x [n, C, H, W].
-template <class Model>
-rounding_audit audit(Model& model, packed_cnn const& packed, xt::xtensor<float, 4> const& x,
-                     xt::xtensor<std::uint8_t, 4> const& codes, xt::xtensor<std::uint8_t, 1> const& labels)
-{
-    return detail::audit_cnn(model, packed, x, codes, labels, detail::sign_codes{},
-                             [&packed](xt::xtensor<std::uint64_t, 2> const& t, std::size_t m, float* out) {
-                                 packed_dense const& last = packed.dense().back();
-                                 last.forward(kernels::bit_matrix_view{t.data(), m, last.in(), t.shape(1)}, out, last.out());
-                             });
-}
-
-/// @brief The CNN with k-bit PACT activations (deploy::compile of nn::cnn with ste::pact<Bits>).
-template <class Model>
-rounding_audit audit(Model& model, packed_kbit_cnn const& packed, xt::xtensor<float, 4> const& x,
-                     xt::xtensor<std::uint8_t, 4> const& codes, xt::xtensor<std::uint8_t, 1> const& labels)
-{
-    detail::pact_codes const c = detail::pact_codes_of(
-        model.template layer<0>().template layer<2>(), model.template layer<1>().template layer<2>(),
-        model.template layer<3>().template layer<2>(), model.template layer<4>().template layer<2>(),
-        model.template layer<9>());
-    return detail::audit_cnn(model, packed, x, codes, labels, c,
-                             [&packed](xt::xtensor<std::uint8_t, 2> const& t, std::size_t m, float* out) {
-                                 packed_kbit_dense const& last = packed.dense().back();
-                                 last.forward(kernels::matrix_view<std::uint8_t>{t.data(), m, last.in(), t.shape(1)}, out,
-                                              last.out());
-                             });
 }
 
 } // namespace lowbit::deploy

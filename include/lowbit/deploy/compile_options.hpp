@@ -5,7 +5,8 @@
 /// the first layer and, for a CNN, the size of its input images.
 ///
 /// @code
-/// lowbit::deploy::packed_cnn const packed = lowbit::deploy::compile(cnn, {.input = {.scale = 1.0f / 255.0f}});
+/// lowbit::deploy::packed_model const packed =
+///     lowbit::deploy::compile(cnn, {.input = {.scale = 1.0f / 255.0f}, .height = 28, .width = 28});
 /// @endcode
 
 #include <lowbit/deploy/input_map.hpp>
@@ -20,9 +21,10 @@ struct compile_options {
     /// exact for images in [0, 1] (lowbit::data's Fashion-MNIST); input_map::calibrate(batch) gives it from
     /// data, and lowbit-infer sets it to lowbit-train's standardisation.
     deploy::input_map input{};
-    /// A CNN's input height and width (an MLP ignores them). 0 takes the smallest square image that the model
-    /// maps onto its dense layer's width, which is nn::cnn's `size` (a multiple of 4); a model that accepts
-    /// several sizes (28 and 29 both pool down to 7) needs them set.
+    /// The input images' height and width, for a model whose first layer that knows the input's layout reads
+    /// images (a convolution, a 4-d BatchNorm): its flat input rows are channels x height x width values. A model
+    /// that accepts several sizes (28 and 29 both pool down to 7) cannot tell them, so compile() asks for them
+    /// and refuses a model that reads images without them. An MLP ignores them.
     std::size_t height = 0;
     std::size_t width = 0;
 };

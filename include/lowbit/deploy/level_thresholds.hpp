@@ -140,18 +140,6 @@ float code_top(A& a)
     return top_code_value(code_layer<A>::of(a));
 }
 
-/// The one code width of a model's code activation layers @p acts (a packed k-bit model has one).
-/// @throws invalid_input, prefixed by @p who, when two differ (quantizers chosen at run time can).
-template <class... A>
-int common_code_bits(std::string const& who, A&... acts)
-{
-    int const widths[] = {code_bits(acts)...};
-    for (int const b : widths)
-        if (b != widths[0])
-            throw invalid_input(who + ": the model's activations write codes of " + std::to_string(widths[0]) +
-                                " and " + std::to_string(b) + " bits; a packed k-bit model has one code width");
-    return widths[0];
-}
 } // namespace detail
 
 /// @brief Activation layers whose output fold_level_thresholds folds: a quantizer of unsigned k-bit codes,

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// @brief The customization point `lower(layer&, deploy::lowering&)` for lowbit's own layers, and
-/// deploy::lower_model, which lowers any nn::sequential through it into a deploy::packed_model (what
-/// deploy::compile returns for models other than the four fixed shapes of nn::mlp and nn::cnn).
+/// @brief The customization point `lower(layer&, deploy::lowering&)` for lowbit's own layers, through which
+/// deploy::compile (deploy/compile.hpp) lowers any nn::sequential into a deploy::packed_model.
 ///
 /// | layer                                   | lowered as                                                   |
 /// |-----------------------------------------|--------------------------------------------------------------|
@@ -32,7 +31,6 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
-#include <lowbit/deploy/compile_cnn.hpp>
 #include <lowbit/deploy/compile_options.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/lowering.hpp>
@@ -113,7 +111,13 @@ void lower(nn::dense<P>& d, lowering& c)
 {
     if constexpr (detail::require_deployable<P>()) {
         std::string const who = c.name("dense");
-        c.dense(detail::lower_dense(d, who.c_str(), c.take_flatten_order()), who);
+        // The flatten's column order has one entry per feature it writes: a layer of another width must be refused
+        // here, before lower_dense reads its weights in that order.
+        std::vector<std::size_t> order = c.take_flatten_order();
+        if (!order.empty() && order.size() != d.options().in)
+            throw invalid_input("lowbit::deploy::compile: " + who + " reads " + std::to_string(d.options().in) +
+                                " features, but the layer before writes " + std::to_string(order.size()));
+        c.dense(detail::lower_dense(d, who.c_str(), std::move(order)), who);
     }
 }
 
@@ -195,17 +199,6 @@ void lower(nn::sequential<Layers...>& s, lowering& c)
                       "own one (deploy/lowering.hpp)");
         if constexpr (LowerableLayer<L>) lower(l, c);
     });
-}
-
-/// @brief The packed model of @p model, lowered layer by layer; see the file comment.
-/// @throws invalid_input when a layer's values do not lower (weights off their grid, widths that do not chain,
-/// integer sums that could leave int32, a quantizer chosen at run time that writes no codes).
-template <LowerableLayer Model>
-packed_model lower_model(Model& model, compile_options const& options = {})
-{
-    lowering c(options);
-    lower(model, c);
-    return c.finish();
 }
 
 } // namespace lowbit::deploy

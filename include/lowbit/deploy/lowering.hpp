@@ -144,7 +144,14 @@ public:
         if (options_.height == 0 || options_.width == 0)
             throw invalid_input("lowbit::deploy::compile: " + who + " reads images: set compile_options::height and "
                                 "width to the input's size");
-        steps_.push_back({nhwc_step{channels, options_.height, options_.width}});
+        // Layers before it ran on the input's flat rows: elementwise ones (an activation on the input) whose steps do
+        // not depend on where a value is, so the NHWC step can go first. (A per-feature step would not commute.)
+        for (packed_step const& s : steps_)
+            if (!std::holds_alternative<clamp_step>(s.op) && !std::holds_alternative<sign_step>(s.op) &&
+                !std::holds_alternative<codes_step>(s.op) && !std::holds_alternative<decode_step>(s.op))
+                throw invalid_input("lowbit::deploy::compile: " + who + " reads images, but a layer before it works on "
+                                    "flat features: start the model with a layer that reads images");
+        steps_.insert(steps_.begin(), packed_step{nhwc_step{channels, options_.height, options_.width}});
         features_ = channels;
         inputs_ = channels * options_.height * options_.width;
         height_ = options_.height;

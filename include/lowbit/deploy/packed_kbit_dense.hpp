@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// @brief deploy::packed_kbit_dense: one fully connected layer of a packed k-bit-activation model
-/// (deploy::packed_kbit_mlp). It reads unsigned 8-bit codes -- the input map's codes in the first layer,
+/// @brief deploy::packed_kbit_dense: one fully connected layer on k-bit codes, the kernel of a packed model's
+/// integer dense step on codes (deploy/packed_step.hpp). It reads unsigned 8-bit codes -- the input map's codes in the first layer,
 /// PACT's k-bit codes 0..2^k - 1 after it -- multiplies them by binary (+-1) or odd-level integer weights with
 /// kernels::int8_gemm (u8 x s8, exact int32), and writes either the next k-bit codes -- BatchNorm + ReLU +
 /// PACT folded into per-channel level thresholds (deploy/level_thresholds.hpp) -- or float logits.

@@ -23,9 +23,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace lowbit::deploy {
@@ -57,20 +59,30 @@ public:
 
     /// @brief The outputs [batch, classes] of float input [batch, inputs].
     /// @throws invalid_input for a wrong width or a NaN value (an infinite one too, unless the model starts with
-    /// the input map, which clamps it to the first or last code as the fixed-shape packed models do).
+    /// the input map, which clamps it to the first or last code).
     xt::xtensor<float, 2> forward(xt::xtensor<float, 2> const& x) const
     {
-        // Each thread's two activation buffers, kept from call to call (see the file comment): fresh ones for every
-        // step cost 7 % of the binary MLP's batch-1 time in malloc and free.
-        thread_local activations a, b;
-        for (std::size_t i = start(x, a); i < steps_.size(); ++i) {
-            steps_[i].forward(a, b);
-            std::swap(a, b);
-        }
-        // a holds floats of outputs_, as the constructor checked.
-        xt::xtensor<float, 2> y = xt::xtensor<float, 2>::from_shape({a.rows, a.features});
-        std::copy(a.floats.begin(), a.floats.end(), y.begin());
-        return y;
+        auto& [a, b] = buffers();
+        return finish(a, b, start(x, a));
+    }
+
+    /// @brief The outputs [batch, classes] of 8-bit input codes [batch, inputs]: the codes q of the model's input
+    /// map, x = scale q + offset (8-bit images as they are stored, under the default map of scale 1/255 and
+    /// offset 0). The same as forward() of those floats, without mapping them to codes again.
+    /// @throws invalid_input for a wrong width, or a model whose first step is not the input map (its first layer
+    /// reads floats, as after a float layer or with a float first layer).
+    xt::xtensor<float, 2> forward(xt::xtensor<std::uint8_t, 2> const& codes) const
+    {
+        if (steps_.empty() || !std::holds_alternative<input_codes_step>(steps_.front().op))
+            throw invalid_input("lowbit::deploy::packed_model: this model reads floats, not 8-bit input codes: its "
+                                "first layer does not start from the input map");
+        if (codes.shape(1) != inputs_)
+            throw invalid_input("lowbit::deploy::packed_model: shape mismatch: expected " + std::to_string(inputs_) +
+                                " input codes per row, got " + std::to_string(codes.shape(1)));
+        auto& [a, b] = buffers();
+        a.reset(encoding::codes, codes.shape(0), inputs_);
+        a.codes.assign(codes.begin(), codes.end());
+        return finish(a, b, 1);
     }
 
     /// @brief The outputs [batch, classes] of images [batch, channels, height, width] (a CNN compiled with
@@ -104,6 +116,27 @@ public:
     }
 
 private:
+    /// Each thread's two activation buffers, kept from call to call (see the file comment): fresh ones for every
+    /// step cost 7 % of the binary MLP's batch-1 time in malloc and free.
+    static std::pair<activations, activations>& buffers()
+    {
+        thread_local std::pair<activations, activations> ab;
+        return ab;
+    }
+
+    /// Runs the steps from @p first on @p a (@p b: the other buffer) and returns the outputs.
+    xt::xtensor<float, 2> finish(activations& a, activations& b, std::size_t first) const
+    {
+        for (std::size_t i = first; i < steps_.size(); ++i) {
+            steps_[i].forward(a, b);
+            std::swap(a, b);
+        }
+        // a holds floats of outputs_, as the constructor checked.
+        xt::xtensor<float, 2> y = xt::xtensor<float, 2>::from_shape({a.rows, a.features});
+        std::copy(a.floats.begin(), a.floats.end(), y.begin());
+        return y;
+    }
+
     /// The model's input @p x into @p a: the input map's codes when the first step is one (it reads the caller's
     /// floats directly, rejects NaN and clamps the infinities), else the floats. Returns the steps it ran.
     std::size_t start(xt::xtensor<float, 2> const& x, activations& a) const

@@ -3,9 +3,9 @@
 /// @file
 /// @brief The file of a deploy::packed_model: save_packed / load_packed_model write and read it as a lowbit
 /// archive (io/archive.hpp: magic `LOWBITCK`, little-endian, CRC-32 at the end, saved atomically) with the
-/// metadata `format = lowbit-packed-model`, `packed_version = 1`, `inputs`, `classes` and `steps`, and one
-/// record per step under the prefix `step<i>.` (a residual block's steps under `step<i>.<j>.`), its kind in
-/// `<p>kind`:
+/// metadata `format = lowbit-packed-model`, `packed_version = 1`, `inputs`, `classes` and `stepsteps` (the step
+/// count under the prefix `step`), and one record per step under the prefix `step<i>.` (a residual block's steps
+/// under `step<i>.<j>.`, their count in `step<i>.steps`), its kind in `<p>kind`:
 ///
 /// | `<p>kind`       | entries                                                                                  |
 /// |-----------------|------------------------------------------------------------------------------------------|
@@ -24,7 +24,8 @@
 /// | `max_pool`      | `<p>kernel`, `<p>stride`                                                                 |
 /// | `flatten`       | none                                                                                     |
 ///
-/// Files of the four earlier kinds (deploy/packed_kind.hpp) keep their own loaders.
+/// Files of the four fixed-shape formats lowbit wrote before this one (`lowbit-packed-mlp`, `-cnn`, `-kbit-mlp`,
+/// `-kbit-cnn`) are refused with a message that names the format and its version and says what to do.
 ///
 /// @code
 /// lowbit::deploy::save_packed("model.lbpk", packed);
@@ -32,26 +33,35 @@
 /// @endcode
 
 #include <lowbit/config.hpp>
-#include <lowbit/deploy/packed_file.hpp>
-#include <lowbit/deploy/packed_kbit_file.hpp>
-#include <lowbit/deploy/packed_kind.hpp>
+#include <lowbit/deploy/level_thresholds.hpp>
+#include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/packed_model.hpp>
 #include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
 #include <lowbit/io/state.hpp>
 
+#include <algorithm>
+#include <array>
 #include <bit>
+#include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 #include <variant>
 #include <vector>
 
 namespace lowbit::deploy {
+
+/// @brief The `format` metadata of a packed model file.
+inline constexpr std::string_view packed_model_format = "lowbit-packed-model";
 
 /// @brief The `packed_version` of packed model files this lowbit writes and reads.
 inline constexpr std::uint32_t packed_model_version = 1;
@@ -59,11 +69,139 @@ inline constexpr std::uint32_t packed_model_version = 1;
 /// @brief The largest image side (height, width) a convolution or NHWC step of a packed model file may declare,
 /// and the most output pixels of all its convolutions together (sixteen maps of 512 x 512). A convolution step
 /// builds a table entry per output pixel (deploy::padding_classes) as it is constructed, so a file's sizes are
-/// bounded before that: the same bounds as the fixed-shape CNN files (docs/reliability.md).
+/// bounded before that (docs/reliability.md has the fuzzing findings behind them).
 inline constexpr std::size_t packed_model_max_side = 512;
 inline constexpr std::size_t packed_model_max_pixels = std::size_t{1} << 22;
 
 namespace detail {
+
+/// The weights @p w under prefix @p p: `<p>bits`, and `<p>signs` [out, ceil(in / 64)] (binary) or `<p>codes`
+/// [out, in] (levels; `<p>levels = integer` for the integer levels of a mid-tread grid, absent for odd levels).
+inline void add_weights(io::archive& a, std::string const& p, packed_weights const& w)
+{
+    a.meta()[p + "bits"] = std::to_string(w.bits);
+    if (!w.binary() && !w.odd) a.meta()[p + "levels"] = "integer";
+    if (w.binary())
+        a.add(p + "signs", {w.out, w.words()}, w.signs);
+    else
+        a.add(p + "codes", {w.out, w.in}, w.codes);
+}
+
+
+inline std::size_t meta_number(io::archive const& a, std::string const& key, std::size_t max)
+{
+    auto const it = a.meta().find(key);
+    if (it == a.meta().end()) throw io::io_error{a.source(), "metadata '" + key + "' is missing"};
+    std::size_t v = 0;
+    auto const [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+    if (ec != std::errc{} || end != it->second.data() + it->second.size() || v > max)
+        throw io::io_error{a.source(), "metadata '" + key + "' is '" + it->second + "', not a number up to " +
+                                           std::to_string(max)};
+    return v;
+}
+
+/// The shape of entry @p name, which must exist (an io_error otherwise).
+inline std::vector<std::size_t> const& entry_shape(io::archive const& a, std::string const& name)
+{
+    io::archive_entry const* e = a.find(name);
+    if (e == nullptr) throw io::io_error{a.source(), "missing entry '" + name + "'"};
+    return e->shape;
+}
+
+/// Reads the weights of @p in inputs under prefix @p p (`<p>signs` or `<p>codes`, by `<p>bits`).
+inline packed_weights read_weights(io::archive const& a, std::string const& p, std::size_t in)
+{
+    packed_weights w;
+    w.bits = static_cast<int>(meta_number(a, p + "bits", 8));
+    w.in = in;
+    if (w.bits == 1) {
+        std::vector<std::size_t> const& s = entry_shape(a, p + "signs");
+        w.out = s.empty() ? 0 : s[0];
+        w.signs = a.integers<std::uint64_t>(p + "signs", std::vector<std::size_t>{w.out, w.words()});
+    } else {
+        std::vector<std::size_t> const& s = entry_shape(a, p + "codes");
+        w.out = s.empty() ? 0 : s[0];
+        w.codes = a.integers<std::int8_t>(p + "codes", std::vector<std::size_t>{w.out, w.in});
+        auto const levels = a.meta().find(p + "levels");
+        if (levels != a.meta().end()) {
+            if (levels->second != "integer")
+                throw io::io_error{a.source(), "metadata '" + p + "levels' is '" + levels->second +
+                                                   "', not 'integer' (odd levels have no such key)"};
+            w.odd = false;
+        }
+    }
+    return w;
+}
+
+
+/// The code rules @p t of @p channels channels as the entries `<p>threshold` [rows..., channels, 2^k - 1] and
+/// `<p>negate` [rows..., channels] with `<p>act_bits` = k; several sets (a convolution's padding classes) are
+/// stacked along a leading dimension.
+inline void add_level_thresholds(io::archive& a, std::string const& p, std::string const& name,
+                                 std::span<level_thresholds const> sets, bool stacked)
+{
+    level_thresholds const& t0 = sets.front();
+    int const k = std::bit_width(static_cast<unsigned>(t0.levels));
+    std::size_t const channels = t0.size(), levels = static_cast<std::size_t>(t0.levels);
+    if (t0.levels != (1 << k) - 1 || k > 8)
+        throw invalid_input("lowbit::deploy::save_packed: " + name + " has " + std::to_string(t0.levels) +
+                            " levels, not 2^k - 1 for a k of 1..8");
+    a.meta()[p + "act_bits"] = std::to_string(k);
+    std::vector<std::int32_t> threshold;
+    std::vector<std::uint8_t> negate;
+    for (level_thresholds const& t : sets) {
+        threshold.insert(threshold.end(), t.threshold.begin(), t.threshold.end());
+        negate.insert(negate.end(), t.negate.begin(), t.negate.end());
+    }
+    if (stacked) {
+        a.add(p + "threshold", {sets.size(), channels, levels}, threshold);
+        a.add(p + "negate", {sets.size(), channels}, negate);
+    } else {
+        a.add(p + "threshold", {channels, levels}, threshold);
+        a.add(p + "negate", {channels}, negate);
+    }
+}
+
+/// What add_level_thresholds wrote for @p channels channels: @p sets sets when stacked, else one. Throws
+/// invalid_input for act_bits 0, a negate flag other than 0 / 1, or thresholds that do not ascend.
+inline std::vector<level_thresholds> read_level_thresholds(io::archive const& a, std::string const& p,
+                                                           std::string const& name, std::size_t channels,
+                                                           std::size_t sets, bool stacked)
+{
+    std::size_t const k = meta_number(a, p + "act_bits", 8);
+    if (k == 0) throw invalid_input("metadata '" + p + "act_bits' is 0; PACT codes have 1 to 8 bits");
+    auto const levels = static_cast<std::size_t>((1 << k) - 1);
+    std::vector<std::int32_t> const threshold = a.integers<std::int32_t>(
+        p + "threshold", stacked ? std::vector<std::size_t>{sets, channels, levels}
+                                 : std::vector<std::size_t>{channels, levels});
+    std::vector<std::uint8_t> const negate = a.integers<std::uint8_t>(
+        p + "negate", stacked ? std::vector<std::size_t>{sets, channels} : std::vector<std::size_t>{channels});
+    std::vector<level_thresholds> out(sets);
+    for (std::size_t c = 0; c < sets; ++c) {
+        level_thresholds& t = out[c];
+        t.levels = static_cast<int>(levels);
+        t.threshold.assign(threshold.begin() + static_cast<std::ptrdiff_t>(c * channels * levels),
+                           threshold.begin() + static_cast<std::ptrdiff_t>((c + 1) * channels * levels));
+        t.negate.assign(negate.begin() + static_cast<std::ptrdiff_t>(c * channels),
+                        negate.begin() + static_cast<std::ptrdiff_t>((c + 1) * channels));
+        for (std::size_t j = 0; j < channels; ++j) {
+            if (t.negate[j] > 1)
+                throw invalid_input("channel " + std::to_string(j) + " of " + name + " has negate flag " +
+                                    std::to_string(t.negate[j]) + ", not 0 or 1");
+            // The code counts passed thresholds, which means a level only if they ascend.
+            std::int32_t const* r = t.threshold.data() + j * levels;
+            for (std::size_t l = 1; l < levels; ++l)
+                if (r[l] < r[l - 1])
+                    throw invalid_input("the thresholds of channel " + std::to_string(j) + " of " + name +
+                                        " do not ascend");
+        }
+    }
+    return out;
+}
+
+
+/// A step's name in messages: its prefix without the dot.
+inline std::string step_name(std::string const& p) { return p.substr(0, p.size() - 1); }
 
 inline void add_steps(io::archive& a, std::string const& p, std::span<packed_step const> steps);
 
@@ -103,7 +241,9 @@ inline kernels::binary_conv2d_shape read_geometry(io::archive const& a, std::str
 
 /// An integer layer's float outputs (one set per padding class, @p n channels each) under prefix @p p:
 /// `<p>affine` uint64 [sets, 2 n + 1] (the float64 bits of a, offsets, steps) and `<p>bias` float32 [sets, n].
-inline void add_affine(io::archive& a, std::string const& p, std::span<affine_output const> sets, std::size_t n)
+/// Unstacked (@p stacked false: a dense layer's one set), the entries have no leading dimension.
+inline void add_affine(io::archive& a, std::string const& p, std::span<affine_output const> sets, std::size_t n,
+                       bool stacked = true)
 {
     std::vector<std::uint64_t> bits;
     std::vector<float> bias;
@@ -113,14 +253,22 @@ inline void add_affine(io::archive& a, std::string const& p, std::span<affine_ou
         for (double const v : o.step) bits.push_back(std::bit_cast<std::uint64_t>(v));
         bias.insert(bias.end(), o.bias.begin(), o.bias.end());
     }
-    a.add(p + "affine", {sets.size(), 2 * n + 1}, bits);
-    a.add(p + "bias", {sets.size(), n}, bias);
+    auto const shape = [&](std::size_t row) {
+        return stacked ? std::vector<std::size_t>{sets.size(), row} : std::vector<std::size_t>{row};
+    };
+    a.add(p + "affine", shape(2 * n + 1), bits);
+    a.add(p + "bias", shape(n), bias);
 }
 
-inline std::vector<affine_output> read_affine(io::archive const& a, std::string const& p, std::size_t n, std::size_t sets)
+/// What add_affine wrote (@p stacked), or a dense layer's one set without the leading dimension.
+inline std::vector<affine_output> read_affine(io::archive const& a, std::string const& p, std::size_t n, std::size_t sets,
+                                              bool stacked = true)
 {
-    std::vector<std::uint64_t> const bits = a.integers<std::uint64_t>(p + "affine", std::vector<std::size_t>{sets, 2 * n + 1});
-    std::span<float const> const bias = a.values(p + "bias", std::vector<std::size_t>{sets, n});
+    auto const shape = [&](std::size_t row) {
+        return stacked ? std::vector<std::size_t>{sets, row} : std::vector<std::size_t>{row};
+    };
+    std::vector<std::uint64_t> const bits = a.integers<std::uint64_t>(p + "affine", shape(2 * n + 1));
+    std::span<float const> const bias = a.values(p + "bias", shape(n));
     std::vector<affine_output> out(sets);
     for (std::size_t c = 0; c < sets; ++c) {
         std::uint64_t const* b = bits.data() + c * (2 * n + 1);
@@ -130,6 +278,14 @@ inline std::vector<affine_output> read_affine(io::archive const& a, std::string 
             out[c].step.push_back(std::bit_cast<double>(b[1 + n + j]));
         }
         out[c].bias.assign(bias.begin() + static_cast<std::ptrdiff_t>(c * n), bias.begin() + static_cast<std::ptrdiff_t>((c + 1) * n));
+        // A value the compiler cannot have written: every output would be NaN or infinite.
+        bool finite = std::isfinite(out[c].a);
+        for (std::size_t j = 0; j < n; ++j)
+            finite = finite && std::isfinite(out[c].offset[j]) && std::isfinite(out[c].step[j]) &&
+                     std::isfinite(out[c].bias[j]);
+        if (!finite)
+            throw io::io_error{a.source(), "'" + p + "affine' or '" + p + "bias' holds a value that is not finite (set " +
+                                               std::to_string(c) + ")"};
     }
     return out;
 }
@@ -181,14 +337,10 @@ inline void add_step(io::archive& a, std::string const& p, packed_step const& s)
                             a.add(p + "flip", {o.flip.size()}, o.flip);
                         } else if constexpr (std::is_same_v<O, level_thresholds>) {
                             a.meta()[p + "output"] = "codes";
-                            add_level_thresholds(a, p, p, std::span<level_thresholds const>(&o, 1), false);
+                            add_level_thresholds(a, p, step_name(p), std::span<level_thresholds const>(&o, 1), false);
                         } else {
                             a.meta()[p + "output"] = "floats";
-                            std::vector<std::uint64_t> bits{std::bit_cast<std::uint64_t>(o.a)};
-                            for (double const v : o.offset) bits.push_back(std::bit_cast<std::uint64_t>(v));
-                            for (double const v : o.step) bits.push_back(std::bit_cast<std::uint64_t>(v));
-                            a.add(p + "affine", {bits.size()}, bits);
-                            add_floats(a, p + "bias", o.bias);
+                            add_affine(a, p, std::span<affine_output const>(&o, 1), step.out(), false);
                         }
                     },
                     step.stage());
@@ -237,7 +389,7 @@ inline void add_step(io::archive& a, std::string const& p, packed_step const& s)
                             add_sign_sets(a, p, o, n);
                         } else if constexpr (std::is_same_v<O, std::vector<level_thresholds>>) {
                             a.meta()[p + "output"] = "codes";
-                            add_level_thresholds(a, p, p, o, true);
+                            add_level_thresholds(a, p, step_name(p), o, true);
                         } else {
                             a.meta()[p + "output"] = "floats";
                             add_affine(a, p, o, n);
@@ -283,6 +435,16 @@ inline std::vector<float> read_floats(io::archive const& a, std::string const& n
     return {v.begin(), v.end()};
 }
 
+/// read_floats for a float layer's scales and biases, which must be finite (a model of NaN or infinite outputs
+/// is a damaged file, not a model).
+inline std::vector<float> read_finite_floats(io::archive const& a, std::string const& name, std::size_t max)
+{
+    std::vector<float> v = read_floats(a, name, max);
+    if (!std::ranges::all_of(v, [](float x) { return std::isfinite(x); }))
+        throw io::io_error{a.source(), "entry '" + name + "' holds a value that is not finite"};
+    return v;
+}
+
 inline std::vector<packed_step> read_steps(io::archive const& a, std::string const& p, int depth, std::size_t& pixels);
 
 /// The step under prefix @p p; throws invalid_input for values its constructor refuses.
@@ -308,18 +470,9 @@ inline packed_step read_step(io::archive const& a, std::string const& p, int dep
             out = sign_thresholds{a.integers<std::int32_t>(p + "threshold", std::vector<std::size_t>{n}),
                                   a.integers<std::uint64_t>(p + "flip", std::vector<std::size_t>{kernels::words_for_bits(n)})};
         } else if (output == "codes") {
-            out = std::move(read_level_thresholds(a, p, p, n, 1, false).front());
+            out = std::move(read_level_thresholds(a, p, step_name(p), n, 1, false).front());
         } else if (output == "floats") {
-            std::vector<std::uint64_t> const bits = a.integers<std::uint64_t>(p + "affine", std::vector<std::size_t>{2 * n + 1});
-            affine_output o;
-            o.a = std::bit_cast<double>(bits[0]);
-            for (std::size_t j = 0; j < n; ++j) {
-                o.offset.push_back(std::bit_cast<double>(bits[1 + j]));
-                o.step.push_back(std::bit_cast<double>(bits[1 + n + j]));
-            }
-            std::span<float const> const b = a.values(p + "bias", std::vector<std::size_t>{n});
-            o.bias.assign(b.begin(), b.end());
-            out = std::move(o);
+            out = std::move(read_affine(a, p, n, 1, false).front());
         } else {
             throw io::io_error{a.source(), "metadata '" + p + "output' is '" + output +
                                                "', not 'signs', 'codes' or 'floats'"};
@@ -328,9 +481,9 @@ inline packed_step read_step(io::archive const& a, std::string const& p, int dep
     }
     if (k == "float_dense") {
         packed_weights w = read_weights(a, p, meta_number(a, p + "in", wide));
-        if (a.find(p + "scale") != nullptr) w.scale = read_floats(a, p + "scale", w.out);
+        if (a.find(p + "scale") != nullptr) w.scale = read_finite_floats(a, p + "scale", w.out);
         std::vector<float> bias;
-        if (a.find(p + "bias") != nullptr) bias = read_floats(a, p + "bias", w.out);
+        if (a.find(p + "bias") != nullptr) bias = read_finite_floats(a, p + "bias", w.out);
         return {float_dense_step(std::move(w), std::move(bias))};
     }
     if (k == "batch_norm") {
@@ -370,9 +523,9 @@ inline packed_step read_step(io::archive const& a, std::string const& p, int dep
             throw io::io_error{a.source(), "'" + p + "' has weights of " + std::to_string(w.out) + " filters, not " +
                                                std::to_string(g.filters)};
         if (k == "float_conv") {
-            if (a.find(p + "scale") != nullptr) w.scale = read_floats(a, p + "scale", w.out);
+            if (a.find(p + "scale") != nullptr) w.scale = read_finite_floats(a, p + "scale", w.out);
             std::vector<float> bias;
-            if (a.find(p + "bias") != nullptr) bias = read_floats(a, p + "bias", w.out);
+            if (a.find(p + "bias") != nullptr) bias = read_finite_floats(a, p + "bias", w.out);
             return {float_conv_step(g, std::move(w), std::move(bias))};
         }
         std::string const input = io::meta_text(a, p + "input");
@@ -385,7 +538,7 @@ inline packed_step read_step(io::archive const& a, std::string const& p, int dep
         if (output == "signs")
             out = read_sign_sets(a, p, n, sets);
         else if (output == "codes")
-            out = read_level_thresholds(a, p, p, n, sets, true);
+            out = read_level_thresholds(a, p, step_name(p), n, sets, true);
         else if (output == "floats")
             out = read_affine(a, p, n, sets);
         else
@@ -426,13 +579,44 @@ inline io::archive to_archive(packed_model const& m)
     return a;
 }
 
+namespace detail {
+/// The formats of the fixed-shape packed models (binarized and k-bit MLP and CNN) that lowbit wrote before
+/// `lowbit-packed-model` replaced them. Their files hold the layers of one model shape, not steps: a reader for
+/// them would keep four loaders alive for files that the checkpoint they came from compiles again in seconds.
+inline constexpr std::array<std::string_view, 4> retired_packed_formats{
+    "lowbit-packed-mlp", "lowbit-packed-cnn", "lowbit-packed-kbit-mlp", "lowbit-packed-kbit-cnn"};
+
+/// Throws io::io_error naming a.source() unless @p a's `format` is packed_model_format: for a retired format,
+/// naming it and its packed_version and what to do instead; for anything else (a training checkpoint), that it is
+/// not a packed model.
+inline void expect_packed_model(io::archive const& a)
+{
+    auto const meta = [&](char const* key) -> std::optional<std::string> {
+        auto const it = a.meta().find(key);
+        return it == a.meta().end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+    std::optional<std::string> const format = meta("format");
+    if (format == packed_model_format) return;
+    if (format && std::ranges::find(retired_packed_formats, *format) != retired_packed_formats.end())
+        throw io::io_error{a.source(), "a '" + *format + "' file (packed_version " + meta("packed_version").value_or("?") +
+                                           "), a fixed-shape format that lowbit no longer reads: compile the model "
+                                           "again from its checkpoint (lowbit::deploy::compile, or lowbit-infer "
+                                           "--checkpoint FILE --save-packed FILE), which writes '" +
+                                           std::string(packed_model_format) + "'"};
+    throw io::io_error{a.source(), "not a packed lowbit model: metadata 'format' is " +
+                                       (format ? "'" + *format + "'" : std::string("missing")) + ", expected '" +
+                                       std::string(packed_model_format) +
+                                       "' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)"};
+}
+} // namespace detail
+
 /// @brief The packed model held by @p a (as io::load_archive read it).
-/// @throws io::io_error naming a.source() when it is no packed model, a packed model of another kind (naming its
-/// loader), of another packed_version, or inconsistent (a missing entry, a shape or type mismatch, a step
+/// @throws io::io_error naming a.source() when it is no packed model, a file of a retired fixed-shape format
+/// (naming it and what to do), of another packed_version, or inconsistent (a missing entry, a shape or type mismatch, a step
 /// whose values its constructor refuses).
 inline packed_model packed_model_from_archive(io::archive const& a)
 {
-    detail::expect_kind(a, packed_model_kind::model);
+    detail::expect_packed_model(a);
     std::size_t const version = detail::meta_number(a, "packed_version", 1000000);
     if (version != packed_model_version)
         throw io::io_error{a.source(), "unsupported packed model version " + std::to_string(version) +

@@ -59,7 +59,7 @@
 
 namespace lowbit::deploy {
 
-/// @brief The memory of activations: 64-byte aligned, as the xtensor buffers the fixed-shape models ran on, so
+/// @brief The memory of activations: 64-byte aligned (as xtensor's own buffers), so
 /// that the kernels' full-width vector loads of a row start on a cache line.
 template <class T>
 using activation_buffer = std::vector<T, xsimd::aligned_allocator<T, 64>>;

@@ -28,11 +28,14 @@
 #include <lowbit/deploy/level_thresholds.hpp>
 #include <lowbit/deploy/packed_dense.hpp>
 #include <lowbit/deploy/padding_classes.hpp>
+#include <lowbit/deploy/pool_window.hpp>
 #include <lowbit/deploy/sign_thresholds.hpp>
 #include <lowbit/kernels/binary_conv2d.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
 #include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/conv2d.hpp>
 #include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/max_pool2d.hpp>
 #include <lowbit/quant/policy_info.hpp>
 #include <lowbit/quant/policy_traits.hpp>
 
@@ -173,7 +176,7 @@ inline lowered_dense lower_weights(std::vector<float> q, std::optional<policy_in
                                    std::size_t out, std::size_t in, std::vector<std::size_t> const& order,
                                    std::span<float const> bias, std::string const& which)
 {
-    std::string const where = "lowbit::deploy::compile: the " + which + " layer's weights";
+    std::string const where = "lowbit::deploy::compile: " + which + "'s weights";
     if (!info)
         throw invalid_input(where + " follow a policy that states no policy_traits, so compile() cannot tell their "
                             "grid");
@@ -192,6 +195,9 @@ inline lowered_dense lower_weights(std::vector<float> q, std::optional<policy_in
         throw invalid_input(where + ": " + std::to_string(q.size()) + " values for " + std::to_string(out) + " x " +
                             std::to_string(in));
     if (!order.empty()) {
+        if (order.size() != in)  // the caller's invariant (lower(nn::dense&) checks it with a message of its own)
+            throw invalid_input(where + ": a column order of " + std::to_string(order.size()) + " for " +
+                                std::to_string(in) + " inputs");
         std::vector<float> const layer = std::move(q);
         q.resize(layer.size());
         for (std::size_t j = 0; j < out; ++j)
@@ -270,55 +276,6 @@ inline std::int64_t integer_bound(lowered_dense const& l, std::int64_t input_max
     return static_cast<std::int64_t>(b);
 }
 
-/// The thresholds of BN + sign after a layer whose pre-activation is y_j(v) = (a v + c D_j) step_j (+ bias_j),
-/// for |v| <= v_max, with D_j = @p level_sum[j] (sum_k level_jk, or for a padded convolution the sum over a
-/// pixel class's valid taps).
-template <std::size_t Rank>
-sign_thresholds fold_layer(nn::batch_norm<Rank> const& bn, lowered_dense const& l, double a, double c,
-                           std::int64_t v_max, std::vector<std::int64_t> const& level_sum)
-{
-    if (bn.options().channels != l.w.out)
-        throw invalid_input("lowbit::deploy::compile: a batch_norm of " + std::to_string(bn.options().channels) +
-                            " channels follows a layer of " + std::to_string(l.w.out));
-    return fold_sign_thresholds(bn, -v_max, v_max, [&](std::size_t j, std::int64_t v) {
-        auto const y = static_cast<float>((a * static_cast<double>(v) + c * static_cast<double>(level_sum[j])) *
-                                          l.step[j]);
-        return l.bias.empty() ? y : y + l.bias[j];  // nn::dense and nn::conv2d add their bias to the float product
-    });
-}
-
-/// fold_layer with the layer's own level sums.
-template <std::size_t Rank>
-sign_thresholds fold_layer(nn::batch_norm<Rank> const& bn, lowered_dense const& l, double a, double c,
-                           std::int64_t v_max)
-{
-    return fold_layer(bn, l, a, c, v_max, l.level_sum);
-}
-
-/// The code rules of BN + ReLU + PACT (@p act) after a layer whose pre-activation is
-/// y_j(v) = (a v + c D_j) step_j (+ bias_j), for |v| <= v_max, with D_j = @p level_sum[j] as in fold_layer.
-template <std::size_t Rank, class Act>
-level_thresholds fold_level_layer(nn::batch_norm<Rank> const& bn, Act const& act, lowered_dense const& l, double a,
-                                  double c, std::int64_t v_max, std::vector<std::int64_t> const& level_sum)
-{
-    if (bn.options().channels != l.w.out)
-        throw invalid_input("lowbit::deploy::compile: a batch_norm of " + std::to_string(bn.options().channels) +
-                            " channels follows a layer of " + std::to_string(l.w.out));
-    return fold_level_thresholds(bn, act, -v_max, v_max, [&](std::size_t j, std::int64_t v) {
-        auto const y = static_cast<float>((a * static_cast<double>(v) + c * static_cast<double>(level_sum[j])) *
-                                          l.step[j]);
-        return l.bias.empty() ? y : y + l.bias[j];
-    });
-}
-
-/// fold_level_layer with the layer's own level sums.
-template <std::size_t Rank, class Act>
-level_thresholds fold_level_layer(nn::batch_norm<Rank> const& bn, Act const& act, lowered_dense const& l, double a,
-                                  double c, std::int64_t v_max)
-{
-    return fold_level_layer(bn, act, l, a, c, v_max, l.level_sum);
-}
-
 /// The sum of filter j's levels over the taps of @p taps (a padding class of the convolution @p s), for
 /// every filter: the D_j(class) of a first convolution on input codes (deploy/padding_classes.hpp).
 inline std::vector<std::int64_t> class_level_sums(lowered_dense const& l, kernels::binary_conv2d_shape const& s,
@@ -331,6 +288,50 @@ inline std::vector<std::int64_t> class_level_sums(lowered_dense const& l, kernel
                 if (taps.has(ky, kx))
                     for (std::size_t c = 0; c < s.channels; ++c) d[j] += l.w.level(j, (ky * s.kernel + kx) * s.channels + c);
     return d;
+}
+
+/// The window of a max pooling layer.
+inline pool_window pool_of(nn::max_pool2d const& pool) noexcept
+{
+    nn::pool_options const o = pool.options();
+    return {.kernel = o.kernel, .stride = o.stride};
+}
+
+/// A convolution's weight columns in the packed patch order (ky, kx, c): column (ky k + kx) C + c is
+/// nn::conv2d's [in][k][k] index c k^2 + ky k + kx.
+inline std::vector<std::size_t> patch_order(std::size_t channels, std::size_t k)
+{
+    std::vector<std::size_t> order(channels * k * k);
+    for (std::size_t ky = 0; ky < k; ++ky)
+        for (std::size_t kx = 0; kx < k; ++kx)
+            for (std::size_t c = 0; c < channels; ++c) order[(ky * k + kx) * channels + c] = (c * k + ky) * k + kx;
+    return order;
+}
+
+template <class P>
+kernels::binary_conv2d_shape conv_shape(nn::conv2d<P>& conv, std::size_t height, std::size_t width)
+{
+    nn::conv2d_options const& o = conv.options();
+    return {.channels = o.in, .height = height, .width = width, .filters = o.out, .kernel = o.kernel,
+            .stride = o.stride, .padding = o.padding};
+}
+
+/// A convolution's geometry for a @p height x @p width input, and its weights lowered in the packed patch
+/// order (ky, kx, c).
+struct lowered_conv {
+    kernels::binary_conv2d_shape shape;
+    lowered_dense weights;
+};
+
+template <class P>
+lowered_conv lower_conv(nn::conv2d<P>& conv, std::size_t height, std::size_t width, std::string const& which)
+{
+    kernels::binary_conv2d_shape const s = conv_shape(conv, height, width);
+    if (s.height + 2 * s.padding < s.kernel || s.width + 2 * s.padding < s.kernel)
+        throw invalid_input("lowbit::deploy::compile: " + which + "'s " + std::to_string(height) + "x" +
+                            std::to_string(width) + " input is smaller than its kernel");
+    return {s, lower_weights(evaluated_values(conv.weight(), false), describe(conv.weight().policy()), s.filters,
+                             s.patch_bits(), patch_order(s.channels, s.kernel), conv.bias(), which)};
 }
 
 } // namespace detail

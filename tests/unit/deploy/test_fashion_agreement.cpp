@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The deploy path end to end on real data: a binarized MLP (8-bit DoReFa first and last layers, XNOR hidden
 // layer, sign activations, bias head) trained for one epoch on 6000 Fashion-MNIST images with BinaryConnect,
-// compiled, and run on the WHOLE test set (10000 images; the first 1000 in the asan preset, test::agreement_test_set) beside the fake-quant model's evaluation forward:
+// lowered by deploy::compile, and run on the WHOLE test set (10000 images; the first 1000 in the asan preset,
+// test::agreement_test_set) beside the fake-quant model's evaluation forward:
 //  - every hidden sign of both layers is the sign the fake-quant model's own BatchNorm gives to its
-//    pre-activation plus or minus the float summation bound (deploy::audit; the thresholds are exact,
-//    and the only possible difference is the fake-quant model's own float rounding of its sums putting a
-//    BatchNorm output that is within rounding of 0 on the other side, docs/deploy.md -- which depends on the
-//    summation order of its GEMMs, so the check does not count such flips, it explains each);
+//    pre-activation plus or minus the float summation bound (deploy::audit, code by code between the packed
+//    model's steps; the thresholds are exact, and the only possible difference is the fake-quant model's own
+//    float rounding of its sums putting a BatchNorm output that is within rounding of 0 on the other side,
+//    docs/deploy.md -- which depends on the summation order of its GEMMs, so the check does not count such
+//    flips, it explains each);
 //  - where the hidden signs agree, the logits agree within the same bound, and so does the argmax unless two
 //    logits are within rounding of each other;
 //  - the packed file round-trips and the packed model is far better than chance.
@@ -14,7 +16,8 @@
 #include <lowbit/data/fashion_mnist.hpp>
 #include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/packed_file.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/optim/adam.hpp>
 #include <lowbit/quant/ste/ste.hpp>
@@ -39,8 +42,6 @@
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
-using lowbit::test::argmax_row;
-
 
 TEST_CASE("a trained binarized MLP and its packed model agree on the Fashion-MNIST test images" *
           doctest::skip(!test::have_fashion_mnist()))
@@ -58,19 +59,18 @@ TEST_CASE("a trained binarized MLP and its packed model agree on the Fashion-MNI
     (void)t.fit(x, y, {.epochs = 1, .batch = 100, .seed = 7});
 
     // Pixels p / 255 are the codes p of the default input map: the packed model sees the float model's input.
-    deploy::packed_mlp const packed = deploy::compile(model);
+    deploy::compile_options const options{};
+    deploy::packed_model const packed = deploy::compile(model, options);
     test::temp_dir dir("deploy_fashion");
     deploy::save_packed(dir / "bnn.lbpk", packed);
-    deploy::packed_mlp const loaded = deploy::load_packed(dir / "bnn.lbpk");
+    deploy::packed_model const loaded = deploy::load_packed_model(dir / "bnn.lbpk");
 
     std::size_t const n = test.images.shape(0);
     REQUIRE(n > 0);
-    xt::xtensor<std::uint8_t, 2> const codes = packed.quantize(test.images);
-    xt::xtensor<float, 2> const logits = loaded.forward(codes);
-    CHECK(logits == packed.forward(test.images));
+    CHECK(loaded.forward(test.images) == packed.forward(test.images));
 
     // The fake-quant model layer by layer (dense, then BN + sign), against the packed bits.
-    deploy::rounding_audit const audit = deploy::audit(model, packed, test.images, codes, test.labels);
+    deploy::rounding_audit const audit = deploy::audit(model, packed, test.images, test.labels, options);
     std::size_t const correct = audit.packed_correct, fake_correct = audit.fake_correct;
     double const accuracy = static_cast<double>(correct) / static_cast<double>(n);
     MESSAGE("packed accuracy " << accuracy << ", fake-quant " << static_cast<double>(fake_correct) / static_cast<double>(n)
@@ -86,5 +86,4 @@ TEST_CASE("a trained binarized MLP and its packed model agree on the Fashion-MNI
     CHECK(audit.values + audit.skipped == 2 * hidden * n);
     CHECK(audit.ambiguous * 20 < audit.values);  // the bound is narrow (0.15-1.6 % seen): the check has teeth
     CHECK(accuracy > 0.6);  // one epoch on 6000 images: about 0.7 (chance is 0.1)
-    test::check_general_audit(model, audit, test.images, test.labels, {});
 }

@@ -3,12 +3,13 @@
 // last layer, XNOR everywhere else, sign activations, bias head; widths 8 / 16 / 64, half nn::cnn's defaults,
 // so that the float model's evaluation of all 10000 images stays within CI's time in Debug and ASan builds --
 // lowbit-infer's ctest runs the default widths) trained for one epoch on 3000 Fashion-MNIST images with
-// BinaryConnect, compiled, and run on the WHOLE test set (10000 images; the first 1000 in the asan preset, test::agreement_test_set) beside the fake-quant model's
-// evaluation forward:
+// BinaryConnect, lowered by deploy::compile into a deploy::packed_model, and run on the WHOLE test set (10000
+// images; the first 1000 in the asan preset, test::agreement_test_set) beside the fake-quant model's evaluation
+// forward (deploy::audit, the general path's audit: a check that does not depend on the summation order of the
+// fake-quant model's GEMMs):
 //  - every hidden sign of the five sign layers (four convolutions, the hidden dense layer) is the sign the
-//    fake-quant model's own BatchNorm gives to its pre-activation plus or minus the float summation bound
-//    (deploy::audit: the check does not depend on the summation order of the
-//    fake-quant model's GEMMs; the padded taps are exact: the float model pads with 0, the packed one too);
+//    fake-quant model's own BatchNorm gives to its pre-activation plus or minus the float summation bound (the
+//    padded taps are exact: the float model pads with 0, the packed one too);
 //  - where every sign agrees, the logits agree within the same bound and so does the argmax, unless two logits
 //    are within rounding of each other;
 //  - the packed file round-trips and the packed model is better than chance.
@@ -16,8 +17,8 @@
 #include <lowbit/data/fashion_mnist.hpp>
 #include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/packed_cnn_file.hpp>
-#include <lowbit/kernels/bit_matrix.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/optim/adam.hpp>
 #include <lowbit/quant/ste/ste.hpp>
@@ -33,19 +34,12 @@
 #include <xtensor/xview.hpp>
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
-#include <system_error>
-#include <vector>
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
-using lowbit::test::argmax_row;
-
 
 TEST_CASE("a trained binarized CNN and its packed model agree on the Fashion-MNIST test images" *
           doctest::skip(!test::have_fashion_mnist()))
@@ -66,25 +60,20 @@ TEST_CASE("a trained binarized CNN and its packed model agree on the Fashion-MNI
     double const trained = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
     // Pixels p / 255 are the codes p of the default input map: the packed model sees the float model's input.
-    deploy::packed_cnn const packed = deploy::compile(model);
+    deploy::compile_options const options{.height = 28, .width = 28};
+    deploy::packed_model const packed = deploy::compile(model, options);
     test::temp_dir dir("deploy_fashion_cnn");
     deploy::save_packed(dir / "cnn.lbpk", packed);
-    deploy::packed_cnn const loaded = deploy::load_packed_cnn(dir / "cnn.lbpk");
+    deploy::packed_model const loaded = deploy::load_packed_model(dir / "cnn.lbpk");
 
     std::size_t const n = test.images.shape(0);
     REQUIRE(n > 0);
-    xt::xtensor<float, 4> const images = nn::as_images(test.images, 1, 28, 28);
-    xt::xtensor<std::uint8_t, 4> const codes = packed.quantize(images);
-    deploy::rounding_audit const audit = deploy::audit(model, packed, images, codes, test.labels);
-    test::check_general_audit(model, audit, test.images, test.labels, {.height = 28, .width = 28});
+    deploy::rounding_audit const audit = deploy::audit(model, packed, test.images, test.labels, options);
     std::size_t const signs_per_image = 2 * width1 * 28 * 28 + 2 * width2 * 14 * 14 + hidden;
 
-    // The file holds the same model, and forward() on images is forward() on their codes (the first 1000).
-    xt::xtensor<std::uint8_t, 4> const q0 = xt::view(codes, xt::range(0, std::min<std::size_t>(n, 1000)));
-    xt::xtensor<float, 4> const x0 = xt::view(images, xt::range(0, std::min<std::size_t>(n, 1000)));
-    xt::xtensor<float, 2> const l0 = packed.forward(q0);
-    CHECK(loaded.forward(q0) == l0);
-    CHECK(packed.forward(x0) == l0);
+    // The file holds the same model (the first 1000 images).
+    xt::xtensor<float, 2> const x0 = xt::view(test.images, xt::range(0, std::min<std::size_t>(n, 1000)), xt::all());
+    CHECK(loaded.forward(x0) == packed.forward(x0));
     double const accuracy = static_cast<double>(audit.packed_correct) / static_cast<double>(n);
     double const total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     MESSAGE("packed CNN accuracy " << accuracy << ", fake-quant " << static_cast<double>(audit.fake_correct) / static_cast<double>(n)

@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: MIT
 // k-bit activations end to end on real data: MLPs with 4-bit and 2-bit PACT activations (8-bit DoReFa first
 // and last layers, 2-bit DoReFa or XNOR hidden layer, bias head) trained for one epoch on 6000 Fashion-MNIST
-// images with BinaryConnect (PACT's alpha learned), compiled, and run on the WHOLE test set (10000 images; the first 1000 in the asan preset, test::agreement_test_set)
-// beside the fake-quant model's evaluation forward:
+// images with BinaryConnect (PACT's alpha learned), lowered by deploy::compile, and run on the WHOLE test set
+// (10000 images; the first 1000 in the asan preset, test::agreement_test_set) beside the fake-quant model's
+// evaluation forward:
 //  - every hidden code of both layers is the code the fake-quant model's own BatchNorm + PACT give to its
-//    pre-activation plus or minus the float summation bound (deploy::audit; the thresholds are exact,
-//    and only the fake-quant model's own float sums could put a BatchNorm output within rounding of a PACT
-//    step on the other side, docs/deploy.md, depending on their summation order);
+//    pre-activation plus or minus the float summation bound (deploy::audit, code by code between the packed
+//    model's steps; the thresholds are exact, and only the fake-quant model's own float sums could put a
+//    BatchNorm output within rounding of a PACT step on the other side, docs/deploy.md, depending on their
+//    summation order);
 //  - where the hidden codes agree, the logits agree within the same bound, and so does the argmax unless two
-//    logits are within rounding of each other.
+//    logits are within rounding of each other;
+//  - the codes strictly between 0 and the top code occur (the levels are exercised), and the packed file
+//    round-trips.
 // Skipped when Debian's dataset-fashion-mnist is not installed.
 #include <lowbit/data/fashion_mnist.hpp>
 #include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/optim/adam.hpp>
 #include <lowbit/quant/ste/ste.hpp>
@@ -20,6 +26,7 @@
 #include <lowbit/train/trainer.hpp>
 
 #include "../../support/agreement.hpp"
+#include "../../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
 
@@ -36,7 +43,6 @@
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
-using lowbit::test::argmax_row;
 
 namespace {
 
@@ -66,20 +72,24 @@ TEST_CASE_TEMPLATE("trained PACT MLPs and their packed models agree on the Fashi
     (void)t.fit(x, y, {.epochs = 1, .batch = 100, .seed = 7});
 
     // Pixels p / 255 are the codes p of the default input map: the packed model sees the float model's input.
-    deploy::packed_kbit_mlp const packed = deploy::compile(model);
+    deploy::compile_options const options{};
+    deploy::packed_model const packed = deploy::compile(model, options);
     std::size_t const n = test.images.shape(0);
     REQUIRE(n > 0);
-    xt::xtensor<std::uint8_t, 2> const codes = packed.quantize(test.images);
-    xt::xtensor<float, 2> const logits = packed.forward(codes);
+    test::temp_dir dir("deploy_kbit_fashion");
+    deploy::save_packed(dir / "pact.lbpk", packed);
+    CHECK(deploy::load_packed_model(dir / "pact.lbpk").forward(test.images) == packed.forward(test.images));
 
     // The fake-quant model layer by layer (dense, then BN + ReLU + PACT), against the packed codes.
-    deploy::rounding_audit const audit = deploy::audit(model, packed, test.images, codes, test.labels);
-    test::check_general_audit(model, audit, test.images, test.labels, {});
+    deploy::rounding_audit const audit = deploy::audit(model, packed, test.images, test.labels, options);
     long const top = (1 << bits) - 1;
     std::size_t inner = 0;
-    for (std::size_t layer = 0; layer < 2; ++layer)
+    for (std::size_t steps : {std::size_t{2}, std::size_t{3}}) {  // the two hidden layers' codes
+        deploy::activations const codes = packed.run(test.images, steps);
+        REQUIRE(codes.kind == deploy::encoding::codes);
         inner += static_cast<std::size_t>(
-            std::ranges::count_if(packed.codes(codes, layer), [top](std::uint8_t v) { return v != 0 && v != top; }));
+            std::ranges::count_if(codes.codes, [top](std::uint8_t v) { return v != 0 && v != top; }));
+    }
     double const accuracy = static_cast<double>(audit.packed_correct) / static_cast<double>(n);
     MESSAGE(bits << "-bit PACT: packed accuracy " << accuracy << ", fake-quant "
                  << static_cast<double>(audit.fake_correct) / static_cast<double>(n) << "; argmax disagreements "

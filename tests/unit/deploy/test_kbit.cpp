@@ -4,12 +4,15 @@
 //    for EVERY integer v of a range, increasing, decreasing and constant channels, Bits 1, 2, 4 and 8;
 //  - deploy::compile of random small PACT MLPs (no training) against plain integer loops and the fake-quant
 //    model's evaluation forward: identical hidden codes and argmax, logits within the float-summation bound;
-//  - the errors of fold_level_thresholds, packed_kbit_dense and packed_kbit_mlp.
+//  - DoReFa activations and erased (ste::any_quantizer) weights lower as their concrete twin; mid-tread levels in
+//    the packed file;
+//  - the errors of fold_level_thresholds, packed_kbit_dense, a packed model's k-bit steps and compile.
 #include <lowbit/deploy/audit.hpp>
 #include <lowbit/deploy/compile.hpp>
 #include <lowbit/deploy/level_thresholds.hpp>
-#include <lowbit/deploy/packed_kbit_file.hpp>
-#include <lowbit/deploy/packed_kbit_mlp.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
+#include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
 #include <lowbit/train/checkpoint.hpp>
@@ -27,6 +30,7 @@
 #include <cstdint>
 #include <random>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 using namespace lowbit;
@@ -123,15 +127,26 @@ xt::xtensor<std::uint8_t, 2> to_codes(xt::xtensor<float, 2> const& a, float alph
     return q;
 }
 
-/// v of a packed layer by plain loops over its integer weights.
-std::vector<std::int64_t> loop_integers(deploy::packed_kbit_dense const& l, xt::xtensor<std::uint8_t, 2> const& q)
+/// v of a packed layer's weights @p w by plain loops over its integer levels, on @p m rows of codes @p q.
+std::vector<std::int64_t> loop_integers(deploy::packed_weights const& w, xt::xtensor<std::uint8_t, 2> const& q,
+                                        std::size_t m)
 {
-    std::size_t const m = q.shape(0);
-    std::vector<std::int64_t> v(m * l.out(), 0);
+    std::vector<std::int64_t> v(m * w.out, 0);
     for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = 0; j < l.out(); ++j)
-            for (std::size_t k = 0; k < l.in(); ++k) v[i * l.out() + j] += l.weights().level(j, k) * q(i, k);
+        for (std::size_t j = 0; j < w.out; ++j)
+            for (std::size_t k = 0; k < w.in; ++k) v[i * w.out + j] += w.level(j, k) * q(i, k);
     return v;
+}
+
+/// The codes the packed model holds after its first @p count steps on @p x, [rows, features].
+xt::xtensor<std::uint8_t, 2> codes_after(deploy::packed_model const& packed, xt::xtensor<float, 2> const& x,
+                                         std::size_t count)
+{
+    deploy::activations const a = packed.run(x, count);
+    REQUIRE(a.kind == deploy::encoding::codes);
+    xt::xtensor<std::uint8_t, 2> c = xt::xtensor<std::uint8_t, 2>::from_shape({a.rows, a.features});
+    std::copy(a.codes.begin(), a.codes.end(), c.begin());
+    return c;
 }
 
 } // namespace
@@ -210,7 +225,7 @@ TEST_CASE("fold_level_thresholds: PACT's alpha sign is ignored, and bad ranges a
     static_assert(!deploy::PackableWeightPolicy<ste::dorefa_weight<12>>);  // wider than int8 codes
 }
 
-TEST_CASE_TEMPLATE("compiled PACT MLPs equal the integer loops and the fake-quant model's codes and argmax", R,
+TEST_CASE_TEMPLATE("lowered PACT MLPs equal the integer loops and the fake-quant model's codes and argmax", R,
                    binary_hidden_2, levels_4, mixed_8, levels_1, ternary_2)
 {
     std::size_t const inputs = 50, hidden = 70, classes = 7, m = 64;
@@ -226,27 +241,40 @@ TEST_CASE_TEMPLATE("compiled PACT MLPs equal the integer loops and the fake-quan
     nn::forward_context const eval{.training = false};
     xt::xtensor<float, 2> const before = model.forward(x, eval);
 
-    deploy::packed_kbit_mlp const packed = deploy::compile(model, {.input = map});
-    CHECK(model.forward(x, eval) == before);  // compile leaves the model as it was
-    REQUIRE(packed.layers().size() == 3);
-    CHECK(packed.layers()[0].thresholds().levels == (1 << R::bits) - 1);
+    deploy::packed_model const packed = deploy::compile(model, {.input = map});
+    CHECK(model.forward(x, eval) == before);  // lowering leaves the model as it was
+    // The input map's codes, two integer layers writing k-bit codes (BatchNorm, ReLU and PACT in their
+    // thresholds), and the logits layer's float outputs.
+    REQUIRE(packed.steps().size() == 4);
+    CHECK(std::holds_alternative<deploy::input_codes_step>(packed.steps()[0].op));
+    auto const& d1 = std::get<deploy::integer_dense_step>(packed.steps()[1].op);
+    auto const& d2 = std::get<deploy::integer_dense_step>(packed.steps()[2].op);
+    auto const& d3 = std::get<deploy::integer_dense_step>(packed.steps()[3].op);
+    deploy::level_thresholds const& t1 = std::get<deploy::level_thresholds>(d1.stage());
+    deploy::level_thresholds const& t2 = std::get<deploy::level_thresholds>(d2.stage());
+    deploy::affine_output const& out = std::get<deploy::affine_output>(d3.stage());
+    CHECK(t1.levels == (1 << R::bits) - 1);
+    CHECK(t2.levels == (1 << R::bits) - 1);
 
-    // 1. The packed layers against plain integer loops and their own thresholds.
-    xt::xtensor<std::uint8_t, 2> const c1 = packed.codes(q, 0), c2 = packed.codes(q, 1);
-    std::vector<std::int64_t> v(m * hidden);
-    packed.layers()[0].integers(kernels::matrix_view<std::uint8_t>{q.data(), m, inputs, inputs}, v.data(), hidden);
-    CHECK(v == loop_integers(packed.layers()[0], q));
+    // 1. The packed steps against plain integer loops over their weights and their own thresholds: the codes of
+    // each layer are the thresholds' codes of the exact sums v, and each logit is the float output of its v.
+    xt::xtensor<std::uint8_t, 2> const c0 = codes_after(packed, x, 1);
+    CHECK(c0 == q);  // the input map gives back the codes x was decoded from
+    xt::xtensor<std::uint8_t, 2> const c1 = codes_after(packed, x, 2), c2 = codes_after(packed, x, 3);
+    std::vector<std::int64_t> v = loop_integers(d1.weights(), q, m);
     std::size_t wrong = 0;
     for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = 0; j < hidden; ++j) wrong += c1(i, j) != packed.layers()[0].thresholds().code(j, v[i * hidden + j]);
-    packed.layers()[1].integers(kernels::matrix_view<std::uint8_t>{c1.data(), m, hidden, hidden}, v.data(), hidden);
-    CHECK(v == loop_integers(packed.layers()[1], c1));
+        for (std::size_t j = 0; j < hidden; ++j) wrong += c1(i, j) != t1.code(j, v[i * hidden + j]);
+    v = loop_integers(d2.weights(), c1, m);
     for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t j = 0; j < hidden; ++j) wrong += c2(i, j) != packed.layers()[1].thresholds().code(j, v[i * hidden + j]);
+        for (std::size_t j = 0; j < hidden; ++j) wrong += c2(i, j) != t2.code(j, v[i * hidden + j]);
     CHECK(wrong == 0);
-    xt::xtensor<float, 2> const logits = packed.forward(q);
-    CHECK(packed.quantize(x) == q);
-    CHECK(packed.forward(x) == logits);
+    xt::xtensor<float, 2> const logits = packed.forward(x);
+    v = loop_integers(d3.weights(), c2, m);
+    std::size_t wrong_logits = 0;
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < classes; ++j) wrong_logits += logits(i, j) != out.value(j, v[i * classes + j]);
+    CHECK(wrong_logits == 0);
 
     // 2. The fake-quant model, layer by layer: the same codes (the thresholds are exact; only the model's own
     // float sums could move a value that is within rounding of a PACT step, essentially never on random data).
@@ -291,7 +319,7 @@ TEST_CASE_TEMPLATE("compiled PACT MLPs equal the integer loops and the fake-quan
                     << ", largest logit difference " << worst_ratio << " of the tolerance, argmax " << agree << "/" << m);
 }
 
-TEST_CASE("packed_kbit_dense and packed_kbit_mlp refuse what they cannot run, with clear messages")
+TEST_CASE("packed_kbit_dense and a packed model's k-bit steps refuse what they cannot run, with clear messages")
 {
     deploy::packed_weights w{.in = 3, .out = 2, .bits = 2, .codes = {0, 1, -2, 0, 0, 0}};
     deploy::level_thresholds t{.levels = 3, .threshold = {0, 1, 2, 0, 1, 2}, .negate = {0, 1}};
@@ -321,27 +349,40 @@ TEST_CASE("packed_kbit_dense and packed_kbit_mlp refuse what they cannot run, wi
     CHECK(out[2] == 1);
     CHECK(out[3] == 1);
 
+    // A packed model of these layers: input codes (scale 1: the floats are the codes), the hidden layer above,
+    // and logits y_j = float(v step_j) + b_j from 2-bit weights of level 1.
     deploy::packed_weights w2{.in = 2, .out = 2, .bits = 2, .codes = {0, 0, 0, 0}};
-    deploy::packed_kbit_dense const last(w2, std::vector<double>{0.5, 0.25}, std::vector<float>{1.0f, 0.0f});
-    CHECK_THROWS_WITH_AS(deploy::packed_kbit_mlp({}, {hidden}), doctest::Contains("needs at least two layers"),
+    deploy::affine_output const affine{.a = 1.0, .offset = {0.0, 0.0}, .step = {0.5, 0.25}, .bias = {1.0f, 0.0f}};
+    deploy::packed_step const input{deploy::input_codes_step{{.scale = 1.0f, .offset = 0.0f}}};
+    deploy::packed_step const codes{deploy::integer_dense_step(deploy::layer_input::codes, w, t)};
+    deploy::packed_step const last{deploy::integer_dense_step(deploy::layer_input::codes, w2, affine)};
+    CHECK_THROWS_WITH_AS(deploy::integer_dense_step(deploy::layer_input::codes, w2,
+                                                    deploy::affine_output{.a = 1.0, .offset = {0.0, 0.0}, .step = {0.5},
+                                                                          .bias = {1.0f, 0.0f}}),
+                         doctest::Contains("the float output needs 2 offsets, steps and biases"), invalid_input);
+    // Steps that do not chain: codes of the wrong width, a layer on the float input, a model that ends on codes.
+    CHECK_THROWS_WITH_AS(deploy::packed_model(3, 2, {input, codes, codes, last}),
+                         doctest::Contains("an integer dense step reads 3 features, not 2"), invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_model(3, 2, {codes, last}), doctest::Contains("an integer dense step reads codes"),
                          invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_kbit_mlp({}, {last, last}), doctest::Contains("layer 0 must write codes"),
-                         invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_kbit_mlp({}, {hidden, hidden}), doctest::Contains("layer 1 must write logits"),
-                         invalid_input);
-    deploy::packed_kbit_mlp const m({}, {hidden, last});
-    xt::xtensor<float, 2> const logits = m.forward(q);
+    CHECK_THROWS_WITH_AS(deploy::packed_model(3, 2, {input, codes}),
+                         doctest::Contains("the last step writes 2 codes or sign bits, not 2 floats"), invalid_input);
+    deploy::packed_model const m(3, 2, {input, codes, last});
+    xt::xtensor<float, 2> const logits = m.forward(xt::xtensor<float, 2>{{1.0f, 2.0f, 3.0f}, {0.0f, 0.0f, 0.0f}});
     // Row 0: codes (0, 0) -> v = 0: logits (1, 0); row 1: codes (1, 1) -> v = 2 per channel: (2, 0.5).
     CHECK(logits(0, 0) == 1.0f);
     CHECK(logits(0, 1) == 0.0f);
     CHECK(logits(1, 0) == 2.0f);
     CHECK(logits(1, 1) == 0.5f);
-    CHECK_THROWS_WITH_AS((void)m.codes(q, 1), doctest::Contains("writes no codes"), invalid_input);
+    deploy::activations const hidden_codes = m.run(xt::xtensor<float, 2>{{1.0f, 2.0f, 3.0f}, {0.0f, 0.0f, 0.0f}}, 2);
+    CHECK(hidden_codes.kind == deploy::encoding::codes);
+    CHECK(std::vector<std::uint8_t>(hidden_codes.codes.begin(), hidden_codes.codes.end()) ==
+          std::vector<std::uint8_t>{0, 0, 1, 1});
     CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 2>::from_shape({1, 4})),
                          doctest::Contains("expected 3 input features, got 4"), invalid_input);
 }
 
-TEST_CASE("DoReFa activations and erased weights, as lowbit-train builds its models, compile like their concrete twin")
+TEST_CASE("DoReFa activations and erased weights, as lowbit-train builds its models, lower like their concrete twin")
 {
     // Policies are read through policy_traits: DoReFa's activations are unsigned 4-bit codes as PACT's are, and a
     // weight quantizer chosen at run time (ste::any_quantizer) is checked when compile() lowers its layer.
@@ -357,46 +398,69 @@ TEST_CASE("DoReFa activations and erased weights, as lowbit-train builds its mod
     xt::xtensor<float, 2> const x = decode(q, map);
     calibrate_batch_norm(concrete, x, 2);
     train::from_archive(erased, train::to_archive(concrete));
-    deploy::packed_kbit_mlp const a = deploy::compile(concrete, {.input = map});
-    deploy::packed_kbit_mlp const b = deploy::compile(erased, {.input = map});
+    deploy::packed_model const a = deploy::compile(concrete, {.input = map});
+    deploy::packed_model const b = deploy::compile(erased, {.input = map});
     CHECK(io::archive_bytes(deploy::to_archive(a)) == io::archive_bytes(deploy::to_archive(b)));
-    CHECK(a.layers()[0].thresholds().levels == 15);
-    CHECK(b.forward(q) == a.forward(q));
-    deploy::rounding_audit const audit = deploy::audit(erased, b, x, q, xt::xtensor<std::uint8_t, 1>::from_shape({m}));
+    CHECK(std::get<deploy::level_thresholds>(std::get<deploy::integer_dense_step>(a.steps()[1].op).stage()).levels == 15);
+    CHECK(b.forward(x) == a.forward(x));
+    xt::xtensor<std::uint8_t, 1> const labels = xt::zeros<std::uint8_t>({m});
+    deploy::rounding_audit const audit = deploy::audit(erased, b, x, labels, {.input = map});
+    CHECK(audit.values + audit.skipped == 2 * hidden * m);  // both code layers, every code
     CHECK(audit.unexplained == 0);
     CHECK(audit.argmax_disagreements_where_codes_agree == 0);
+    CHECK(audit.logits_outside == 0);
 
     // An erased policy without a packed form -- here an empty any_quantizer, the identity: float weights -- is
-    // refused when compile() meets it, naming the layer.
+    // refused when compile() meets it, naming the layer (the hidden dense layer is layer 4: the leaves are
+    // numbered in order, dense 0, batch_norm 1, relu 2, the activation quantizer 3).
     auto float_hidden = nn::mlp(o, ste::any_quantizer{}, ste::any_quantizer{ste::dorefa_weight<8>{}},
                                 ste::any_quantizer{ste::dorefa_weight<8>{}}, ste::dorefa_activation<4>{}, nn::bias_head);
-    CHECK_THROWS_WITH_AS((void)deploy::compile(float_hidden, {.input = map}),
-                         doctest::Contains("the hidden layer's weights are float, which has no packed form"),
-                         invalid_input);
+    std::string refusal;
+    try {
+        (void)deploy::compile(float_hidden, {.input = map});
+    } catch (invalid_input const& e) {
+        refusal = e.what();
+    }
+    CHECK(refusal.find("layer 4 (dense)") != std::string::npos);
+    CHECK(refusal.find("weights are float, which has no packed form") != std::string::npos);
 
-    // Activations chosen at run time may disagree on the code width, which a packed k-bit model has one of.
+    // Activations chosen at run time may write codes of different widths: each code layer has its own.
     auto mixed_codes = nn::mlp(o, ste::any_quantizer{ste::dorefa_weight<2>{}}, ste::any_quantizer{ste::dorefa_weight<8>{}},
                                ste::any_quantizer{ste::dorefa_weight<8>{}}, ste::any_quantizer{ste::pact<2>{}},
                                nn::bias_head);
     mixed_codes.template layer<5>().template layer<1>().quantizer() = ste::pact<4>{};
-    CHECK_THROWS_WITH_AS((void)deploy::compile(mixed_codes, {.input = map}),
-                         doctest::Contains("activations write codes of 2 and 4 bits"), invalid_input);
+    calibrate_batch_norm(mixed_codes, x, 3);
+    deploy::packed_model const mixed = deploy::compile(mixed_codes, {.input = map});
+    auto levels_of = [&](std::size_t step) {
+        return std::get<deploy::level_thresholds>(std::get<deploy::integer_dense_step>(mixed.steps()[step].op).stage()).levels;
+    };
+    CHECK(levels_of(1) == 3);
+    CHECK(levels_of(2) == 15);
+    deploy::rounding_audit const mixed_audit = deploy::audit(mixed_codes, mixed, x, labels, {.input = map});
+    CHECK(mixed_audit.values + mixed_audit.skipped == 2 * hidden * m);
+    CHECK(mixed_audit.unexplained == 0);
+    CHECK(mixed_audit.argmax_disagreements_where_codes_agree == 0);
+    CHECK(mixed_audit.logits_outside == 0);
 }
 
-TEST_CASE("integer levels of a mid-tread grid round-trip through the k-bit file, and a bad levels key is refused")
+TEST_CASE("integer levels of a mid-tread grid round-trip through the packed file, and a bad levels key is refused")
 {
     std::size_t const inputs = 30, hidden = 24, classes = 4, m = 16;
     deploy::input_map const map{.scale = 0.0125f, .offset = -1.5f};
     auto model = make_model<ternary_2>(inputs, hidden, classes, 1.25f, 8);
     xt::xtensor<std::uint8_t, 2> const q = random_codes(m, inputs, 3);
-    calibrate_batch_norm(model, decode(q, map), 4);
-    deploy::packed_kbit_mlp const packed = deploy::compile(model, {.input = map});
-    CHECK_FALSE(packed.layers()[1].weights().odd);  // TWN: the integers -1, 0, 1
+    xt::xtensor<float, 2> const x = decode(q, map);
+    calibrate_batch_norm(model, x, 4);
+    deploy::packed_model const packed = deploy::compile(model, {.input = map});
+    CHECK_FALSE(std::get<deploy::integer_dense_step>(packed.steps()[2].op).weights().odd);  // TWN: the integers -1, 0, 1
     io::archive a = deploy::to_archive(packed);
-    CHECK(a.meta().at("layer1.levels") == "integer");
-    CHECK(a.meta().count("layer0.levels") == 1);  // SQWA's 3-bit uniform grid: mid-tread too
-    CHECK(deploy::kbit_from_archive(a).forward(q) == packed.forward(q));
-    a.meta()["layer1.levels"] = "octal";
-    CHECK_THROWS_WITH_AS((void)deploy::kbit_from_archive(a), doctest::Contains("metadata 'layer1.levels' is 'octal'"),
-                         io::io_error);
+    CHECK(a.meta().at("step2.levels") == "integer");
+    CHECK(a.meta().at("step1.levels") == "integer");  // SQWA's 3-bit uniform grid: mid-tread too
+    CHECK(a.meta().at("step3.levels") == "integer");  // LSQ's two's-complement grid
+    deploy::packed_model const again = deploy::packed_model_from_archive(a);
+    CHECK_FALSE(std::get<deploy::integer_dense_step>(again.steps()[2].op).weights().odd);
+    CHECK(again.forward(x) == packed.forward(x));
+    a.meta()["step2.levels"] = "octal";
+    CHECK_THROWS_WITH_AS((void)deploy::packed_model_from_archive(a),
+                         doctest::Contains("metadata 'step2.levels' is 'octal'"), io::io_error);
 }

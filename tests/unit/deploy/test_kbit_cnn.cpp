@@ -1,34 +1,28 @@
 // SPDX-License-Identifier: MIT
-// The CNN with k-bit (PACT) activations in the deploy path, on small random models:
-//  - a packed_kbit_conv2d lowered by compile()'s own code: its integers against plain integer loops over the
-//    valid taps (input codes with padding classes, and k-bit codes; binary and odd-level weights; odd sizes,
-//    more than 64 channels, strides and paddings), and its codes against the float conv2d - batch_norm -
-//    ReLU - PACT;
+// CNNs with k-bit (PACT) activations lowered by deploy::compile into a deploy::packed_model, on small random
+// models:
+//  - the convolution step that compile makes of a conv2d - batch_norm - ReLU - PACT block: the integers of its
+//    packed_kbit_conv2d against plain integer loops over the valid taps (input codes with padding classes, and
+//    k-bit codes; binary and odd-level weights; odd sizes, more than 64 channels, strides and paddings), its codes
+//    against its thresholds, and against the float conv2d - batch_norm - ReLU - PACT;
 //  - code_max_pool against nn::max_pool2d on PACT's values;
-//  - whole compiled CNNs against the fake-quant model's evaluation forward (every code of every layer, the
-//    argmax, the logits within the float-summation bound), with input maps of offset 0 and not;
-//  - the errors of packed_kbit_conv2d, code_max_pool and packed_kbit_cnn;
-//  - the packed k-bit CNN file: a bit-exact round trip, the kind detection, and one clear io_error naming the
-//    file for each problem (truncated, corrupt, another kind, unsupported version, inconsistent entries).
+//  - nn::cnn with PACT activations against the fake-quant model's evaluation forward (every code of every layer,
+//    the argmax, the logits within the float-summation bound), with input maps of offset 0 and not;
+//  - the errors of packed_kbit_conv2d, code_max_pool and packed_model steps of codes that do not chain.
+// The packed file of these models is tested in test_packed_cnn_file.cpp.
 #include <lowbit/deploy/code_max_pool.hpp>
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/packed_cnn_file.hpp>
-#include <lowbit/deploy/packed_kbit_cnn.hpp>
-#include <lowbit/deploy/packed_kbit_cnn_file.hpp>
 #include <lowbit/deploy/packed_kbit_conv2d.hpp>
-#include <lowbit/deploy/packed_kbit_file.hpp>
-#include <lowbit/io/archive.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
-#include <lowbit/train/checkpoint.hpp>
-
-#include "../../support/conv_loops.hpp"
-#include "../../support/file_problem.hpp"
-#include "../../support/temp_dir.hpp"
 
 #include "../../support/argmax.hpp"
-
+#include "../../support/conv_loops.hpp"
 #include "../../support/kbit_recipe.hpp"
+#include "../../support/packed_steps.hpp"
+
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
@@ -37,18 +31,21 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <random>
+#include <span>
 #include <string>
 #include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
+
+// The unity build compiles this file with test_kbit.cpp and test_packed_kbit_file.cpp: its helpers and test cases
+// live in a namespace of their own, not the anonymous one those files share.
+namespace kbit_cnn_test {
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
-using lowbit::test::contains;
-using lowbit::test::problem;
-
-namespace {
 
 template <int Bits>
 using pact_act = nn::sequential<nn::relu, nn::quantize_activation<ste::pact<Bits>>>;
@@ -95,29 +92,106 @@ std::vector<T> nhwc(T const* x, std::size_t n, std::size_t c, std::size_t plane)
     return y;
 }
 
-/// The number of codes of a [n, C, H, W] fake-quant activation that differ from NHWC packed codes, and the
-/// largest difference.
-std::pair<std::size_t, int> differing(xt::xtensor<float, 4> const& a, float alpha, int bits,
-                                      xt::xtensor<std::uint8_t, 2> const& packed)
+/// Images [n, C, H, W] as the rows [n, C H W] of packed_model::run.
+xt::xtensor<float, 2> rows_of(xt::xtensor<float, 4> const& x)
+{
+    xt::xtensor<float, 2> r = xt::xtensor<float, 2>::from_shape({x.shape(0), x.size() / x.shape(0)});
+    std::copy(x.begin(), x.end(), r.begin());
+    return r;
+}
+
+/// The number of codes of a fake-quant PACT activation ([n, C, H, W] NCHW, or [n, C]) that differ from NHWC packed
+/// codes, and the largest difference.
+template <std::size_t Rank>
+std::pair<std::size_t, int> differing(xt::xtensor<float, Rank> const& a, float alpha, int bits,
+                                      std::span<std::uint8_t const> packed)
 {
     std::vector<std::uint8_t> const f = pact_codes(a, alpha, bits);
-    std::vector<std::uint8_t> const fn = nhwc(f.data(), a.shape(0), a.shape(1), a.shape(2) * a.shape(3));
+    std::vector<std::uint8_t> const fn = nhwc(f.data(), a.shape(0), a.shape(1), a.size() / (a.shape(0) * a.shape(1)));
     REQUIRE(fn.size() == packed.size());
     std::size_t d = 0;
     int worst = 0;
     for (std::size_t i = 0; i < fn.size(); ++i) {
-        int const e = std::abs(static_cast<int>(fn[i]) - static_cast<int>(packed.data()[i]));
+        int const e = std::abs(static_cast<int>(fn[i]) - static_cast<int>(packed[i]));
         d += e != 0;
         worst = std::max(worst, e);
     }
     return {d, worst};
 }
 
+/// The codes of activations after a packed step.
+std::span<std::uint8_t const> codes_of(deploy::activations const& a)
+{
+    REQUIRE(a.kind == deploy::encoding::codes);
+    return {a.codes.data(), a.codes.size()};
+}
+
 using lowbit::test::argmax_row;
 
-/// One conv - BN - ReLU - PACT<Bits> block, lowered by compile()'s own code, against integer loops and the
-/// float layers. @p first: the input is the input map's codes (padding classes); else PACT codes of unit
-/// 0.7 / n.
+/// The one convolution step of @p model (lowered with @p options), which holds the conv2d - batch_norm - ReLU -
+/// PACT<Bits> @p block: its geometry and thresholds, its packed_kbit_conv2d's integers on the codes it reads
+/// against integer loops over @p q, the codes it writes against its thresholds, and against the float block on
+/// @p block_in (what the float model's block reads). @p first: the step reads the input map's codes.
+template <int Bits, class Model, class Block>
+void check_conv_step(Model& model, Block& block, nn::conv2d_options const& o, xt::xtensor<float, 4> const& x,
+                     xt::xtensor<float, 4> const& block_in, xt::xtensor<std::uint8_t, 4> const& q, float alpha,
+                     deploy::compile_options const& options, bool first)
+{
+    constexpr int n_levels = (1 << Bits) - 1;
+    std::size_t const n = x.shape(0), h = x.shape(2), w = x.shape(3);
+    deploy::packed_model const packed = deploy::compile(model, options);
+    std::vector<std::size_t> const at = test::integer_steps(packed, deploy::encoding::codes);
+    REQUIRE(at.size() == 1);
+    auto const& step = std::get<deploy::integer_conv_step>(packed.steps()[at[0]].op);
+    CHECK(step.input() == deploy::layer_input::codes);
+    kernels::binary_conv2d_shape const& s = step.shape();
+    CHECK((s.channels == o.in && s.height == h && s.width == w && s.filters == o.out && s.kernel == o.kernel &&
+           s.stride == o.stride && s.padding == o.padding));
+    auto const& sets = std::get<std::vector<deploy::level_thresholds>>(step.stage());
+    // On the input map's codes (offset -0.77: code 0 is not 0.0) each padding class has its own thresholds.
+    CHECK(sets.size() == (first ? deploy::padding_classes::of(s).count() : 1));
+    deploy::packed_kbit_conv2d const conv(s, step.weights(), sets);
+    CHECK(conv.levels() == n_levels);
+
+    // What the step reads: the codes q, as NHWC rows.
+    xt::xtensor<float, 2> const rows = rows_of(x);
+    deploy::activations const in = packed.run(rows, at[0]);
+    std::vector<std::uint8_t> const qn = nhwc(q.data(), n, o.in, h * w);
+    std::span<std::uint8_t const> const read = codes_of(in);
+    CHECK(std::equal(read.begin(), read.end(), qn.begin(), qn.end()));
+
+    // Integers: sum over the valid taps of code x level, in plain loops over NCHW.
+    std::size_t const rows_out = n * conv.out_pixels();
+    std::vector<std::int64_t> v(rows_out * o.out);
+    conv.integers(in.code_view(), n, v.data(), o.out);
+    std::vector<std::int64_t> const loops = test::conv_loops(
+        s, step.weights(), n, [&](std::size_t i, std::size_t c, std::size_t y, std::size_t xx) { return std::int64_t{q(i, c, y, xx)}; });
+    std::size_t wrong = 0;
+    for (std::size_t r = 0; r < loops.size(); ++r) wrong += v[r] != loops[r];
+    CHECK(wrong == 0);
+
+    // Codes: each pixel's class's thresholds applied to v, and against the float layers (zero padding in float).
+    deploy::activations const out = packed.run(rows, at[0] + 1);
+    std::span<std::uint8_t const> const codes = codes_of(out);
+    REQUIRE(codes.size() == rows_out * o.out);
+    std::size_t off_rule = 0;
+    for (std::size_t r = 0; r < rows_out; ++r) {
+        deploy::level_thresholds const& t =
+            first ? conv.thresholds()[conv.classes().pixel_class[r % conv.out_pixels()]] : conv.thresholds()[0];
+        for (std::size_t j = 0; j < o.out; ++j) off_rule += codes[r * o.out + j] != t.code(j, v[r * o.out + j]);
+    }
+    CHECK(off_rule == 0);
+    xt::xtensor<float, 4> const f = block.forward(block_in, {.training = false});
+    auto const [d, worst] = differing(f, alpha, Bits, codes);
+    // The float conv rounds its sums (the packed one is exact), so a value within rounding of a PACT step may
+    // land on the next code; with random statistics that is rare, a wrong threshold or padding is not.
+    CHECK(d <= 2);
+    CHECK(worst <= 1);
+}
+
+/// One conv - BN - ReLU - PACT<Bits> block, lowered by compile, against integer loops and the float layers.
+/// @p first: the block is the model's first layer and reads the input map's codes (padding classes); else it
+/// reads PACT codes of unit 0.7 / n.
 template <class P, int Bits>
 void check_conv(nn::conv2d_options o, std::size_t h, std::size_t w, bool first, std::uint32_t seed)
 {
@@ -131,14 +205,14 @@ void check_conv(nn::conv2d_options o, std::size_t h, std::size_t w, bool first, 
     CAPTURE(Bits);
     o.seed = seed;
     o.bias = true;
-    float const alpha = 1.5f;
+    float const alpha = 1.5f, alpha_in = 0.7f;
     constexpr int n_levels = (1 << Bits) - 1;
     nn::sequential block{nn::conv2d<P>(o, P{}), nn::batch_norm<4>({.channels = o.out}),
                          pact_act<Bits>{nn::relu{}, nn::quantize_activation<ste::pact<Bits>>(ste::pact<Bits>{{.alpha = alpha}})}};
     std::size_t const n = 3;
     std::mt19937 rng(seed);
     deploy::input_map const map{.scale = 0.0123f, .offset = -0.77f};
-    double const unit = 0.7 / n_levels;
+    double const unit = static_cast<double>(alpha_in) / n_levels;
     std::int64_t const max_code = first ? 255 : n_levels;
     xt::xtensor<std::uint8_t, 4> q = xt::xtensor<std::uint8_t, 4>::from_shape({n, o.in, h, w});
     xt::xtensor<float, 4> x = xt::xtensor<float, 4>::from_shape(q.shape());
@@ -149,41 +223,22 @@ void check_conv(nn::conv2d_options o, std::size_t h, std::size_t w, bool first, 
     }
     randomise_batch_norms(block, x, seed + 2);
     for (float& b : block.template layer<0>().bias()) b = 0.1f * static_cast<float>(rng() % 7) - 0.3f;
-    deploy::packed_kbit_conv2d const conv = deploy::detail::lower_kbit_conv_block(
-        block.template layer<0>(), block.template layer<1>(), block.template layer<2>(), h, w, first ? &map : nullptr,
-        unit, max_code, "test");
-    kernels::binary_conv2d_shape const& s = conv.shape();
-    CHECK(conv.levels() == n_levels);
-    CHECK(conv.thresholds().size() == (first ? deploy::padding_classes::of(s).count() : 1));
-    std::size_t const rows = n * conv.out_pixels();
-    std::vector<std::uint8_t> const qn = nhwc(q.data(), n, o.in, h * w);
-    kernels::matrix_view<std::uint8_t> const in{qn.data(), n * h * w, o.in, o.in};
-
-    // Integers: sum over the valid taps of code x level, in plain loops over NCHW.
-    std::vector<std::int64_t> v(rows * o.out);
-    conv.integers(in, n, v.data(), o.out);
-    std::vector<std::int64_t> const loops = test::conv_loops(
-        s, conv.weights(), n, [&](std::size_t i, std::size_t c, std::size_t y, std::size_t xx) { return std::int64_t{q(i, c, y, xx)}; });
-    std::size_t wrong = 0;
-    for (std::size_t r = 0; r < loops.size(); ++r) wrong += v[r] != loops[r];
-    CHECK(wrong == 0);
-
-    // Codes: each pixel's class's thresholds applied to v, and against the float layers (zero padding in float).
-    xt::xtensor<std::uint8_t, 2> codes = xt::xtensor<std::uint8_t, 2>::from_shape({rows, o.out});
-    conv.forward(in, n, codes.data(), o.out);
-    std::size_t off_rule = 0;
-    for (std::size_t r = 0; r < rows; ++r) {
-        deploy::level_thresholds const& t =
-            first ? conv.thresholds()[conv.classes().pixel_class[r % conv.out_pixels()]] : conv.thresholds()[0];
-        for (std::size_t j = 0; j < o.out; ++j) off_rule += codes(r, j) != t.code(j, v[r * o.out + j]);
+    nn::forward_context const eval{.training = false};
+    if (first) {
+        nn::sequential model(block, nn::flatten{});
+        check_conv_step<Bits>(model, model.template layer<0>(), o, x, x, q, alpha,
+                              {.input = map, .height = h, .width = w}, true);
+    } else {
+        // The block reads k-bit codes: an identity BatchNorm (its default statistics, gamma 1, beta 0) and a PACT
+        // of alpha 0.7 before it give back the codes q of the values 0.7 q / n (the BatchNorm also fixes the
+        // images' channels).
+        nn::sequential model(nn::batch_norm<4>({.channels = o.in}),
+                             nn::quantize_activation<ste::pact<Bits>>(ste::pact<Bits>{{.alpha = alpha_in}}), block,
+                             nn::flatten{});
+        xt::xtensor<float, 4> const in =
+            model.template layer<1>().forward(model.template layer<0>().forward(x, eval), eval);
+        check_conv_step<Bits>(model, model.template layer<2>(), o, x, in, q, alpha, {.height = h, .width = w}, false);
     }
-    CHECK(off_rule == 0);
-    xt::xtensor<float, 4> const f = block.forward(x, {.training = false});
-    auto const [d, worst] = differing(f, alpha, Bits, codes);
-    // The float conv rounds its sums (the packed one is exact), so a value within rounding of a PACT step may
-    // land on the next code; with random statistics that is rare, a wrong threshold or padding is not.
-    CHECK(d <= 2);
-    CHECK(worst <= 1);
 }
 
 using lowbit::test::kbit_recipe;
@@ -191,10 +246,9 @@ using binary_hidden_2 = kbit_recipe<ste::dorefa_weight<8>, ste::xnor_weight<>, s
 using levels_4 = kbit_recipe<ste::dorefa_weight<4>, ste::dorefa_weight<2>, ste::xnor_weight<per_tensor_t>, 4>;
 using ternary_2 = kbit_recipe<ste::uniform_weight<3>, ste::twn_weight<>, ste::lsq<4, grid::signed_int>, 2>;
 
-} // namespace
-
-TEST_CASE_TEMPLATE("packed_kbit_conv2d equals integer loops and the float conv - batch_norm - ReLU - PACT", P,
-                   ste::xnor_weight<>, ste::dorefa_weight<2>, ste::dorefa_weight<8>, ste::twn_weight<>,
+TEST_CASE_TEMPLATE("a lowered conv - batch_norm - ReLU - PACT block: packed_kbit_conv2d equals integer loops, and the "
+                   "step the float conv - batch_norm - ReLU - PACT",
+                   P, ste::xnor_weight<>, ste::dorefa_weight<2>, ste::dorefa_weight<8>, ste::twn_weight<>,
                    ste::lsq<4, grid::signed_int>)
 {
     for (bool const first : {true, false}) {
@@ -225,7 +279,7 @@ TEST_CASE("code_max_pool is nn::max_pool2d on PACT's values")
         deploy::code_max_pool(kernels::matrix_view<std::uint8_t>{qn.data(), 2 * h * w, c, c}, 2, h, w, win, y.data(), c);
         CHECK(f.shape(2) == win.out(h));
         CHECK(f.shape(3) == win.out(w));
-        auto const [d, worst] = differing(f, alpha, 4, y);
+        auto const [d, worst] = differing(f, alpha, 4, std::span<std::uint8_t const>(y.data(), y.size()));
         CHECK(d == 0);
         CHECK(worst == 0);
     }
@@ -238,8 +292,8 @@ TEST_CASE("code_max_pool is nn::max_pool2d on PACT's values")
                          doctest::Contains("shape mismatch: expected 4 pixel rows, got 3"), invalid_input);
 }
 
-TEST_CASE_TEMPLATE("a compiled PACT CNN agrees with the fake-quant model: every code, argmax, logits", R,
-                   binary_hidden_2, levels_4, ternary_2)
+TEST_CASE_TEMPLATE("a lowered PACT CNN agrees with the fake-quant model: every code, argmax, logits", R, binary_hidden_2,
+                   levels_4, ternary_2)
 {
     constexpr int bits = R::bits;
     for (bool const standardised : {false, true}) {
@@ -262,21 +316,26 @@ TEST_CASE_TEMPLATE("a compiled PACT CNN agrees with the fake-quant model: every 
         randomise_batch_norms(model, x, 9);
         nn::forward_context const eval{.training = false};
         xt::xtensor<float, 2> const fake = model.forward(x, eval);
-        deploy::packed_kbit_cnn const packed = deploy::compile(model, {.input = map});
-        CHECK(model.forward(x, eval) == fake);  // compile leaves the model as it was
-        CHECK(packed.height() == size);
-        CHECK(packed.width() == size);
-        CHECK(packed.channels() == 2);
+        deploy::packed_model const packed = deploy::compile(model, {.input = map, .height = size, .width = size});
+        CHECK(model.forward(x, eval) == fake);  // lowering leaves the model as it was
+        // Every layer on the integer kernels: the images' codes, four convolutions and the hidden dense layer writing
+        // k-bit codes, the logits from the last layer's integer sums.
+        CHECK(test::step_kinds(packed) ==
+              "nhwc input iconv>codes iconv>codes pool iconv>codes iconv>codes pool flatten int>codes int>floats");
+        CHECK(packed.inputs() == 2 * size * size);
         CHECK(packed.classes() == classes);
-        REQUIRE(packed.code_layers() == 5);
-        CHECK(packed.convs()[0].thresholds().size() == 9);  // one per padding class of a 3x3 pad-1 convolution
-        CHECK(packed.convs()[1].thresholds().size() == 1);
+        std::vector<std::size_t> const at = test::integer_steps(packed, deploy::encoding::codes);
+        REQUIRE(at.size() == 5);
+        // One set of thresholds per padding class in the first convolution where code 0 is not 0.0 (the standardised
+        // map), else one; the second convolution reads PACT codes, whose 0 is 0.0.
+        auto const& c0 = std::get<deploy::integer_conv_step>(packed.steps()[at[0]].op);
+        auto const& c1 = std::get<deploy::integer_conv_step>(packed.steps()[at[1]].op);
+        CHECK(std::get<std::vector<deploy::level_thresholds>>(c0.stage()).size() == (standardised ? 9u : 1u));
+        CHECK(std::get<std::vector<deploy::level_thresholds>>(c1.stage()).size() == 1);
 
-        xt::xtensor<std::uint8_t, 4> const codes = packed.quantize(x);
-        xt::xtensor<float, 2> const logits = packed.forward(codes);
-        CHECK(logits == packed.forward(x));
+        xt::xtensor<float, 2> const logits = packed.forward(x);
 
-        // Codes, layer by layer.
+        // Codes, layer by layer: the packed model's activations after each step that writes codes.
         auto const a1 = model.template layer<0>().forward(x, eval);
         auto const a2 = model.template layer<1>().forward(a1, eval);
         auto const a3 = model.template layer<3>().forward(model.template layer<2>().forward(a2, eval), eval);
@@ -284,24 +343,24 @@ TEST_CASE_TEMPLATE("a compiled PACT CNN agrees with the fake-quant model: every 
         auto const flat = model.template layer<6>().forward(model.template layer<5>().forward(a4, eval), eval);
         auto const a5 = model.template layer<9>().forward(
             model.template layer<8>().forward(model.template layer<7>().forward(flat, eval), eval), eval);
-        std::vector<xt::xtensor<std::uint8_t, 2>> const traced = packed.trace(codes);
-        REQUIRE(traced.size() == 5);
+        xt::xtensor<float, 2> const rows = rows_of(x);
+        std::vector<deploy::activations> traced;
+        for (std::size_t const i : at) traced.push_back(packed.run(rows, i + 1));
         std::size_t d = 0;
         int worst = 0;
-        for (auto const& [a, t] : {std::pair{&a1, &traced[0]}, std::pair{&a2, &traced[1]}, std::pair{&a3, &traced[2]},
-                                   std::pair{&a4, &traced[3]}}) {
-            auto const [di, wi] = differing(*a, alpha, bits, *t);
-            d += di;
-            worst = std::max(worst, wi);
-        }
-        std::vector<std::uint8_t> const f5 = pact_codes(a5, alpha, bits);
-        for (std::size_t i = 0; i < f5.size(); ++i) {
-            int const e = std::abs(static_cast<int>(f5[i]) - static_cast<int>(traced[4].data()[i]));
-            d += e != 0;
-            worst = std::max(worst, e);
-        }
+        auto const add = [&](std::pair<std::size_t, int> e) {
+            d += e.first;
+            worst = std::max(worst, e.second);
+        };
+        add(differing(a1, alpha, bits, codes_of(traced[0])));
+        add(differing(a2, alpha, bits, codes_of(traced[1])));
+        add(differing(a3, alpha, bits, codes_of(traced[2])));
+        add(differing(a4, alpha, bits, codes_of(traced[3])));
+        add(differing(a5, alpha, bits, codes_of(traced[4])));
         std::size_t nonzero = 0;
-        for (auto const& t : traced) nonzero += static_cast<std::size_t>(std::count_if(t.begin(), t.end(), [](std::uint8_t c) { return c != 0; }));
+        for (auto const& t : traced)
+            nonzero +=
+                static_cast<std::size_t>(std::ranges::count_if(t.codes, [](std::uint8_t c) { return c != 0; }));
         MESSAGE("Bits " << bits << std::string(standardised ? ", standardised" : "") << ": " << d << " differing codes, "
                         << nonzero << " non-zero codes");
         CHECK(nonzero > 0);  // the codes are not all 0: the comparison tests something
@@ -329,7 +388,8 @@ TEST_CASE_TEMPLATE("a compiled PACT CNN agrees with the fake-quant model: every 
     }
 }
 
-TEST_CASE("packed_kbit_conv2d and packed_kbit_cnn refuse what they cannot run, with clear messages")
+TEST_CASE("packed_kbit_conv2d and packed_model's k-bit convolution steps refuse what they cannot run, with clear "
+          "messages")
 {
     kernels::binary_conv2d_shape const s{.channels = 2, .height = 4, .width = 4, .filters = 3, .kernel = 3, .padding = 1};
     deploy::packed_weights const w{.in = 18, .out = 3, .bits = 1, .signs = std::vector<std::uint64_t>(3, 0)};
@@ -358,180 +418,40 @@ TEST_CASE("packed_kbit_conv2d and packed_kbit_cnn refuse what they cannot run, w
     CHECK_THROWS_WITH_AS(conv.forward(kernels::matrix_view<std::uint8_t>{x.data(), 32, 2, 2}, 2, y.data(), 2),
                          doctest::Contains("code rows shorter than the filters"), invalid_input);
 
-    // packed_kbit_cnn: chaining.
-    deploy::packed_weights const dw{.in = 48, .out = 2, .bits = 1, .signs = std::vector<std::uint64_t>(2, 0)};
-    deploy::level_thresholds const t2{.levels = 3, .threshold = std::vector<std::int32_t>(6, 0),
-                                      .negate = std::vector<std::uint8_t>(2, 0)};
-    auto hidden = [&] { return deploy::packed_kbit_dense(dw, t2); };
-    auto logits = [&](std::size_t in) {
-        deploy::packed_weights lw{.in = in, .out = 2, .bits = 1, .signs = std::vector<std::uint64_t>(2, 0)};
-        return deploy::packed_kbit_dense(lw, std::vector<double>(2, 1.0), std::vector<float>(2, 0.0f));
+    // Steps of codes that do not chain: a k-bit convolution on the input codes, a pooling, a dense layer writing
+    // codes, the logits.
+    using deploy::packed_step;
+    packed_step const images{deploy::nhwc_step{2, 4, 4}}, input{deploy::input_codes_step{}},
+        flatten{deploy::flatten_step{}};
+    packed_step const codes_conv{deploy::integer_conv_step(deploy::layer_input::codes, s, w, std::vector{t})};
+    auto const pool = [](std::size_t k, std::size_t stride) {
+        return packed_step{deploy::max_pool_step{{.kernel = k, .stride = stride}}};
     };
-    CHECK_NOTHROW(deploy::packed_kbit_cnn({}, {conv}, {deploy::pool_window{}}, {hidden(), logits(2)}));
-    CHECK_THROWS_WITH_AS(deploy::packed_kbit_cnn({}, {conv}, {}, {hidden(), logits(2)}),
-                         doctest::Contains("0 poolings for 1 convolutions"), invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_kbit_cnn({}, {conv}, {deploy::pool_window{.kernel = 2, .stride = 2}},
-                                                 {hidden(), logits(2)}),
-                         doctest::Contains("dense layer 0 reads 48 features, the layer before writes 12"),
-                         invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_kbit_cnn({}, {conv}, {deploy::pool_window{}}, {logits(48), logits(2)}),
-                         doctest::Contains("dense layer 0 must write codes"), invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_kbit_cnn({}, {conv}, {deploy::pool_window{.kernel = 5, .stride = 1}},
-                                                 {hidden(), logits(2)}),
-                         doctest::Contains("the pooling after convolution 0 has stride 0 or a window larger than the "
-                                           "4x4 feature map"),
-                         invalid_input);
-    kernels::binary_conv2d_shape s2 = s;
-    s2.channels = 3;
-    deploy::packed_weights const w2{.in = 27, .out = 3, .bits = 1, .signs = std::vector<std::uint64_t>(3, 0)};
-    std::vector<deploy::level_thresholds> nine(9, t);
-    CHECK_THROWS_WITH_AS(deploy::packed_kbit_cnn({}, {conv, deploy::packed_kbit_conv2d(s2, w2, nine)},
-                                                 {deploy::pool_window{}, deploy::pool_window{}}, {hidden(), logits(2)}),
-                         doctest::Contains("convolution 1 reads k-bit codes and has one set of thresholds, not 9"),
-                         invalid_input);
-    deploy::packed_kbit_cnn const cnn({}, {conv}, {deploy::pool_window{}}, {hidden(), logits(2)});
+    auto const hidden = [] {
+        deploy::packed_weights const dw{.in = 48, .out = 2, .bits = 1, .signs = std::vector<std::uint64_t>(2, 0)};
+        deploy::level_thresholds const t2{.levels = 3, .threshold = std::vector<std::int32_t>(6, 0),
+                                          .negate = std::vector<std::uint8_t>(2, 0)};
+        return packed_step{deploy::integer_dense_step(deploy::layer_input::codes, dw, t2)};
+    };
+    auto const logits = [](std::size_t in) {
+        deploy::packed_weights const lw{.in = in, .out = 2, .bits = 1, .signs = std::vector<std::uint64_t>(2, 0)};
+        return packed_step{deploy::integer_dense_step(
+            deploy::layer_input::codes, lw,
+            deploy::affine_output{.a = 1.0, .offset = {0.0, 0.0}, .step = {1.0, 1.0}, .bias = {0.0f, 0.0f}})};
+    };
+    auto const chain = [](std::vector<packed_step> steps) { return deploy::packed_model(32, 2, std::move(steps)); };
+    CHECK_NOTHROW(chain({images, input, codes_conv, flatten, hidden(), logits(2)}));
+    CHECK_THROWS_WITH_AS(chain({images, input, codes_conv, pool(2, 2), flatten, hidden(), logits(2)}),
+                         doctest::Contains("an integer dense step reads 48 features, not 12"), invalid_input);
+    CHECK_THROWS_WITH_AS(chain({images, input, codes_conv, flatten, logits(48), logits(2)}),
+                         doctest::Contains("the steps do not chain: an integer dense step reads codes"), invalid_input);
+    CHECK_THROWS_WITH_AS(chain({images, input, codes_conv, pool(5, 1), flatten, hidden(), logits(2)}),
+                         doctest::Contains("a max pooling: the 4x4 input is smaller than the 5x5 window"), invalid_input);
+    CHECK_THROWS_WITH_AS(chain({images, input, codes_conv, pool(2, 0), flatten, hidden(), logits(2)}),
+                         doctest::Contains("a max pooling: kernel and stride must be positive"), invalid_input);
+    deploy::packed_model const cnn = chain({images, input, codes_conv, flatten, hidden(), logits(2)});
     CHECK_THROWS_WITH_AS((void)cnn.forward(xt::xtensor<float, 4>::from_shape({1, 2, 4, 5})),
-                         doctest::Contains("shape mismatch: expected images of 2 x 4 x 4, got 2 x 4 x 5"), invalid_input);
+                         doctest::Contains("expected 32 input features, got 40"), invalid_input);
 }
 
-namespace {
-/// A small compiled PACT CNN with trained-looking BatchNorms, 4-bit activations, all three weight kinds.
-deploy::packed_kbit_cnn small_packed_cnn()
-{
-    auto model = nn::cnn({.channels = 1, .size = 8, .width1 = 6, .width2 = 65, .hidden = 20, .classes = 3, .seed = 2},
-                         ste::dorefa_weight<2>{}, ste::dorefa_weight<8>{}, ste::xnor_weight<>{},
-                         ste::pact<4>{{.alpha = 2.0f}}, nn::bias_head);
-    std::mt19937 rng(3);
-    xt::xtensor<float, 4> x = xt::xtensor<float, 4>::from_shape({8, 1, 8, 8});
-    for (float& v : x) v = static_cast<float>(rng() % 256u) / 255.0f;
-    randomise_batch_norms(model, x, 4);
-    return deploy::compile(model, {.input = {.scale = 0.01f, .offset = -0.5f}});
-}
-
-std::string kbit_cnn_problem(std::filesystem::path const& p)
-{
-    return problem(p, [](auto const& f) { return deploy::load_packed_kbit_cnn(f); });
-}
-} // namespace
-
-TEST_CASE("a packed k-bit CNN round-trips through its file bit for bit, and each loader names the right one")
-{
-    test::temp_dir dir("packed_kbit_cnn_file");
-    deploy::packed_kbit_cnn const packed = small_packed_cnn();
-    deploy::save_packed(dir / "pact.lbpk", packed);
-    CHECK(std::filesystem::file_size(dir / "pact.lbpk") == deploy::packed_bytes(packed));
-    io::archive const a = io::load_archive(dir / "pact.lbpk");
-    CHECK(deploy::packed_kind(a) == deploy::packed_model_kind::kbit_cnn);
-    CHECK(a.meta().at("format") == "lowbit-packed-kbit-cnn");
-    CHECK(a.meta().at("conv0.act_bits") == "4");
-    deploy::packed_kbit_cnn const loaded = deploy::load_packed_kbit_cnn(dir / "pact.lbpk");
-    CHECK(loaded.input().scale == packed.input().scale);
-    CHECK(loaded.input().offset == packed.input().offset);
-    REQUIRE(loaded.convs().size() == 4);
-    for (std::size_t i = 0; i < 4; ++i) {
-        CHECK(loaded.pools()[i].kernel == packed.pools()[i].kernel);
-        CHECK(loaded.pools()[i].stride == packed.pools()[i].stride);
-        CHECK(loaded.convs()[i].weights().signs == packed.convs()[i].weights().signs);
-        CHECK(loaded.convs()[i].weights().codes == packed.convs()[i].weights().codes);
-        REQUIRE(loaded.convs()[i].thresholds().size() == packed.convs()[i].thresholds().size());
-        for (std::size_t c = 0; c < packed.convs()[i].thresholds().size(); ++c) {
-            CHECK(loaded.convs()[i].thresholds()[c].threshold == packed.convs()[i].thresholds()[c].threshold);
-            CHECK(loaded.convs()[i].thresholds()[c].negate == packed.convs()[i].thresholds()[c].negate);
-        }
-    }
-    CHECK(loaded.dense()[0].thresholds().threshold == packed.dense()[0].thresholds().threshold);
-    CHECK(std::equal(loaded.dense()[1].scale().begin(), loaded.dense()[1].scale().end(), packed.dense()[1].scale().begin(),
-                     packed.dense()[1].scale().end()));
-    std::mt19937 rng(8);
-    xt::xtensor<std::uint8_t, 4> q = xt::xtensor<std::uint8_t, 4>::from_shape({17, 1, 8, 8});
-    for (auto& c : q) c = static_cast<std::uint8_t>(rng() & 0xFFu);
-    CHECK(loaded.forward(q) == packed.forward(q));
-
-    // Each loader names the right one for a k-bit CNN, and this one for the others.
-    CHECK(problem(dir / "pact.lbpk", [](auto const& f) { return deploy::load_packed_cnn(f); }) ==
-          "this is a packed k-bit CNN ('lowbit-packed-kbit-cnn'), not a packed CNN: load it with "
-          "deploy::load_packed_kbit_cnn");
-    CHECK(problem(dir / "pact.lbpk", [](auto const& f) { return deploy::load_packed_kbit(f); }) ==
-          "this is a packed k-bit CNN ('lowbit-packed-kbit-cnn'), not a packed k-bit MLP: load it with "
-          "deploy::load_packed_kbit_cnn");
-    CHECK(problem(dir / "pact.lbpk", [](auto const& f) { return deploy::load_packed(f); }) ==
-          "this is a packed k-bit CNN ('lowbit-packed-kbit-cnn'), not a packed MLP: load it with "
-          "deploy::load_packed_kbit_cnn");
-}
-
-TEST_CASE("load_packed_kbit_cnn names the file and the problem")
-{
-    test::temp_dir dir("packed_kbit_cnn_errors");
-    deploy::save_packed(dir / "m.lbpk", small_packed_cnn());
-    std::string const s = test::read_file(dir / "m.lbpk");
-
-    CHECK(kbit_cnn_problem(dir / "missing.lbpk") == "file not found");
-    test::write_file(dir / "cut.lbpk", s.substr(0, s.size() - 9));
-    CHECK(contains(kbit_cnn_problem(dir / "cut.lbpk"), "truncated: expected " + std::to_string(s.size()) + " bytes"));
-    for (std::size_t const at : {std::size_t{40}, s.size() / 2, s.size() - 5}) {
-        std::string damaged = s;
-        damaged[at] = static_cast<char>(damaged[at] ^ 0x10);
-        test::write_file(dir / "damaged.lbpk", damaged);
-        CHECK(contains(kbit_cnn_problem(dir / "damaged.lbpk"), "checksum mismatch: the file is corrupt"));
-    }
-
-    // Edited archives, saved with a valid checksum: the loader checks the content, not only the container.
-    auto edited = [&](auto&& edit) {
-        io::archive a = io::load_archive(dir / "m.lbpk");
-        edit(a);
-        io::save_archive(dir / "e.lbpk", a);
-        return kbit_cnn_problem(dir / "e.lbpk");
-    };
-    CHECK(edited([](io::archive& a) { a.meta()["packed_version"] = "2"; }) ==
-          "unsupported packed k-bit CNN version 2, and this lowbit reads packed k-bit CNN version 1");
-    CHECK(edited([](io::archive& a) { a.meta().erase("format"); }).starts_with("not a packed lowbit model"));
-    CHECK(contains(edited([](io::archive& a) { a.meta()["conv1.act_bits"] = "0"; }), "act_bits' is 0"));
-    CHECK(edited([](io::archive& a) { a.meta()["conv2.kernel"] = "5"; }) ==
-          "shape mismatch for entry 'conv2.codes': the file has [65, 54], expected [65, 150]");
-    CHECK(edited([](io::archive& a) { a.meta()["conv1.pool_kernel"] = "40"; }) ==
-          "inconsistent packed model: the pooling after convolution 1 has stride 0 or a window larger than its "
-          "feature map");
-    CHECK(contains(edited([](io::archive& a) { a.meta()["classes"] = "4"; }),
-                   "inconsistent packed model: the last layer writes 3 logits, metadata 'classes' is 4"));
-    CHECK(contains(edited([](io::archive& a) { a.meta()["conv0.act_bits"] = "2"; }),
-                   "shape mismatch"));  // 3 thresholds per channel expected, 15 stored
-    CHECK(edited([&](io::archive& a) {
-              a = test::without(a, "conv1.negate");
-              std::vector<std::uint8_t> flags(6, 0);
-              flags[0] = 2;
-              a.add("conv1.negate", {1, 6}, flags);
-          }) == "inconsistent packed model: channel 0 of convolution 1 has negate flag 2, not 0 or 1");
-}
-
-TEST_CASE("sizes read from a packed k-bit CNN file are bounded before the loader allocates or loops on them "
-          "(fuzz findings)")
-{
-    test::temp_dir dir("packed_kbit_cnn_bounds");
-    deploy::save_packed(dir / "m.lbpk", small_packed_cnn());
-    auto edited = [&](auto&& edit) {
-        io::archive a = io::load_archive(dir / "m.lbpk");
-        edit(a);
-        io::save_archive(dir / "e.lbpk", a);
-        return kbit_cnn_problem(dir / "e.lbpk");
-    };
-
-    // Only the image size changed: the first convolution built one padding class entry per output pixel before
-    // any check (over 20 s, then 2 GiB, for height 2^31 - 2 or 65536 x 65536).
-    CHECK(edited([](io::archive& a) { a.meta()["height"] = "2147483646"; }) ==
-          "metadata 'height' is '2147483646', not a number up to 512");
-    CHECK(edited([](io::archive& a) { a.meta()["height"] = a.meta()["width"] = "65536"; }) ==
-          "metadata 'height' is '65536', not a number up to 512");
-    CHECK(contains(edited([](io::archive& a) { a.meta()["height"] = a.meta()["width"] = "512"; }),
-                   "shape mismatch for entry 'dense0."));
-
-    // 0 filters, and 2^40 sets of thresholds of 0 filters (zero elements): 2^40 level_thresholds were allocated
-    // before the layer refused 0 filters.
-    constexpr std::size_t sets = std::size_t{1} << 40;
-    CHECK(edited([&](io::archive& a) {
-              a = test::without(test::without(test::without(a, "conv0.codes"), "conv0.threshold"), "conv0.negate");
-              a.add("conv0.codes", {0, 9}, std::vector<std::int8_t>{});
-              a.add("conv0.threshold", {sets, 0, 15}, std::vector<std::int32_t>{});
-              a.add("conv0.negate", {sets, 0}, std::vector<std::uint8_t>{});
-          }) == "inconsistent packed model: convolution 0: channels, height, width, filters, kernel and stride must be "
-               "positive");
-}
+} // namespace kbit_cnn_test

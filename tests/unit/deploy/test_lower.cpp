@@ -12,15 +12,19 @@
 #include <lowbit/deploy/summary.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/model_summary.hpp>
-#include <lowbit/nn/summary.hpp>
 #include <lowbit/nn/models.hpp>
+#include <lowbit/nn/summary.hpp>
 #include <lowbit/quant/quantizer.hpp>
 #include <lowbit/quant/ste/ste.hpp>
+
+#include "../../support/file_problem.hpp"
+#include "../../support/packed_steps.hpp"
 
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -106,46 +110,14 @@ void lower(relu6& l, deploy::lowering& c)
                   [l](xt::xtensor<float, 2>& x) mutable { x = l.forward(x, {.training = false}); });
 }
 
+using lowbit::test::step_kinds;
+
 deploy::compile_options const integer_input{.input = {.scale = 1.0f, .offset = 0.0f}};
 
 template <class Model>
 xt::xtensor<float, 2> evaluate(Model& model, xt::xtensor<float, 2> const& x)
 {
     return model.forward(x, {.training = false});
-}
-
-/// The kinds of a packed model's steps, in order (residual blocks as "residual[...]").
-std::string step_kinds(std::span<deploy::packed_step const> steps)
-{
-    std::string s;
-    for (deploy::packed_step const& p : steps) {
-        if (!s.empty()) s += " ";
-        std::visit(
-            [&]<class S>(S const& step) {
-                if constexpr (std::is_same_v<S, deploy::input_codes_step>) s += "input";
-                else if constexpr (std::is_same_v<S, deploy::integer_dense_step>)
-                    s += step.writes() == deploy::encoding::signs   ? "int>signs"
-                         : step.writes() == deploy::encoding::codes ? "int>codes"
-                                                                    : "int>floats";
-                else if constexpr (std::is_same_v<S, deploy::float_dense_step>) s += "float_dense";
-                else if constexpr (std::is_same_v<S, deploy::batch_norm_step>) s += "bn";
-                else if constexpr (std::is_same_v<S, deploy::clamp_step>) s += "clamp";
-                else if constexpr (std::is_same_v<S, deploy::sign_step>) s += "sign";
-                else if constexpr (std::is_same_v<S, deploy::codes_step>) s += "codes";
-                else if constexpr (std::is_same_v<S, deploy::decode_step>) s += "decode";
-                else if constexpr (std::is_same_v<S, deploy::nhwc_step>) s += "nhwc";
-                else if constexpr (std::is_same_v<S, deploy::integer_conv_step>)
-                    s += step.writes() == deploy::encoding::signs   ? "iconv>signs"
-                         : step.writes() == deploy::encoding::codes ? "iconv>codes"
-                                                                    : "iconv>floats";
-                else if constexpr (std::is_same_v<S, deploy::float_conv_step>) s += "float_conv";
-                else if constexpr (std::is_same_v<S, deploy::max_pool_step>) s += "pool";
-                else if constexpr (std::is_same_v<S, deploy::flatten_step>) s += "flatten";
-                else s += "residual[" + step_kinds(step.inner) + "]";
-            },
-            p.op);
-    }
-    return s;
 }
 
 std::filesystem::path temp_file(char const* name)
@@ -194,12 +166,10 @@ TEST_CASE("deploy::compile lowers a user's own nn::sequential with a residual bl
     {
         std::filesystem::path const file = temp_file("residual");
         deploy::save_packed(file, packed);
-        CHECK(deploy::packed_kind(io::load_archive(file)) == deploy::packed_model_kind::model);
+        CHECK(io::load_archive(file).meta().at("format") == "lowbit-packed-model");
         deploy::packed_model const again = deploy::load_packed_model(file);
         CHECK(again.forward(x) == got);
         CHECK(deploy::packed_bytes(packed) == std::filesystem::file_size(file));
-        // A packed MLP's loader names this one's.
-        CHECK_THROWS_WITH_AS(deploy::load_packed(file), doctest::Contains("deploy::load_packed_model"), io::io_error);
         std::filesystem::resize_file(file, std::filesystem::file_size(file) / 2);
         CHECK_THROWS_AS(deploy::load_packed_model(file), io::io_error);
         std::filesystem::remove(file);
@@ -276,7 +246,7 @@ TEST_CASE("deploy::compile: k-bit codes at another depth, and a user's own layer
     CHECK(f.forward(y) == evaluate(floats_first, y));
 }
 
-TEST_CASE("deploy::compile: BinaryConnect's model with float activations and the BatchNorm head (scripts/demo's)")
+TEST_CASE("deploy::compile: BinaryConnect's model with float activations and the BatchNorm head (scripts/demo's); input codes")
 {
     // lowbit-train's default: lowbit::quantizer<1> weights, float ReLU, the BatchNorm head.
     using q1 = quantizer<1, nearest_even_t, clip::fixed_range>;
@@ -288,6 +258,35 @@ TEST_CASE("deploy::compile: BinaryConnect's model with float activations and the
     deploy::packed_model const packed = deploy::compile(model, integer_input);
     CHECK(step_kinds(packed.steps()) == "input int>floats bn clamp float_dense bn clamp float_dense bn");
     CHECK(packed.forward(x) == evaluate(model, x));
+
+    // The float values of a file must be finite: a NaN scale, or an infinity in an integer layer's float outputs,
+    // is a damaged file (every output it touched would be NaN), refused on load.
+    io::archive const a = deploy::to_archive(packed);
+    REQUIRE(a.find("step4.scale") != nullptr);  // the hidden float_dense step's per-channel steps
+    io::archive nan_scale = test::without(a, "step4.scale");
+    nan_scale.add("step4.scale", {48}, std::vector<float>(48, std::numeric_limits<float>::quiet_NaN()));
+    CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(nan_scale),
+                         doctest::Contains("entry 'step4.scale' holds a value that is not finite"), io::io_error);
+    io::archive inf_affine = test::without(a, "step1.affine");
+    std::vector<std::uint64_t> bits = a.integers<std::uint64_t>("step1.affine", std::vector<std::size_t>{2 * 48 + 1});
+    bits[3] = std::bit_cast<std::uint64_t>(std::numeric_limits<double>::infinity());
+    inf_affine.add("step1.affine", {2 * 48 + 1}, bits);
+    CHECK_THROWS_WITH_AS(deploy::packed_model_from_archive(inf_affine),
+                         doctest::Contains("'step1.affine' or 'step1.bias' holds a value that is not finite"), io::io_error);
+
+    // packed_model::forward reads 8-bit input codes as they are stored, and refuses a model without the input map.
+    // The input map of scale 1 and offset 0 reads the integers 0..255 as their own codes.
+    xt::xtensor<std::uint8_t, 2> codes = xt::xtensor<std::uint8_t, 2>::from_shape(x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) codes.data()[i] = static_cast<std::uint8_t>(x.data()[i]);
+    CHECK(packed.forward(codes) == packed.forward(x));
+    xt::xtensor<std::uint8_t, 2> const narrow = xt::zeros<std::uint8_t>({std::size_t{2}, std::size_t{35}});
+    CHECK_THROWS_WITH_AS(packed.forward(narrow), doctest::Contains("expected 36 input codes per row, got 35"),
+                         invalid_input);
+    // A model whose first layer reads floats (BatchNorm before the first dense layer) has no input codes.
+    using xnor = nn::dense<ste::xnor_weight<>>;
+    nn::sequential float_first(nn::batch_norm<2>({.channels = 36}), xnor({.in = 36, .out = 4, .bias = true}));
+    deploy::packed_model const floats = deploy::compile(float_first);
+    CHECK_THROWS_WITH_AS(floats.forward(codes), doctest::Contains("reads floats, not 8-bit input codes"), invalid_input);
 }
 
 TEST_CASE("deploy::compile refuses what does not lower, naming the layer")
@@ -375,6 +374,35 @@ TEST_CASE("deploy::compile lowers a user's own CNN (residual block, another pool
     // The size must be given: a convolution first needs the images' height and width.
     CHECK_THROWS_WITH_AS(deploy::compile(model, integer_input), doctest::Contains("set compile_options::height and width"),
                          invalid_input);
+}
+
+TEST_CASE("deploy::compile: a CNN that starts with an activation on its input images, bit for bit")
+{
+    // The activations before the first convolution run on the input's flat rows in the fake-quant model; the packed
+    // model puts its NHWC step first (they are elementwise) and runs the convolutions on sign bits or codes.
+    using conv = nn::conv2d<ste::xnor_weight<>>;
+    using sign = nn::quantize_activation<ste::sign_activation>;
+    nn::sequential on_signs(sign{}, conv({.in = 2, .out = 8, .kernel = 3, .padding = 1, .bias = false}),
+                            nn::batch_norm<4>({.channels = 8}), sign{}, nn::flatten{},
+                            nn::dense<ste::xnor_weight<>>({.in = 8 * 6 * 6, .out = 10, .bias = true}));
+    half_weights(on_signs, 21);
+    xt::xtensor<float, 2> const x = integer_images(80, 2 * 36, 22, -128.0f);
+    shake_images(on_signs, x, 2, 6, 23);
+    deploy::packed_model const signs = deploy::compile(on_signs, {.height = 6, .width = 6});
+    CHECK(step_kinds(signs.steps()) == "nhwc sign iconv>signs flatten int>floats");
+    CHECK(signs.forward(x) == evaluate_images(on_signs, x, 2, 6));
+
+    // ReLU then 2-bit PACT codes (alpha 3: a code's value is the code) on the input.
+    nn::quantize_activation<ste::pact<2>> const act(ste::pact<2>({.alpha = 3.0f}));
+    nn::sequential on_codes(nn::relu{}, act, conv({.in = 2, .out = 8, .kernel = 3, .padding = 1, .bias = false}),
+                            nn::batch_norm<4>({.channels = 8}), nn::relu{}, act, nn::flatten{},
+                            nn::dense<ste::xnor_weight<>>({.in = 8 * 6 * 6, .out = 10, .bias = true}));
+    half_weights(on_codes, 24);
+    xt::xtensor<float, 2> const small = integer_images(80, 2 * 36, 25, -1.0f) / 64.0f;  // about -0.02 .. 4
+    shake_images(on_codes, small, 2, 6, 26);
+    deploy::packed_model const codes = deploy::compile(on_codes, {.height = 6, .width = 6});
+    CHECK(step_kinds(codes.steps()).starts_with("nhwc "));
+    CHECK(codes.forward(small) == evaluate_images(on_codes, small, 2, 6));
 }
 
 TEST_CASE("deploy::compile: a k-bit CNN whose input codes' zero point is not 0 (padding classes), bit for bit")

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
-// deploy::compile + packed_mlp on random small models of every supported policy combination:
+// deploy::compile of nn::mlp's binarized MLP (dense - BatchNorm - sign, twice, then the logits layer) on
+// random small models of every supported policy combination, into a deploy::packed_model:
 //  - against an unfused reference (plain integer loops, the pre-activation y_j(v) in float, the model's own
-//    BatchNorm layer, sign, logits): bit for bit, sign bits and logits;
+//    BatchNorm layer, sign, and the logits y_j = float(v step_j) + b_j of the packed model's float output
+//    stage): bit for bit, the sign bits between the steps (packed_model::run) and the logits;
 //  - against the fake-quant model's evaluation forward: argmax, and logits within the float-summation bound;
 //  - the packed file size of the 784-1024-1024-10 model against its float checkpoint, without training;
-//  - the errors of packed_dense, packed_mlp and compile.
+//  - the errors of packed_dense, integer_dense_step, packed_model and compile.
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/packed_file.hpp>
-#include <lowbit/deploy/packed_mlp.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
+#include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
@@ -27,6 +30,7 @@
 #include <limits>
 #include <random>
 #include <tuple>
+#include <variant>
 #include <vector>
 
 using namespace lowbit;
@@ -129,30 +133,37 @@ reference_result reference(Model& model, int bits0, int bits1, int bits2, xt::xt
     r.h1 = bn_sign(model.template layer<1>(), dot(x, m, w0), m, w0, map.scale, map.offset);
     r.h2 = bn_sign(model.template layer<4>(), dot(r.h1, m, w1), m, w1, 1.0, 0.0);
     std::vector<std::int64_t> const v = dot(r.h2, m, w2);
-    // A logits layer's unit per channel is a float32 in the packed format, except DoReFa's 1 / (2^B - 1), implicit.
-    double const dorefa_unit = 1.0 / static_cast<double>((1 << bits2) - 1);
-    auto const unit = [&](std::size_t j) {
-        return w2.step[j] == dorefa_unit && !w2.mid_tread ? w2.step[j]
-                                                          : static_cast<double>(static_cast<float>(w2.step[j]));
-    };
+    // The logits layer reads sign bits (unit 1, zero point 0): y_j = float(v step_j), rounded once, then + b_j in
+    // float, as nn::dense adds its bias to the float product; step_j is kept in float64.
     r.logits = xt::xtensor<float, 2>::from_shape({m, w2.out});
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < w2.out; ++j) {
-            std::int64_t const vij = v[i * w2.out + j];
-            float const b = w2.bias.empty() ? 0.0f : w2.bias[j];
-            r.logits(i, j) = w2.binary ? std::fma(static_cast<float>(vij), static_cast<float>(w2.step[j]), b)
-                                       : static_cast<float>(static_cast<double>(vij) * unit(j) + static_cast<double>(b));
+            auto const y = static_cast<float>(static_cast<double>(v[i * w2.out + j]) * w2.step[j]);
+            r.logits(i, j) = w2.bias.empty() ? y : y + w2.bias[j];
         }
     return r;
 }
 
-/// Bits of the packed sign rows as +-1.
-std::vector<std::int32_t> unpack(xt::xtensor<std::uint64_t, 2> const& bits, std::size_t width)
+/// The sign bits the packed model holds after its first @p count steps on @p x, as +-1 [rows x features].
+std::vector<std::int32_t> signs_after(deploy::packed_model const& packed, xt::xtensor<float, 2> const& x,
+                                      std::size_t count)
 {
-    std::vector<std::int32_t> s(bits.shape(0) * width);
-    for (std::size_t i = 0; i < bits.shape(0); ++i)
-        for (std::size_t j = 0; j < width; ++j) s[i * width + j] = ((bits(i, j / 64) >> (j % 64)) & 1u) != 0 ? 1 : -1;
+    deploy::activations const a = packed.run(x, count);
+    REQUIRE(a.kind == deploy::encoding::signs);
+    std::vector<std::int32_t> s(a.rows * a.features);
+    for (std::size_t i = 0; i < a.rows; ++i)
+        for (std::size_t j = 0; j < a.features; ++j)
+            s[i * a.features + j] = ((a.signs[i * a.words() + j / 64] >> (j % 64)) & 1u) != 0 ? 1 : -1;
     return s;
+}
+
+/// The integer dense step at @p index of @p packed, which must be one.
+deploy::integer_dense_step const& dense_step(deploy::packed_model const& packed, std::size_t index)
+{
+    REQUIRE(index < packed.steps().size());
+    auto const* d = std::get_if<deploy::integer_dense_step>(&packed.steps()[index].op);
+    REQUIRE(d != nullptr);
+    return *d;
 }
 
 /// Trained-looking BatchNorm statistics: the running statistics of one batch in training mode (weights
@@ -239,28 +250,36 @@ TEST_CASE_TEMPLATE("packed models equal the unfused reference bit for bit and th
     xt::xtensor<std::uint8_t, 2> const q = random_codes(m, inputs, 4);
     xt::xtensor<float, 2> const x = decode(q, map);
     calibrate_batch_norm(model, x, 9);
-    deploy::packed_mlp const packed = deploy::compile(model, {.input = map});
-    REQUIRE(packed.layers().size() == 3);
-    CHECK(packed.layers()[0].weights().bits == R::bits0);
-    CHECK(packed.layers()[1].weights().bits == R::bits1);
-    CHECK(packed.layers()[2].weights().bits == R::bits2);
+    deploy::packed_model const packed = deploy::compile(model, {.input = map});
+    // The input map's codes, then three integer layers: sign bits, sign bits, float logits.
+    REQUIRE(packed.steps().size() == 4);
+    CHECK(std::holds_alternative<deploy::input_codes_step>(packed.steps()[0].op));
+    CHECK(dense_step(packed, 1).weights().bits == R::bits0);
+    CHECK(dense_step(packed, 2).weights().bits == R::bits1);
+    CHECK(dense_step(packed, 3).weights().bits == R::bits2);
+    CHECK(dense_step(packed, 1).writes() == deploy::encoding::signs);
+    CHECK(dense_step(packed, 2).writes() == deploy::encoding::signs);
+    CHECK(dense_step(packed, 3).writes() == deploy::encoding::floats);
+    CHECK(packed.inputs() == inputs);
+    CHECK(packed.classes() == classes);
 
     // 1. The reference, bit for bit.
     reference_result const ref = reference(model, R::bits0, R::bits1, R::bits2, q, map);
-    CHECK(unpack(packed.signs(q, 0), hidden) == ref.h1);
-    CHECK(unpack(packed.signs(q, 1), hidden) == ref.h2);
-    xt::xtensor<float, 2> const logits = packed.forward(q);
+    CHECK(signs_after(packed, x, 2) == ref.h1);
+    CHECK(signs_after(packed, x, 3) == ref.h2);
+    xt::xtensor<float, 2> const logits = packed.forward(x);
     REQUIRE(logits.shape() == ref.logits.shape());
     std::size_t same = 0;
     for (std::size_t i = 0; i < logits.size(); ++i)
         same += std::bit_cast<std::uint32_t>(logits.data()[i]) == std::bit_cast<std::uint32_t>(ref.logits.data()[i]);
     CHECK(same == logits.size());
-    // The float entry point quantizes to the same codes.
-    CHECK(packed.quantize(x) == q);
-    CHECK(packed.forward(x) == logits);
+    // The first step maps the floats back to the codes they were decoded from.
+    deploy::activations const codes = packed.run(x, 1);
+    REQUIRE(codes.kind == deploy::encoding::codes);
+    CHECK(std::equal(codes.codes.begin(), codes.codes.end(), q.begin(), q.end()));
     // Batch independence: row 5 alone gives row 5 of the batch.
-    xt::xtensor<std::uint8_t, 2> one = xt::xtensor<std::uint8_t, 2>::from_shape({1, inputs});
-    std::copy(q.data() + 5 * inputs, q.data() + 6 * inputs, one.data());
+    xt::xtensor<float, 2> one = xt::xtensor<float, 2>::from_shape({1, inputs});
+    std::copy(x.data() + 5 * inputs, x.data() + 6 * inputs, one.data());
     xt::xtensor<float, 2> const l5 = packed.forward(one);
     for (std::size_t j = 0; j < classes; ++j) CHECK(l5(0, j) == logits(5, j));
 
@@ -306,12 +325,12 @@ TEST_CASE("biases on every dense layer fold into the thresholds, and compile lea
     xt::xtensor<float, 2> const x = decode(q, map);
     calibrate_batch_norm(model, x, 3);
     xt::xtensor<float, 2> const before = model.forward(x, {.training = false});
-    deploy::packed_mlp const packed = deploy::compile(model);
+    deploy::packed_model const packed = deploy::compile(model);
     CHECK(model.forward(x, {.training = false}) == before);
     reference_result const ref = reference(model, 8, 1, 8, q, map);
-    CHECK(unpack(packed.signs(q, 0), 65) == ref.h1);
-    CHECK(unpack(packed.signs(q, 1), 65) == ref.h2);
-    CHECK(packed.forward(q) == ref.logits);
+    CHECK(signs_after(packed, x, 2) == ref.h1);
+    CHECK(signs_after(packed, x, 3) == ref.h2);
+    CHECK(packed.forward(x) == ref.logits);
 }
 
 TEST_CASE("the packed 784-1024-1024-10 model against its float checkpoint (no training needed)")
@@ -336,7 +355,7 @@ TEST_CASE("the packed 784-1024-1024-10 model against its float checkpoint (no tr
     CHECK(bnn_bytes > 784 * 1024);
 }
 
-TEST_CASE("packed_dense, packed_mlp and compile refuse what they cannot run, with clear messages")
+TEST_CASE("packed_dense, integer_dense_step, packed_model and compile refuse what they cannot run, with clear messages")
 {
     deploy::packed_weights w{.in = 10, .out = 3, .bits = 4, .codes = std::vector<std::int8_t>(30, 0)};
     deploy::sign_thresholds const t{std::vector<std::int32_t>(3, 0), std::vector<std::uint64_t>(1, 0)};
@@ -365,33 +384,52 @@ TEST_CASE("packed_dense, packed_mlp and compile refuse what they cannot run, wit
                                               deploy::sign_thresholds{{0}, {0}}),
                          doctest::Contains("could overflow the int32 sums"), invalid_input);
 
-    deploy::packed_dense const first(deploy::layer_input::codes, w, t);
-    binary.scale = {1.0f, 1.0f};
-    deploy::packed_dense const last(deploy::layer_input::signs, binary, std::vector<float>(2, 0.0f));
-    CHECK_NOTHROW(deploy::packed_mlp({}, {first, last}));
-    CHECK_THROWS_WITH_AS(deploy::packed_mlp({}, {first}), doctest::Contains("at least two layers"), invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_mlp({}, {last, first}), doctest::Contains("layer 0 must read the input codes"),
+    // A packed model of hand-made steps: input codes, 10 -> 3 sign bits, 3 -> 2 float logits.
+    deploy::affine_output const logits{.a = 1.0, .offset = {0.0, 0.0}, .step = {1.0, 1.0}, .bias = {0.0f, 0.0f}};
+    deploy::packed_step const input{deploy::input_codes_step{}};
+    deploy::packed_step const first{deploy::integer_dense_step(deploy::layer_input::codes, w, t)};
+    deploy::packed_step const last{deploy::integer_dense_step(deploy::layer_input::signs, binary, logits)};
+    CHECK_NOTHROW(deploy::packed_model(10, 2, {input, first, last}));
+    CHECK_THROWS_WITH_AS(deploy::integer_dense_step(deploy::layer_input::signs, binary,
+                                                    deploy::affine_output{.a = 1.0, .offset = {0.0}, .step = {1.0, 1.0},
+                                                                          .bias = {0.0f, 0.0f}}),
+                         doctest::Contains("the float output needs 2 offsets, steps and biases"), invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_model(10, 2, {}), doctest::Contains("at least one step"), invalid_input);
+    // Steps that do not chain: the first integer layer needs the input map's codes, the second sign bits.
+    CHECK_THROWS_WITH_AS(deploy::packed_model(10, 2, {first, last}), doctest::Contains("an integer dense step reads codes"),
                          invalid_input);
-    deploy::packed_dense const other(deploy::layer_input::signs,
-                                     deploy::packed_weights{.in = 4, .out = 2, .bits = 1, .signs = {1, 2}, .scale = {1, 1}},
-                                     std::vector<float>(2, 0.0f));
-    CHECK_THROWS_WITH_AS(deploy::packed_mlp({}, {first, other}), doctest::Contains("layer 1 reads 4 features, layer 0 writes 3"),
-                         invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_mlp({.scale = 0.0f}, {first, last}), doctest::Contains("scale must be positive"),
-                         invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_model(10, 2, {input, last}),
+                         doctest::Contains("an integer dense step reads sign bits"), invalid_input);
+    deploy::packed_step const other{deploy::integer_dense_step(
+        deploy::layer_input::signs, deploy::packed_weights{.in = 4, .out = 2, .bits = 1, .signs = {1, 2}}, logits)};
+    CHECK_THROWS_WITH_AS(deploy::packed_model(10, 2, {input, first, other}),
+                         doctest::Contains("an integer dense step reads 4 features, not 3"), invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_model(11, 2, {input, first, last}),
+                         doctest::Contains("an integer dense step reads 10 features, not 11"), invalid_input);
+    // The last step must write the classes' floats.
+    CHECK_THROWS_WITH_AS(deploy::packed_model(10, 2, {input, first}),
+                         doctest::Contains("the last step writes 3 codes or sign bits, not 2 floats"), invalid_input);
+    CHECK_THROWS_WITH_AS(deploy::packed_model(10, 3, {input, first, last}),
+                         doctest::Contains("the last step writes 2 floats, not 3 floats"), invalid_input);
 
-    deploy::packed_mlp const m({}, {first, last});
+    deploy::packed_model const m(10, 2, {input, first, last});
     CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 2>::from_shape({2, 11})),
                          doctest::Contains("expected 10 input features, got 11"), invalid_input);
     xt::xtensor<float, 2> nan = xt::zeros<float>({2, 10});
     nan(1, 3) = std::numeric_limits<float>::quiet_NaN();
     CHECK_THROWS_WITH_AS((void)m.forward(nan), doctest::Contains("1 input value(s) are NaN"), invalid_input);
     CHECK(m.forward(xt::xtensor<float, 2>::from_shape({0, 10})).shape(0) == 0);
-    CHECK_THROWS_WITH_AS((void)m.signs(xt::xtensor<std::uint8_t, 2>::from_shape({1, 10}), 1),
-                         doctest::Contains("layer 1 writes no sign bits"), invalid_input);
 
     auto model = make_model<bnn>(8, 16, 3, 1);
-    CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.input = {.scale = -1.0f}}), doctest::Contains("scale must be positive"),
+    CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.input = {.scale = -1.0f}}),
+                         doctest::Contains("scale must be positive"), invalid_input);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.input = {.scale = 0.0f}}),
+                         doctest::Contains("scale must be positive"), invalid_input);
+    // A first layer so wide that its sums over 8-bit codes and 8-bit levels (255 x 255 x 40000) could leave int32.
+    nn::sequential wide_model{nn::dense<ste::dorefa_weight<8>>({.in = 40000, .out = 2}), nn::batch_norm<2>({.channels = 2}),
+                              nn::quantize_activation<ste::sign_activation>{},
+                              nn::dense<ste::xnor_weight<>>({.in = 2, .out = 2, .bias = true})};
+    CHECK_THROWS_WITH_AS((void)deploy::compile(wide_model), doctest::Contains("could overflow the int32 sums"),
                          invalid_input);
 
     // Odd levels in a logits layer may carry their unit per channel, but one per channel.
@@ -403,12 +441,13 @@ TEST_CASE("packed_dense, packed_mlp and compile refuse what they cannot run, wit
     // stochastic BinaryConnect, which evaluates with the real-valued shadow weights (Courbariaux et al.).
     auto float_trained = make_model<bnn>(8, 16, 3, 1);
     float_trained.for_each_weight([](auto& weight) { weight.bind(nn::float_state{}, 0); });
-    CHECK_THROWS_WITH_AS((void)deploy::compile(float_trained), doctest::Contains("did the layer evaluate with float weights"),
-                         invalid_input);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(float_trained),
+                         doctest::Contains("did the layer evaluate with float weights"), invalid_input);
     using stochastic_bc = recipe<quantizer<1, stochastic_t, clip::fixed_range>, quantizer<1, stochastic_t, clip::fixed_range>,
                                  quantizer<1, stochastic_t, clip::fixed_range>>;
     auto stochastic = make_model<stochastic_bc>(8, 16, 3, 1);
-    CHECK_THROWS_WITH_AS((void)deploy::compile(stochastic), doctest::Contains("stochastic BinaryConnect"), invalid_input);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(stochastic), doctest::Contains("stochastic BinaryConnect"),
+                         invalid_input);
 }
 
 TEST_CASE("input_map: calibration from a batch, and codes that invert x = scale q + offset")

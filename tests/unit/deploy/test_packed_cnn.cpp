@@ -1,42 +1,53 @@
 // SPDX-License-Identifier: MIT
-// deploy::packed_conv2d, sign_max_pool, packed_cnn and compile() of nn::cnn on small random models:
+// deploy::packed_conv2d, sign_max_pool and binarized CNNs lowered by deploy::compile into a deploy::packed_model,
+// on small random models:
 //  - the padding classes of a zero-padded convolution;
-//  - a packed convolution's integers against plain integer loops over the valid taps (sign bits and input
-//    codes, binary and odd-level weights, odd sizes, more than 64 channels, strides and paddings), and its
-//    sign bits against the float model's own conv2d - batch_norm - sign;
+//  - the convolution step that compile makes of a conv2d - batch_norm - sign block: the integers of its
+//    packed_conv2d against plain integer loops over the valid taps (sign bits and input codes, binary and
+//    odd-level weights, odd sizes, more than 64 channels, strides and paddings), and the sign bits the step writes
+//    against the float model's own conv2d - batch_norm - sign;
 //  - max pooling on bits against nn::max_pool2d on +-1;
-//  - whole CNNs of several policy combinations against the fake-quant model's evaluation forward (every
-//    hidden sign, the argmax, the logits within the float-summation bound), with input maps of offset 0 and not;
-//  - the errors of packed_conv2d, packed_cnn and compile.
+//  - nn::cnn's binarized CNN of several policy combinations against the fake-quant model's evaluation forward
+//    (every hidden sign, the argmax, the logits within the float-summation bound), with input maps of offset 0
+//    and not;
+//  - the errors of packed_conv2d, of packed_model steps that do not chain, and of compile on CNNs it cannot
+//    lower.
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/packed_cnn.hpp>
 #include <lowbit/deploy/packed_conv2d.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/deploy/sign_max_pool.hpp>
 #include <lowbit/kernels/binary_conv2d.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
 
-#include "../../support/conv_loops.hpp"
-
 #include "../../support/argmax.hpp"
+#include "../../support/conv_loops.hpp"
+#include "../../support/packed_steps.hpp"
 
 #include <doctest/doctest.h>
 
 #include <xtensor/xtensor.hpp>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <random>
+#include <string>
 #include <tuple>
+#include <type_traits>
+#include <variant>
 #include <vector>
+
+// The unity build compiles this file with test_packed_cnn_file.cpp: its helpers and test cases live in a namespace of
+// their own, not an anonymous one shared with the other file.
+namespace packed_cnn_test {
 
 using namespace lowbit;
 namespace ste = lowbit::ste;
-
-namespace {
+using sign_act = nn::quantize_activation<ste::sign_activation>;
 
 /// Shadow weights, running statistics from a few training-mode passes, then gamma of both signs and a beta, for every
 /// BatchNorm of @p model: thresholds away from the trivial ones.
@@ -60,6 +71,14 @@ xt::xtensor<float, 4> random_signs(std::size_t n, std::size_t c, std::size_t h, 
     xt::xtensor<float, 4> x = xt::xtensor<float, 4>::from_shape({n, c, h, w});
     for (float& v : x) v = (rng() & 1u) != 0 ? 1.0f : -1.0f;
     return x;
+}
+
+/// Images [n, C, H, W] as the rows [n, C H W] of packed_model::run.
+xt::xtensor<float, 2> rows_of(xt::xtensor<float, 4> const& x)
+{
+    xt::xtensor<float, 2> r = xt::xtensor<float, 2>::from_shape({x.shape(0), x.size() / x.shape(0)});
+    std::copy(x.begin(), x.end(), r.begin());
+    return r;
 }
 
 /// NCHW floats -> NHWC sign-bit rows (bit 1 = +1).
@@ -87,18 +106,93 @@ std::size_t differing(xt::xtensor<float, 4> const& f, xt::xtensor<std::uint64_t,
     return d;
 }
 
-std::size_t differing(xt::xtensor<float, 2> const& f, xt::xtensor<std::uint64_t, 2> const& bits)
+/// The +-1 floats of a sign layer of the float model ([n, C, H, W] NCHW, or [n, C]) against the packed model's
+/// activations after the step that writes those signs (NHWC rows of sign bits): the number of differing signs.
+template <std::size_t Rank>
+std::size_t differing(xt::xtensor<float, Rank> const& f, deploy::activations const& a)
 {
+    std::size_t const n = f.shape(0), c = f.shape(1), plane = f.size() / (n * c), words = a.words();
+    REQUIRE(a.kind == deploy::encoding::signs);
+    REQUIRE(a.rows == n * plane);
+    REQUIRE(a.features == c);
     std::size_t d = 0;
-    for (std::size_t i = 0; i < f.shape(0); ++i)
-        for (std::size_t j = 0; j < f.shape(1); ++j)
-            d += (f(i, j) > 0.0f) != (((bits(i, j / 64) >> (j % 64)) & 1u) != 0);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t ch = 0; ch < c; ++ch)
+            for (std::size_t p = 0; p < plane; ++p) {
+                bool const plus = f.data()[(i * c + ch) * plane + p] > 0.0f;
+                bool const bit = ((a.signs[(i * plane + p) * words + ch / 64] >> (ch % 64)) & 1u) != 0;
+                d += plus != bit;
+            }
     return d;
 }
 
+
 using lowbit::test::argmax_row;
 
-/// One conv - BN - sign block, lowered by compile()'s own code, against the float layers and integer loops.
+/// The one convolution step of @p model (lowered with @p options), which holds the conv2d - batch_norm @p block and
+/// a sign after it: its geometry, its packed_conv2d's integers on the activations it reads against integer loops
+/// over @p q (the input codes, or the signs of @p x), and the sign bits it writes against the float block on
+/// @p block_in (what the float model's block reads).
+template <class Model, class Block>
+void check_conv_step(Model& model, Block& block, nn::conv2d_options const& o, xt::xtensor<float, 4> const& x,
+                     xt::xtensor<float, 4> const& block_in, xt::xtensor<std::uint8_t, 4> const& q,
+                     deploy::compile_options const& options, bool codes)
+{
+    std::size_t const n = x.shape(0), h = x.shape(2), w = x.shape(3);
+    deploy::packed_model const packed = deploy::compile(model, options);
+    std::vector<std::size_t> const at = test::integer_steps(packed, deploy::encoding::signs);
+    REQUIRE(at.size() == 1);
+    auto const& step = std::get<deploy::integer_conv_step>(packed.steps()[at[0]].op);
+    CHECK(step.input() == (codes ? deploy::layer_input::codes : deploy::layer_input::signs));
+    kernels::binary_conv2d_shape const& s = step.shape();
+    CHECK((s.channels == o.in && s.height == h && s.width == w && s.filters == o.out && s.kernel == o.kernel &&
+           s.stride == o.stride && s.padding == o.padding));
+    auto const& sets = std::get<std::vector<deploy::sign_thresholds>>(step.stage());
+    // On the input map's codes (offset -0.77: code 0 is not 0.0) each padding class has its own thresholds.
+    CHECK(sets.size() == (codes ? deploy::padding_classes::of(s).count() : 1));
+    deploy::packed_conv2d const conv(step.input(), s, step.weights(), sets);
+
+    // What the step reads: the input map's codes of x, or the signs of x, as NHWC rows.
+    xt::xtensor<float, 2> const rows = rows_of(x);
+    deploy::activations const in = packed.run(rows, at[0]);
+    if (codes) {
+        REQUIRE(in.kind == deploy::encoding::codes);
+        std::size_t off = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t c = 0; c < o.in; ++c)
+                for (std::size_t p = 0; p < h * w; ++p)
+                    off += in.codes[(i * h * w + p) * o.in + c] != q.data()[(i * o.in + c) * h * w + p];
+        CHECK(off == 0);
+    } else {
+        CHECK(differing(x, in) == 0);
+    }
+
+    // Integers: sum over the valid taps of input x level, in plain loops over NCHW.
+    std::size_t const rows_out = n * conv.out_pixels();
+    std::vector<std::int64_t> v(rows_out * o.out);
+    if (codes)
+        conv.integers(in.code_view(), n, v.data(), o.out);
+    else
+        conv.integers(in.sign_view(), n, v.data(), o.out);
+    std::vector<std::int64_t> const loops =
+        test::conv_loops(s, step.weights(), n, [&](std::size_t i, std::size_t c, std::size_t y, std::size_t xx) {
+            std::size_t const i_at = ((i * o.in + c) * h + y) * w + xx;
+            return codes ? std::int64_t{q.data()[i_at]} : (x.data()[i_at] > 0.0f ? std::int64_t{1} : std::int64_t{-1});
+        });
+    std::size_t wrong = 0;
+    for (std::size_t r = 0; r < loops.size(); ++r) wrong += v[r] != loops[r];
+    CHECK(wrong == 0);
+
+    // Sign bits against the float layers: conv2d (zero padding in float), batch_norm, sign(0) = +1.
+    xt::xtensor<float, 4> f = block.forward(block_in, {.training = false});
+    for (float& e : f) e = e < 0.0f ? -1.0f : 1.0f;
+    // The float conv rounds its sums (the packed one is exact), so a BatchNorm output within rounding of 0 may
+    // land on the other side; with random statistics that is rare, a wrong threshold or padding is not.
+    CHECK(differing(f, packed.run(rows, at[0] + 1)) <= 1);
+}
+
+/// One conv - BN - sign block with random statistics, lowered by compile on the input map's codes or on sign
+/// bits, against the float layers and integer loops.
 template <class P>
 void check_conv(P policy, nn::conv2d_options o, std::size_t h, std::size_t w, bool codes, std::uint32_t seed)
 {
@@ -124,44 +218,19 @@ void check_conv(P policy, nn::conv2d_options o, std::size_t h, std::size_t w, bo
         }
     }
     randomise_batch_norms(block, x, seed + 2);
-    deploy::packed_conv2d const conv = deploy::detail::lower_conv_block(block.template layer<0>(), block.template layer<1>(), h, w,
-                                                                        codes ? &map : nullptr, "test");
-    kernels::binary_conv2d_shape const& s = conv.shape();
-    std::size_t const rows = n * conv.out_pixels(), words = conv.out_words();
-
-    // Integers: sum over the valid taps of input x level, in plain loops over NCHW.
-    std::vector<std::int64_t> v(rows * o.out);
-    std::vector<std::uint64_t> const xb = nhwc_bits(x);
-    std::vector<std::uint8_t> qn(q.size());
-    for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t c = 0; c < o.in; ++c)
-            for (std::size_t p = 0; p < h * w; ++p) qn[(i * h * w + p) * o.in + c] = q.data()[(i * o.in + c) * h * w + p];
-    if (codes)
-        conv.integers(kernels::matrix_view<std::uint8_t>{qn.data(), n * h * w, o.in, o.in}, n, v.data(), o.out);
-    else
-        conv.integers(kernels::bit_matrix_view{xb.data(), n * h * w, o.in, kernels::words_for_bits(o.in)}, n, v.data(),
-                      o.out);
-    std::vector<std::int64_t> const loops =
-        test::conv_loops(s, conv.weights(), n, [&](std::size_t i, std::size_t c, std::size_t y, std::size_t xx) {
-            std::size_t const at = ((i * o.in + c) * h + y) * w + xx;
-            return codes ? std::int64_t{q.data()[at]} : (x.data()[at] > 0.0f ? std::int64_t{1} : std::int64_t{-1});
-        });
-    std::size_t wrong = 0;
-    for (std::size_t r = 0; r < loops.size(); ++r) wrong += v[r] != loops[r];
-    CHECK(wrong == 0);
-
-    // Sign bits against the float layers: conv2d (zero padding in float), batch_norm, sign(0) = +1.
-    xt::xtensor<float, 4> f = block.forward(x, {.training = false});
-    for (float& e : f) e = e < 0.0f ? -1.0f : 1.0f;
-    xt::xtensor<std::uint64_t, 2> bits = xt::xtensor<std::uint64_t, 2>::from_shape({rows, words});
-    if (codes)
-        conv.forward(kernels::matrix_view<std::uint8_t>{qn.data(), n * h * w, o.in, o.in}, n, bits.data(), words);
-    else
-        conv.forward(kernels::bit_matrix_view{xb.data(), n * h * w, o.in, kernels::words_for_bits(o.in)}, n, bits.data(),
-                     words);
-    // The float conv rounds its sums (the packed one is exact), so a BatchNorm output within rounding of 0 may
-    // land on the other side; with random statistics that is rare, a wrong threshold or padding is not.
-    CHECK(differing(f, bits) <= 1);
+    nn::forward_context const eval{.training = false};
+    if (codes) {
+        // The block is the model's first layer: it reads the input map's codes.
+        nn::sequential model(block, sign_act{}, nn::flatten{});
+        check_conv_step(model, model.template layer<0>(), o, x, x, q, {.input = map, .height = h, .width = w}, true);
+    } else {
+        // The block reads sign bits: an identity BatchNorm (its default statistics, gamma 1, beta 0) and a sign
+        // before it turn the +-1 images into sign bits (the BatchNorm also fixes the images' channels).
+        nn::sequential model(nn::batch_norm<4>({.channels = o.in}), sign_act{}, block, sign_act{}, nn::flatten{});
+        xt::xtensor<float, 4> const in =
+            model.template layer<1>().forward(model.template layer<0>().forward(x, eval), eval);
+        check_conv_step(model, model.template layer<2>(), o, x, in, q, {.height = h, .width = w}, false);
+    }
 }
 
 template <class First, class W, class Last>
@@ -176,7 +245,6 @@ using mixed = policy_set<ste::dorefa_weight<1>, ste::dorefa_weight<2>, ste::dore
 // Mid-tread grids: integer levels (ternary TWN convolutions on sign bits, SQWA's 3-bit uniform grid first).
 using ternary_cnn = policy_set<ste::uniform_weight<3>, ste::twn_weight<>, ste::uniform_weight<2>>;
 
-} // namespace
 
 TEST_CASE("padding_classes: the taps inside the image, per output pixel")
 {
@@ -194,9 +262,10 @@ TEST_CASE("padding_classes: the taps inside the image, per output pixel")
     CHECK(deploy::padding_classes::of({.channels = 1, .height = 5, .width = 7, .filters = 1, .kernel = 3}).count() == 1);
 }
 
-TEST_CASE_TEMPLATE("packed_conv2d equals integer loops and the float conv - batch_norm - sign", P, ste::xnor_weight<>,
-                   ste::dorefa_weight<1>, ste::dorefa_weight<2>, ste::dorefa_weight<8>, ste::twn_weight<>,
-                   ste::uniform_weight<3>)
+TEST_CASE_TEMPLATE("a lowered conv - batch_norm - sign block: packed_conv2d equals integer loops, and the step the float "
+                   "conv - batch_norm - sign",
+                   P, ste::xnor_weight<>, ste::dorefa_weight<1>, ste::dorefa_weight<2>, ste::dorefa_weight<8>,
+                   ste::twn_weight<>, ste::uniform_weight<3>)
 {
     for (bool const codes : {false, true}) {
         check_conv(P{}, {.in = 3, .out = 5, .kernel = 3, .stride = 1, .padding = 1}, 5, 7, codes, 11);
@@ -228,8 +297,8 @@ TEST_CASE("sign_max_pool is nn::max_pool2d on +-1 values")
                          doctest::Contains("smaller than the 2x2 window"), invalid_input);
 }
 
-TEST_CASE_TEMPLATE("a compiled CNN agrees with the fake-quant model: every hidden sign, argmax, logits", R, bnn_cnn,
-                   all_binary, mixed, ternary_cnn)
+TEST_CASE_TEMPLATE("a lowered binarized CNN agrees with the fake-quant model: every hidden sign, argmax, logits", R,
+                   bnn_cnn, all_binary, mixed, ternary_cnn)
 {
     for (bool const standardised : {false, true}) {
         CAPTURE(standardised);
@@ -248,31 +317,38 @@ TEST_CASE_TEMPLATE("a compiled CNN agrees with the fake-quant model: every hidde
             v = standardised ? (p - mean) / sd : p;
         }
         randomise_batch_norms(model, x, 9);
-        deploy::packed_cnn const packed = deploy::compile(model, {.input = map});
-        CHECK(packed.height() == size);
-        CHECK(packed.width() == size);
-        CHECK(packed.channels() == 2);
+        deploy::packed_model const packed = deploy::compile(model, {.input = map, .height = size, .width = size});
+        // Every layer on the integer kernels: the images' codes, four convolutions and the hidden dense layer writing
+        // sign bits, the logits from the last layer's integer sums.
+        CHECK(test::step_kinds(packed) ==
+              "nhwc input iconv>signs iconv>signs pool iconv>signs iconv>signs pool flatten int>signs int>floats");
+        CHECK(packed.inputs() == 2 * size * size);
         CHECK(packed.classes() == 4);
+        std::vector<std::size_t> const at = test::integer_steps(packed, deploy::encoding::signs);
+        REQUIRE(at.size() == 5);
+        // The first convolution reads the input codes: one set of thresholds per padding class where code 0 is not
+        // 0.0 (the standardised map), else one; the second reads sign bits, whose padded taps are 0 in both models.
+        auto const& c0 = std::get<deploy::integer_conv_step>(packed.steps()[at[0]].op);
+        auto const& c1 = std::get<deploy::integer_conv_step>(packed.steps()[at[1]].op);
+        CHECK(std::get<std::vector<deploy::sign_thresholds>>(c0.stage()).size() == (standardised ? 9u : 1u));
+        CHECK(std::get<std::vector<deploy::sign_thresholds>>(c1.stage()).size() == 1);
 
         nn::forward_context const eval{.training = false};
         xt::xtensor<float, 2> const fake = model.forward(x, eval);
-        xt::xtensor<std::uint8_t, 4> const codes = packed.quantize(x);
-        xt::xtensor<float, 2> const logits = packed.forward(codes);
-        CHECK(logits == packed.forward(x));
+        xt::xtensor<float, 2> const logits = packed.forward(x);
 
-        // Hidden signs, layer by layer.
+        // Hidden signs, layer by layer: the packed model's activations after each step that writes sign bits.
         auto const a1 = model.template layer<0>().forward(x, eval);
         auto const a2 = model.template layer<1>().forward(a1, eval);
         auto const a3 = model.template layer<3>().forward(model.template layer<2>().forward(a2, eval), eval);
         auto const a4 = model.template layer<4>().forward(a3, eval);
         auto const flat = model.template layer<6>().forward(model.template layer<5>().forward(a4, eval), eval);
-        auto const a5 = model.template layer<9>().forward(model.template layer<8>().forward(model.template layer<7>().forward(flat, eval), eval), eval);
-        std::size_t const d = differing(a1, packed.signs(codes, 0)) + differing(a2, packed.signs(codes, 1)) +
-                              differing(a3, packed.signs(codes, 2)) + differing(a4, packed.signs(codes, 3)) +
-                              differing(a5, packed.signs(codes, 4));
-        std::vector<xt::xtensor<std::uint64_t, 2>> const traced = packed.trace(codes);
-        REQUIRE(traced.size() == packed.sign_layers());
-        for (std::size_t i = 0; i < traced.size(); ++i) CHECK(traced[i] == packed.signs(codes, i));
+        auto const a5 = model.template layer<9>().forward(
+            model.template layer<8>().forward(model.template layer<7>().forward(flat, eval), eval), eval);
+        xt::xtensor<float, 2> const rows = rows_of(x);
+        std::size_t const d = differing(a1, packed.run(rows, at[0] + 1)) + differing(a2, packed.run(rows, at[1] + 1)) +
+                              differing(a3, packed.run(rows, at[2] + 1)) + differing(a4, packed.run(rows, at[3] + 1)) +
+                              differing(a5, packed.run(rows, at[4] + 1));
         CHECK(d <= 2);  // the float model's own rounding near a BatchNorm output of 0, rarely; usually 0
         if (d != 0) continue;
         // Logits within the float-summation bound of docs/deploy.md: (K + 2) 2^-23 (sum_k |Q_jk| + |b_j| + 2).
@@ -300,7 +376,8 @@ TEST_CASE_TEMPLATE("a compiled CNN agrees with the fake-quant model: every hidde
     }
 }
 
-TEST_CASE("packed_conv2d, packed_cnn and compile refuse what they cannot run, with clear messages")
+TEST_CASE("packed_conv2d, packed_model's convolution steps and compile refuse what they cannot run, with clear "
+          "messages")
 {
     kernels::binary_conv2d_shape const s{.channels = 2, .height = 4, .width = 4, .filters = 3, .kernel = 3, .padding = 1};
     deploy::packed_weights w{.in = 18, .out = 3, .bits = 1, .signs = std::vector<std::uint64_t>(3, 0)};
@@ -321,45 +398,70 @@ TEST_CASE("packed_conv2d, packed_cnn and compile refuse what they cannot run, wi
                                                w, {t}),
                          doctest::Contains("smaller than the 3x3 kernel"), invalid_input);
 
-    deploy::packed_conv2d const hidden(deploy::layer_input::signs, s, w, {t});
-    deploy::packed_dense const last(deploy::layer_input::signs,
-                                    deploy::packed_weights{.in = 48, .out = 2, .bits = 1,
-                                                           .signs = std::vector<std::uint64_t>(2, 0),
-                                                           .scale = std::vector<float>(2, 1.0f)},
-                                    std::vector<float>(2, 0.0f));
-    CHECK_THROWS_WITH_AS(deploy::packed_cnn({}, {hidden}, {{}}, {last}),
-                         doctest::Contains("convolution 0 must read the input codes"), invalid_input);
-    deploy::packed_conv2d const first(deploy::layer_input::codes, {.channels = 1, .height = 4, .width = 4, .filters = 2,
-                                                                   .kernel = 3, .padding = 1},
-                                      deploy::packed_weights{.in = 9, .out = 2, .bits = 8,
-                                                             .codes = std::vector<std::int8_t>(18, 1)},
-                                      std::vector<deploy::sign_thresholds>(9, deploy::sign_thresholds{{0, 0}, {0}}));
-    CHECK_THROWS_WITH_AS(deploy::packed_cnn({}, {first, first}, {{}, {}}, {last}),
-                         doctest::Contains("convolution 1 must read sign bits"), invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_cnn({}, {first}, {}, {last}), doctest::Contains("0 poolings for 1 convolutions"),
-                         invalid_input);
-    CHECK_THROWS_WITH_AS(deploy::packed_cnn({}, {first}, {{}}, {last}),
-                         doctest::Contains("dense layer 0 reads 48 features, the layer before writes 32"), invalid_input);
-    deploy::packed_dense const last32(deploy::layer_input::signs,
-                                      deploy::packed_weights{.in = 32, .out = 2, .bits = 1,
-                                                             .signs = std::vector<std::uint64_t>(2, 0),
-                                                             .scale = std::vector<float>(2, 1.0f)},
-                                      std::vector<float>(2, 0.0f));
-    deploy::packed_cnn const m({}, {first}, {{}}, {last32});
+    // Steps that do not chain: the convolutions must read what the step before writes.
+    using deploy::packed_step;
+    packed_step const hidden{deploy::integer_conv_step(deploy::layer_input::signs, s, w, std::vector{t})};
+    packed_step const first{deploy::integer_conv_step(
+        deploy::layer_input::codes, {.channels = 1, .height = 4, .width = 4, .filters = 2, .kernel = 3, .padding = 1},
+        deploy::packed_weights{.in = 9, .out = 2, .bits = 8, .codes = std::vector<std::int8_t>(18, 1)},
+        std::vector<deploy::sign_thresholds>(9, deploy::sign_thresholds{{0, 0}, {0}}))};
+    auto const logits = [](std::size_t in) {
+        return packed_step{deploy::integer_dense_step(
+            deploy::layer_input::signs,
+            deploy::packed_weights{.in = in, .out = 2, .bits = 1, .signs = std::vector<std::uint64_t>(2, 0)},
+            deploy::affine_output{.a = 1.0, .offset = {0.0, 0.0}, .step = {1.0, 1.0}, .bias = {0.0f, 0.0f}})};
+    };
+    packed_step const images{deploy::nhwc_step{1, 4, 4}}, input{deploy::input_codes_step{}},
+        flatten{deploy::flatten_step{}};
+    auto const chain = [](std::vector<packed_step> steps) { return deploy::packed_model(16, 2, std::move(steps)); };
+    CHECK_THROWS_WITH_AS(chain({images, input, hidden, flatten, logits(48)}),
+                         doctest::Contains("the steps do not chain: an integer convolution reads sign bits"), invalid_input);
+    CHECK_THROWS_WITH_AS(chain({images, input, first, first, flatten, logits(32)}),
+                         doctest::Contains("the steps do not chain: an integer convolution reads codes"), invalid_input);
+    CHECK_THROWS_WITH_AS(chain({images, input, first, flatten, logits(48)}),
+                         doctest::Contains("an integer dense step reads 48 features, not 32"), invalid_input);
+    CHECK_THROWS_WITH_AS(chain({images, input, first, logits(32)}),
+                         doctest::Contains("an integer dense step reads flat rows (flatten first)"), invalid_input);
+    CHECK_THROWS_WITH_AS(chain({packed_step{deploy::nhwc_step{2, 4, 4}}, input, first, flatten, logits(32)}),
+                         doctest::Contains("an NHWC step of 2x4x4 images reads 16 flat features"), invalid_input);
+    deploy::packed_model const m = chain({images, input, first, flatten, logits(32)});
     CHECK(m.forward(xt::xtensor<float, 4>::from_shape({3, 1, 4, 4})).shape(0) == 3);
     CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 4>::from_shape({1, 1, 4, 5})),
-                         doctest::Contains("expected images of 1 x 4 x 4, got 1 x 4 x 5"), invalid_input);
-    CHECK_THROWS_WITH_AS((void)m.signs(xt::xtensor<std::uint8_t, 4>::from_shape({1, 1, 4, 4}), 1),
-                         doctest::Contains("layer 1 writes no sign bits"), invalid_input);
+                         doctest::Contains("expected 16 input features, got 20"), invalid_input);
 
-    namespace ste = lowbit::ste;
+    // compile on nn::cnn: an image size that does not give the dense layer's width, a pooling window larger than
+    // its feature map, a bad input map, NaN images.
     auto model = nn::cnn({.size = 8, .width1 = 4, .width2 = 4, .hidden = 8, .classes = 2}, ste::xnor_weight<>{},
                          ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{}, nn::bias_head);
-    CHECK(deploy::compile(model).height() == 8);
+    deploy::packed_model const packed = deploy::compile(model, {.height = 8, .width = 8});
+    CHECK(packed.inputs() == 64);
     CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.height = 12, .width = 12}),
-                         doctest::Contains("a 12x12 input gives a 4 x 3 x 3 feature map, but the dense layer reads 16 "
-                                           "features"),
-                         invalid_input);
-    CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.input = {.scale = -1.0f}}), doctest::Contains("scale must be positive"),
-                         invalid_input);
+                         doctest::Contains("(dense) reads 16 features, but the layer before writes 36"), invalid_input);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.height = 2, .width = 2}),
+                         doctest::Contains("the 1x1 input is smaller than the 2x2 window"), invalid_input);
+    CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.input = {.scale = -1.0f}, .height = 8, .width = 8}),
+                         doctest::Contains("scale must be positive"), invalid_input);
+    xt::xtensor<float, 4> nan = xt::zeros<float>({2, 1, 8, 8});
+    nan(1, 0, 3, 4) = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH_AS((void)packed.forward(nan), doctest::Contains("NaN"), invalid_input);
+
+    // Convolutions that do not fit: channels that do not chain, a kernel larger than the padded image, and input
+    // codes x 8-bit levels over 36864 taps, whose sums could leave int32 (255 x 255 x 36864 > 2^31).
+    using conv = nn::conv2d<ste::xnor_weight<>>;
+    nn::sequential channels(conv({.in = 1, .out = 4, .kernel = 3, .padding = 1}), nn::batch_norm<4>({.channels = 4}),
+                            sign_act{}, conv({.in = 3, .out = 4, .kernel = 3, .padding = 1}), nn::flatten{},
+                            nn::dense<ste::xnor_weight<>>({.in = 64, .out = 2}));
+    CHECK_THROWS_WITH_AS((void)deploy::compile(channels, {.height = 4, .width = 4}),
+                         doctest::Contains("(conv2d) reads 3 channels, but the layer before writes 4"), invalid_input);
+    nn::sequential large(conv({.in = 1, .out = 4, .kernel = 5}), nn::flatten{},
+                         nn::dense<ste::xnor_weight<>>({.in = 4, .out = 2}));
+    CHECK_THROWS_WITH_AS((void)deploy::compile(large, {.height = 4, .width = 4}),
+                         doctest::Contains("(conv2d)'s 4x4 input is smaller than its kernel"), invalid_input);
+    nn::sequential wide(nn::conv2d<ste::dorefa_weight<8>>({.in = 4096, .out = 1, .kernel = 3, .padding = 1}),
+                        nn::batch_norm<4>({.channels = 1}), sign_act{}, nn::flatten{},
+                        nn::dense<ste::xnor_weight<>>({.in = 9, .out = 2}));
+    CHECK_THROWS_WITH_AS((void)deploy::compile(wide, {.height = 3, .width = 3}),
+                         doctest::Contains("36864 inputs of 8-bit weights could overflow the int32 sums"), invalid_input);
 }
+
+} // namespace packed_cnn_test

@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: MIT
-// The packed k-bit (PACT) MLP file: a bit-exact round trip of compiled random PACT MLPs (several weight mixes
-// and activation bit widths: identical logits, hidden codes and stored state), packed_kind, and one clear
-// io_error naming the file for each problem -- missing, truncated, corrupt, a packed MLP, a packed CNN or a
-// training checkpoint where a k-bit MLP is expected (and a k-bit MLP where the others are), unsupported
-// packed version, missing entry or metadata, shapes or values that contradict the metadata.
+// The packed model file (deploy/packed_model_file.hpp) of k-bit (PACT) MLPs lowered by deploy::compile: a
+// bit-exact round trip of random PACT MLPs (several weight mixes and activation bit widths: identical logits,
+// codes between the steps, stored state and bytes), and one clear io_error naming the file for each problem of
+// its k-bit steps -- missing, truncated, corrupt, missing entry or metadata, shapes or values that contradict
+// the metadata (code widths, negate flags, thresholds that do not ascend, element types).
 #include <lowbit/deploy/compile.hpp>
-#include <lowbit/deploy/packed_cnn_file.hpp>
-#include <lowbit/deploy/packed_file.hpp>
-#include <lowbit/deploy/packed_kbit_file.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
+#include <lowbit/deploy/packed_step.hpp>
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/quant/ste/ste.hpp>
-#include <lowbit/train/checkpoint.hpp>
 
 #include "../../support/file_problem.hpp"
 #include "../../support/temp_dir.hpp"
@@ -27,11 +26,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <limits>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 using namespace lowbit;
@@ -46,7 +43,7 @@ namespace {
 
 std::string kbit_problem(std::filesystem::path const& p)
 {
-    return problem(p, [](auto const& f) { return deploy::load_packed_kbit(f); });
+    return problem(p, [](auto const& f) { return deploy::load_packed_model(f); });
 }
 
 using lowbit::test::kbit_recipe;
@@ -86,19 +83,31 @@ void randomise(Model& model, std::uint64_t seed)
     for (float& b : model.template layer<6>().bias()) b = u(rng);
 }
 
-xt::xtensor<std::uint8_t, 2> uniform_codes(std::size_t m, std::size_t k, std::uint64_t seed)
+/// Random inputs on the grid of @p map (scale q + offset for uniform codes q), so that the input codes are every
+/// byte.
+xt::xtensor<float, 2> uniform_inputs(std::size_t m, std::size_t k, std::uint64_t seed, deploy::input_map map)
 {
     std::mt19937_64 rng(seed);
-    xt::xtensor<std::uint8_t, 2> q = xt::xtensor<std::uint8_t, 2>::from_shape({m, k});
-    for (auto& c : q) c = static_cast<std::uint8_t>(rng() & 0xFF);
-    return q;
+    xt::xtensor<float, 2> x = xt::xtensor<float, 2>::from_shape({m, k});
+    for (float& v : x) v = map.scale * static_cast<float>(rng() & 0xFF) + map.offset;
+    return x;
 }
 
-deploy::packed_kbit_mlp small_packed()
+deploy::input_map const small_map{.scale = 0.02f, .offset = -1.0f};
+
+/// A 12-20-20-3 PACT MLP with 4-bit codes: steps input codes, two integer layers writing codes (step1: 4-bit
+/// weights, step2: 2-bit weights), the binary logits layer (step3).
+deploy::packed_model small_packed()
 {
     auto model = make_model<levels_4>(12, 20, 3, 5);
     randomise(model, 6);
-    return deploy::compile(model, {.input = {.scale = 0.02f, .offset = -1.0f}});
+    return deploy::compile(model, {.input = small_map});
+}
+
+/// The integer dense step @p i of @p m.
+deploy::integer_dense_step const& kbit_step(deploy::packed_model const& m, std::size_t i)
+{
+    return std::get<deploy::integer_dense_step>(m.steps()[i].op);
 }
 
 } // namespace
@@ -108,83 +117,72 @@ TEST_CASE_TEMPLATE("a packed k-bit MLP round-trips through its file bit for bit"
 {
     test::temp_dir dir("packed_kbit_file");
     std::size_t const inputs = 50, hidden = 70, classes = 7, m = 64;
+    deploy::input_map const map{.scale = 0.0125f, .offset = -1.5f};
     auto model = make_model<R>(inputs, hidden, classes, 17);
     randomise(model, 9);
-    deploy::packed_kbit_mlp const packed = deploy::compile(model, {.input = {.scale = 0.0125f, .offset = -1.5f}});
+    deploy::packed_model const packed = deploy::compile(model, {.input = map});
+    REQUIRE(packed.steps().size() == 4);
     deploy::save_packed(dir / "pact.lbpk", packed);
     CHECK(std::filesystem::file_size(dir / "pact.lbpk") == deploy::packed_bytes(packed));
 
     io::archive const a = io::load_archive(dir / "pact.lbpk");
-    CHECK(deploy::packed_kind(a) == deploy::packed_model_kind::kbit_mlp);
-    CHECK(a.meta().at("format") == "lowbit-packed-kbit-mlp");
+    CHECK(a.meta().at("format") == "lowbit-packed-model");
     CHECK(a.meta().at("packed_version") == "1");
-    CHECK(a.meta().at("layer0.act_bits") == std::to_string(R::bits));
-    CHECK(a.meta().count("layer2.act_bits") == 0);
+    CHECK(a.meta().at("step1.output") == "codes");
+    CHECK(a.meta().at("step1.act_bits") == std::to_string(R::bits));
+    CHECK(a.meta().at("step2.act_bits") == std::to_string(R::bits));
+    CHECK(a.meta().at("step3.output") == "floats");
+    CHECK(a.meta().count("step3.act_bits") == 0);
 
-    deploy::packed_kbit_mlp const loaded = deploy::load_packed_kbit(dir / "pact.lbpk");
-    CHECK(loaded.input().scale == packed.input().scale);
-    CHECK(loaded.input().offset == packed.input().offset);
-    REQUIRE(loaded.layers().size() == 3);
-    for (std::size_t i = 0; i < 3; ++i) {
-        deploy::packed_kbit_dense const &l = loaded.layers()[i], &p = packed.layers()[i];
-        CHECK(l.logits() == p.logits());
+    deploy::packed_model const loaded = deploy::load_packed_model(dir / "pact.lbpk");
+    CHECK(loaded.inputs() == packed.inputs());
+    CHECK(loaded.classes() == packed.classes());
+    REQUIRE(loaded.steps().size() == 4);
+    auto const& map_loaded = std::get<deploy::input_codes_step>(loaded.steps()[0].op).map;
+    CHECK(map_loaded.scale == map.scale);
+    CHECK(map_loaded.offset == map.offset);
+    for (std::size_t i = 1; i < 4; ++i) {
+        CAPTURE(i);
+        deploy::integer_dense_step const &l = kbit_step(loaded, i), &p = kbit_step(packed, i);
+        CHECK(l.input() == p.input());
+        CHECK(l.writes() == p.writes());
         CHECK(l.weights().bits == p.weights().bits);
+        CHECK(l.weights().odd == p.weights().odd);
         CHECK(l.weights().signs == p.weights().signs);
         CHECK(l.weights().codes == p.weights().codes);
-        CHECK(l.thresholds().levels == p.thresholds().levels);
-        CHECK(l.thresholds().threshold == p.thresholds().threshold);
-        CHECK(l.thresholds().negate == p.thresholds().negate);
-        CHECK(std::vector<double>(l.scale().begin(), l.scale().end()) ==
-              std::vector<double>(p.scale().begin(), p.scale().end()));
-        CHECK(std::vector<float>(l.bias().begin(), l.bias().end()) ==
-              std::vector<float>(p.bias().begin(), p.bias().end()));
+        CHECK(l.weights().scale == p.weights().scale);
+        if (auto const* t = std::get_if<deploy::level_thresholds>(&p.stage())) {
+            auto const& u = std::get<deploy::level_thresholds>(l.stage());
+            CHECK(u.levels == t->levels);
+            CHECK(u.threshold == t->threshold);
+            CHECK(u.negate == t->negate);
+        } else {
+            // The float output stage: a, the offsets and the steps are float64 and stored as their bits.
+            auto const& y = std::get<deploy::affine_output>(p.stage());
+            auto const& z = std::get<deploy::affine_output>(l.stage());
+            CHECK(std::bit_cast<std::uint64_t>(z.a) == std::bit_cast<std::uint64_t>(y.a));
+            CHECK(z.offset == y.offset);
+            CHECK(z.step == y.step);
+            CHECK(z.bias == y.bias);
+        }
     }
-    xt::xtensor<std::uint8_t, 2> const q = uniform_codes(m, inputs, 4);
-    CHECK(loaded.codes(q, 0) == packed.codes(q, 0));
-    CHECK(loaded.codes(q, 1) == packed.codes(q, 1));
-    CHECK(loaded.forward(q) == packed.forward(q));  // exact: the float64 scales are stored as their bits
+    xt::xtensor<float, 2> const x = uniform_inputs(m, inputs, 4, map);
+    for (std::size_t const steps : {std::size_t{2}, std::size_t{3}}) {
+        deploy::activations const l = loaded.run(x, steps), p = packed.run(x, steps);
+        CHECK(l.kind == deploy::encoding::codes);
+        CHECK(l.codes == p.codes);
+    }
+    CHECK(loaded.forward(x) == packed.forward(x));
 
     // Saving again gives the same bytes: nothing is lost or reordered on the way through.
     deploy::save_packed(dir / "again.lbpk", loaded);
     CHECK(read_file(dir / "again.lbpk") == read_file(dir / "pact.lbpk"));
 }
 
-TEST_CASE("packed MLP, CNN and k-bit MLP files: each loader names the kind and the loader of the others")
-{
-    test::temp_dir dir("packed_kbit_kinds");
-    deploy::save_packed(dir / "kbit.lbpk", small_packed());
-
-    auto mlp = nn::mlp({.inputs = 6, .hidden = 8, .classes = 2}, ste::xnor_weight<>{}, ste::dorefa_weight<8>{},
-                       ste::dorefa_weight<8>{}, ste::sign_activation{}, nn::bias_head);
-    deploy::save_packed(dir / "mlp.lbpk", deploy::compile(mlp));
-    CHECK(io::load_archive(dir / "mlp.lbpk").meta().at("format") == "lowbit-packed-mlp");
-    CHECK(kbit_problem(dir / "mlp.lbpk") ==
-          "this is a packed MLP ('lowbit-packed-mlp'), not a packed k-bit MLP: load it with deploy::load_packed");
-
-    auto cnn = nn::cnn({.channels = 1, .size = 8, .width1 = 4, .width2 = 8, .hidden = 10, .classes = 3, .seed = 2},
-                       ste::xnor_weight<>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::sign_activation{},
-                       nn::bias_head);
-    deploy::save_packed(dir / "cnn.lbpk", deploy::compile(cnn));
-    CHECK(kbit_problem(dir / "cnn.lbpk") ==
-          "this is a packed CNN ('lowbit-packed-cnn'), not a packed k-bit MLP: load it with deploy::load_packed_cnn");
-
-    train::save_checkpoint(dir / "train.lbck", mlp, {{"model", "mlp"}});
-    CHECK(kbit_problem(dir / "train.lbck") ==
-          "not a packed lowbit model: metadata 'format' is missing, expected 'lowbit-packed-mlp', 'lowbit-packed-cnn', "
-          "'lowbit-packed-kbit-mlp', 'lowbit-packed-kbit-cnn' or 'lowbit-packed-model' (a training checkpoint must be compiled first: lowbit-infer --checkpoint)");
-
-    CHECK(contains(problem(dir / "kbit.lbpk", [](auto const& f) { return deploy::load_packed(f); }),
-                   "this is a packed k-bit MLP ('lowbit-packed-kbit-mlp'), not a packed MLP: load it with "
-                   "deploy::load_packed_kbit"));
-    CHECK(contains(problem(dir / "kbit.lbpk", [](auto const& f) { return deploy::load_packed_cnn(f); }),
-                   "this is a packed k-bit MLP ('lowbit-packed-kbit-mlp'), not a packed CNN: load it with "
-                   "deploy::load_packed_kbit"));
-}
-
-TEST_CASE("load_packed_kbit names the file and the problem")
+TEST_CASE("load_packed_model names the file and the problem of a k-bit MLP's steps")
 {
     test::temp_dir dir("packed_kbit_errors");
-    deploy::packed_kbit_mlp const packed = small_packed();
+    deploy::packed_model const packed = small_packed();
     deploy::save_packed(dir / "m.lbpk", packed);
     std::string const s = read_file(dir / "m.lbpk");
     io::archive const good = io::load_archive(dir / "m.lbpk");
@@ -209,74 +207,55 @@ TEST_CASE("load_packed_kbit names the file and the problem")
         CHECK(contains(kbit_problem(dir / "damaged.lbpk"), "checksum mismatch: the file is corrupt"));
     }
 
-    CHECK(broken("p2.lbpk", [](io::archive& a) { a.meta()["packed_version"] = "2"; }) ==
-          "unsupported packed k-bit MLP version 2, and this lowbit reads packed k-bit MLP version 1");
-
     // Missing entries and metadata.
-    CHECK(contains(broken("negate.lbpk", [](io::archive& a) { a = without(a, "layer1.negate"); }),
-                   "missing entry 'layer1.negate'"));
-    CHECK(contains(broken("scale.lbpk", [](io::archive& a) { a = without(a, "layer2.scale"); }),
-                   "missing entry 'layer2.scale'"));
-    CHECK(broken("act.lbpk", [](io::archive& a) { a.meta().erase("layer0.act_bits"); }) ==
-          "metadata 'layer0.act_bits' is missing");
-    CHECK(broken("layers.lbpk", [](io::archive& a) { a.meta()["layers"] = "x"; }) ==
-          "metadata 'layers' is 'x', not a number up to 1024");
+    CHECK(contains(broken("negate.lbpk", [](io::archive& a) { a = without(a, "step2.negate"); }),
+                   "missing entry 'step2.negate'"));
+    CHECK(contains(broken("affine.lbpk", [](io::archive& a) { a = without(a, "step3.affine"); }),
+                   "missing entry 'step3.affine'"));
+    CHECK(broken("act.lbpk", [](io::archive& a) { a.meta().erase("step1.act_bits"); }) ==
+          "metadata 'step1.act_bits' is missing");
 
     // Metadata the entries contradict: every shape is checked against it.
-    CHECK(broken("bits.lbpk", [](io::archive& a) { a.meta()["layer1.bits"] = "1"; }) ==
-          "missing entry 'layer1.signs'");  // levels_4's hidden layer holds int8 codes
-    CHECK(contains(broken("actbits.lbpk", [](io::archive& a) { a.meta()["layer0.act_bits"] = "2"; }),
-                   "shape mismatch for entry 'layer0.threshold'"));
-    CHECK(contains(broken("inputs.lbpk", [](io::archive& a) { a.meta()["inputs"] = "13"; }),
-                   "shape mismatch for entry 'layer0.codes'"));
-    CHECK(broken("classes.lbpk", [](io::archive& a) { a.meta()["classes"] = "4"; }) ==
-          "inconsistent packed model: the last layer writes 3 logits, metadata 'classes' is 4");
-    CHECK(broken("two.lbpk", [](io::archive& a) { a.meta()["layers"] = "2"; }) ==
-          "inconsistent packed model: the last layer writes 20 logits, metadata 'classes' is 3");
-    CHECK(broken("one.lbpk", [](io::archive& a) { a.meta()["layers"] = "1"; }) ==
-          "inconsistent packed model: metadata 'layers' is 1, and a packed k-bit MLP has at least two layers");
-    CHECK(contains(broken("wbits.lbpk", [](io::archive& a) { a.meta()["layer0.bits"] = "9"; }),
-                   "metadata 'layer0.bits' is '9', not a number up to 8"));
-    CHECK(contains(broken("abits.lbpk", [](io::archive& a) { a.meta()["layer1.act_bits"] = "0"; }),
-                   "act_bits' is 0"));
-    CHECK(contains(broken("map.lbpk", [](io::archive& a) { a = without(a, "input.map"); }), "missing entry 'input.map'"));
+    CHECK(broken("bits.lbpk", [](io::archive& a) { a.meta()["step2.bits"] = "1"; }) ==
+          "missing entry 'step2.signs'");  // levels_4's hidden layer holds int8 codes
+    CHECK(contains(broken("actbits.lbpk", [](io::archive& a) { a.meta()["step1.act_bits"] = "2"; }),
+                   "shape mismatch for entry 'step1.threshold'"));
+    CHECK(contains(broken("wbits.lbpk", [](io::archive& a) { a.meta()["step1.bits"] = "9"; }),
+                   "metadata 'step1.bits' is '9', not a number up to 8"));
+    CHECK(contains(broken("abits.lbpk", [](io::archive& a) { a.meta()["step2.act_bits"] = "0"; }), "act_bits' is 0"));
+    std::string const inputs = broken("inputs.lbpk", [](io::archive& a) { a.meta()["inputs"] = "13"; });
+    CHECK(contains(inputs, "inconsistent packed model"));
+    CHECK(contains(inputs, "an integer dense step reads 12 features, not 13"));
 
-    // Values no compiled model holds.
-    CHECK(contains(broken("flag.lbpk",
-                          [&](io::archive& a) {
-                              std::vector<std::uint8_t> flags(packed.layers()[0].out(), 2);
-                              a = without(a, "layer0.negate");
-                              a.add("layer0.negate", {flags.size()}, flags);
-                          }),
-                   "inconsistent packed model: channel 0 of layer 0 has negate flag 2, not 0 or 1"));
-    CHECK(contains(broken("order.lbpk",
-                          [&](io::archive& a) {
-                              std::vector<std::int32_t> t = packed.layers()[1].thresholds().threshold;
-                              t[0] = t[1] + 1;
-                              a = without(a, "layer1.threshold");
-                              a.add("layer1.threshold", {packed.layers()[1].out(), 15}, t);
-                          }),
-                   "inconsistent packed model: the thresholds of channel 0 of layer 1 do not ascend"));
-    CHECK(contains(broken("nan.lbpk",
-                          [&](io::archive& a) {
-                              std::vector<std::uint64_t> bits(3, std::bit_cast<std::uint64_t>(
-                                                                     std::numeric_limits<double>::quiet_NaN()));
-                              a = without(a, "layer2.scale");
-                              a.add("layer2.scale", {3}, bits);
-                          }),
-                   "inconsistent packed model: the scale of logit 0 is not finite"));
+    // Values no lowered model holds.
+    auto const& t1 = std::get<deploy::level_thresholds>(kbit_step(packed, 1).stage());
+    auto const& t2 = std::get<deploy::level_thresholds>(kbit_step(packed, 2).stage());
+    std::string const flag = broken("flag.lbpk", [&](io::archive& a) {
+        a = without(a, "step1.negate");
+        a.add("step1.negate", {t1.size()}, std::vector<std::uint8_t>(t1.size(), 2));
+    });
+    CHECK(contains(flag, "inconsistent packed model"));
+    CHECK(contains(flag, "has negate flag 2, not 0 or 1"));
+    std::string const order = broken("order.lbpk", [&](io::archive& a) {
+        std::vector<std::int32_t> t = t2.threshold;
+        t[0] = t[1] + 1;
+        a = without(a, "step2.threshold");
+        a.add("step2.threshold", {t2.size(), static_cast<std::size_t>(t2.levels)}, t);
+    });
+    CHECK(contains(order, "inconsistent packed model"));
+    CHECK(contains(order, "the thresholds of channel 0 of"));
+    CHECK(contains(order, "do not ascend"));
     CHECK(contains(broken("type.lbpk",
                           [&](io::archive& a) {
-                              a = without(a, "layer0.negate");
-                              a.add("layer0.negate", {packed.layers()[0].out()},
-                                    std::vector<float>(packed.layers()[0].out(), 0.0f));
+                              a = without(a, "step1.negate");
+                              a.add("step1.negate", {t1.size()}, std::vector<float>(t1.size(), 0.0f));
                           }),
-                   "element type mismatch for entry 'layer0.negate'"));
+                   "element type mismatch for entry 'step1.negate'"));
 
     // A failed load leaves the destination as it was.
-    deploy::packed_kbit_mlp target = deploy::load_packed_kbit(dir / "m.lbpk");
-    xt::xtensor<std::uint8_t, 2> const q = uniform_codes(5, 12, 1);
-    xt::xtensor<float, 2> const before = target.forward(q);
-    CHECK_THROWS_AS(target = deploy::load_packed_kbit(dir / "order.lbpk"), io::io_error);
-    CHECK(target.forward(q) == before);
+    deploy::packed_model target = deploy::load_packed_model(dir / "m.lbpk");
+    xt::xtensor<float, 2> const x = uniform_inputs(5, 12, 1, small_map);
+    xt::xtensor<float, 2> const before = target.forward(x);
+    CHECK_THROWS_AS(target = deploy::load_packed_model(dir / "order.lbpk"), io::io_error);
+    CHECK(target.forward(x) == before);
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
-// lowbit::summary: a trained model's table and its packed model's agree on every weight layer's bits and bytes;
-// the rows follow the layers (a user's own layer, a residual block, a CNN); a shape that does not chain is an error.
+// lowbit::summary: a trained model's table and its packed model's (deploy::compile's packed_model) agree on
+// every weight layer's bits and bytes; the rows follow the layers (a user's own layer, a residual block, a CNN); a
+// shape that does not chain is an error.
 #include <lowbit/deploy/compile.hpp>
+#include <lowbit/deploy/packed_model.hpp>
+#include <lowbit/deploy/packed_model_file.hpp>
 #include <lowbit/deploy/summary.hpp>
 #include <lowbit/model_summary.hpp>
 #include <lowbit/nn/models.hpp>
@@ -74,15 +77,22 @@ TEST_CASE("the summaries of a binarized MLP and of its packed model agree on eac
     CHECK(t.float_bytes() > t.packed_bytes());
     CHECK(t.compression() == doctest::Approx(static_cast<double>(t.float_bytes()) / t.packed_bytes()));
 
-    deploy::packed_mlp const packed = deploy::compile(model);
+    deploy::packed_model const packed = deploy::compile(model);
     model_summary const p = summary(packed);
-    REQUIRE(p.layers.size() == 3);
+    // A row per step: the input codes, then the three integer layers (BatchNorm and sign folded into thresholds).
+    REQUIRE(p.layers.size() == 4);
+    CHECK(p.layers[0].name == "input codes (8-bit)");
     CHECK(weight_layers(p) == weight_layers(t));
-    CHECK(p.layers[0].activation_bits == 8);  // the packed model's first layer reads 8-bit codes
-    CHECK(p.layers[0].macs[static_cast<std::size_t>(mac_kind::int8)] == 784 * 96);
+    CHECK(p.layers[1].activation_bits == 8);  // the packed model's first layer reads 8-bit codes
+    CHECK(p.layers[1].macs[static_cast<std::size_t>(mac_kind::int8)] == 784 * 96);
+    CHECK(p.layers[2].activation_bits == 1);  // the hidden layer reads sign bits: XNOR-popcount
+    CHECK(p.layers[2].macs[static_cast<std::size_t>(mac_kind::binary)] == 96 * 96);
+    CHECK(p.layers[3].macs[static_cast<std::size_t>(mac_kind::int8)] == 96 * 10);  // 8-bit weights x signs
+    CHECK(p.layers[3].output_shape == std::vector<std::size_t>{10});
     CHECK(p.stored_bytes == deploy::packed_bytes(packed));
     std::string const table = p.table();
-    CHECK(table.find("dense 96 -> 10 (logits)") != std::string::npos);
+    CHECK(table.find("dense 96 -> 96 (thresholds, sign)") != std::string::npos);
+    CHECK(table.find("dense 96 -> 10 (integer, float outputs)") != std::string::npos);
     CHECK(table.find("stored: " + std::to_string(p.stored_bytes) + " bytes") != std::string::npos);
 }
 
@@ -92,7 +102,7 @@ TEST_CASE("the summaries of a PACT CNN and of its packed model agree, and the ro
                          ste::dorefa_weight<2>{}, ste::dorefa_weight<8>{}, ste::dorefa_weight<8>{}, ste::pact<2>{},
                          nn::bias_head);
     model_summary const t = summary(model, {1, 12, 12});
-    deploy::packed_kbit_cnn const packed = deploy::compile(model);
+    deploy::packed_model const packed = deploy::compile(model, {.height = 12, .width = 12});
     model_summary const p = summary(packed);
     CHECK(weight_layers(p) == weight_layers(t));
     CHECK(weight_layers(t).size() == 6);  // four convolutions, two dense layers
@@ -104,7 +114,16 @@ TEST_CASE("the summaries of a PACT CNN and of its packed model agree, and the ro
             break;
         }
     CHECK(pooled);
+    // The packed model pools where the model does: twice, on 2-bit codes.
+    std::size_t packed_pools = 0;
+    for (layer_summary const& l : p.layers)
+        if (l.name == "max_pool2d 2x2") {
+            ++packed_pools;
+            CHECK(l.activation_bits == 2);
+        }
+    CHECK(packed_pools == 2);
     CHECK(t.macs(mac_kind::kbit) == p.macs(mac_kind::kbit));  // 2-bit weights x 2-bit codes, the same in both
+    CHECK(p.stored_bytes == deploy::packed_bytes(packed));
 }
 
 TEST_CASE("summary reads a user's layer, a residual block and the weights' states")
