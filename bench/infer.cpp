@@ -9,6 +9,8 @@
 //   packed             the packed model, from float input: its first step maps the floats to 8-bit codes
 //                      (the input map), so the rows include the quantization of the input, as a caller's would;
 //   packed_all_binary  the variant with XNOR weights in the first and last layers too;
+//   packed/codes, packed_all_binary/codes  the same two from 8-bit input codes (images as they are stored:
+//                      packed_model::forward of uint8 rows), without the mapping of floats to codes;
 //   float              the float model;
 //   cnn/packed, cnn/float  the same for the CNN (cnn/float: nn::cnn's evaluation forward with Q(w), im2col +
 //                      sgemm per convolution; cnn/packed reads the images as rows of c*h*w floats, NCHW);
@@ -38,6 +40,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -235,6 +238,30 @@ void packed_run(benchmark::State& state, lowbit::deploy::packed_model const& m, 
     counters(state, batch, bytes);
 }
 
+/// @p m on the first rows of 8-bit input codes @p codes (images as they are stored), which it reads without mapping
+/// floats: the rows `.../codes`, for the MLPs (a CNN's first step reorders float images, so it reads floats).
+void packed_codes_run(benchmark::State& state, lowbit::deploy::packed_model const& m,
+                      xt::xtensor<std::uint8_t, 2> const& codes, std::size_t bytes)
+{
+    threads const t(state.range(0));
+    auto const batch = static_cast<std::size_t>(state.range(1));
+    xt::xtensor<std::uint8_t, 2> const in = xt::view(codes, xt::range(0, batch), xt::all());
+    for (auto _ : state) {
+        xt::xtensor<float, 2> l = m.forward(in);
+        benchmark::DoNotOptimize(l.data());
+    }
+    counters(state, batch, bytes);
+}
+
+/// The codes q of @p rows under the default input map (q / 255, exact for the input the benchmarks make).
+xt::xtensor<std::uint8_t, 2> codes_of(xt::xtensor<float, 2> const& rows)
+{
+    xt::xtensor<std::uint8_t, 2> q = xt::xtensor<std::uint8_t, 2>::from_shape(rows.shape());
+    std::transform(rows.begin(), rows.end(), q.begin(),
+                   [](float v) { return static_cast<std::uint8_t>(std::lround(v * 255.0f)); });
+    return q;
+}
+
 template <class Twins>
 void packed_twin(benchmark::State& state, Twins& s)
 {
@@ -260,6 +287,16 @@ void BM_packed_all_binary(benchmark::State& state)
     setup& s = models();
     packed_run(state, s.packed_binary, s.rows, s.packed_binary_bytes);
 }
+void BM_packed_codes(benchmark::State& state)
+{
+    static xt::xtensor<std::uint8_t, 2> const codes = codes_of(models().rows);
+    packed_codes_run(state, models().packed, codes, models().packed_bytes);
+}
+void BM_packed_all_binary_codes(benchmark::State& state)
+{
+    static xt::xtensor<std::uint8_t, 2> const codes = codes_of(models().rows);
+    packed_codes_run(state, models().packed_binary, codes, models().packed_binary_bytes);
+}
 void BM_float(benchmark::State& state) { float_twin(state, models()); }
 void BM_cnn_packed(benchmark::State& state) { packed_twin(state, cnn_models()); }
 void BM_cnn_float(benchmark::State& state) { float_twin(state, cnn_models()); }
@@ -278,6 +315,8 @@ void shapes(benchmark::internal::Benchmark* b)
 
 BENCHMARK(BM_packed)->Name("packed")->Apply(shapes);
 BENCHMARK(BM_packed_all_binary)->Name("packed_all_binary")->Apply(shapes);
+BENCHMARK(BM_packed_codes)->Name("packed/codes")->Apply(shapes);
+BENCHMARK(BM_packed_all_binary_codes)->Name("packed_all_binary/codes")->Apply(shapes);
 BENCHMARK(BM_float)->Name("float")->Apply(shapes);
 BENCHMARK(BM_cnn_packed)->Name("cnn/packed")->Apply(shapes);
 BENCHMARK(BM_cnn_float)->Name("cnn/float")->Apply(shapes);

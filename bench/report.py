@@ -385,12 +385,12 @@ def infer_section(lines):
 
     lines += ["## Packed inference, end to end (issue 5)", "",
               "`bench/infer.cpp`: the binarized MLP 784-1024-1024-10 (XNOR hidden layer, sign activations) lowered layer "
-              "by layer by `deploy::compile` (what `deploy::compile` does for any `nn::sequential`) into a "
-              "`deploy::packed_model` and run on the integer kernels, against our float inference of the same model "
-              "(the nn forward pass with Q(w) as float weights, OpenBLAS native). Every packed row starts from float "
-              "input, as a caller's would: the model's first step maps the floats to 8-bit codes (the input map), "
-              "and its time is included. `packed`: 8-bit first and last layers; `packed_all_binary`: every layer "
-              "binary. Model bytes: the packed model's file (`deploy::packed_bytes`) or the float checkpoint. Median "
+              "by layer by `deploy::compile` into a `deploy::packed_model` and run on the integer kernels, against our "
+              "float inference of the same model (the nn forward pass with Q(w) as float weights, OpenBLAS native). "
+              "The packed rows start from float input, as a caller's would: the model's first step maps the floats to "
+              "8-bit codes (the input map), and its time is included; the MLPs' `.../codes` rows start from the 8-bit "
+              "codes themselves (images as they are stored, `packed_model::forward` of uint8 rows). `packed`: 8-bit "
+              "first and last layers; `packed_all_binary`: every layer binary. Model bytes: the packed model's file (`deploy::packed_bytes`) or the float checkpoint. Median "
               "of 3 repetitions. The PyTorch 2.x float models are compared in the next section.", ""]
 
     def table(names, base):
@@ -415,7 +415,7 @@ def infer_section(lines):
         lines.append("")
 
     mlp = ("float", "packed", "packed_all_binary")
-    table(mlp, "float")
+    table(mlp + tuple(n for n in ("packed/codes", "packed_all_binary/codes") if n in r), "float")
     if missing(mlp):
         lines += ["(the MLP's targets are not evaluated: their rows are missing)", ""]
     else:
