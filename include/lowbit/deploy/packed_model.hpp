@@ -13,12 +13,15 @@
 ///
 /// forward() is const and keeps no model state between calls, so one model may serve several threads. Each
 /// thread keeps two activation buffers from call to call (the largest activations it has run), so that a call
-/// allocates only its output.
+/// allocates only its output. On several lowbit threads a large batch is split into one part per thread, each
+/// run through every step (batch_parts), when that cannot change a bit of the outputs.
 
 #include <lowbit/config.hpp>
 #include <lowbit/deploy/packed_step.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
 
 #include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -51,6 +54,7 @@ public:
             throw invalid_input("lowbit::deploy::packed_model: the last step writes " + std::to_string(a.features) +
                                 (a.kind == encoding::floats ? " floats" : " codes or sign bits") + ", not " +
                                 std::to_string(outputs_) + " floats");
+        splits_ = rows_apart(steps_);
     }
 
     std::size_t inputs() const noexcept { return inputs_; }
@@ -62,8 +66,16 @@ public:
     /// the input map, which clamps it to the first or last code).
     xt::xtensor<float, 2> forward(xt::xtensor<float, 2> const& x) const
     {
-        auto& [a, b] = buffers();
-        return finish(a, b, start(x, a));
+        std::size_t const parts = batch_parts(x.shape(0));
+        if (parts <= 1) {
+            auto& [a, b] = buffers();
+            return finish(a, b, start(x, a));
+        }
+        check_width(x);
+        return split(x.shape(0), parts, [&](std::size_t r0, std::size_t r1, activations& a) {
+            xt::xtensor<float, 2> const rows = xt::view(x, xt::range(r0, r1), xt::all());
+            return start(rows, a);
+        });
     }
 
     /// @brief The outputs [batch, classes] of 8-bit input codes [batch, inputs]: the codes q of the model's input
@@ -79,10 +91,18 @@ public:
         if (codes.shape(1) != inputs_)
             throw invalid_input("lowbit::deploy::packed_model: shape mismatch: expected " + std::to_string(inputs_) +
                                 " input codes per row, got " + std::to_string(codes.shape(1)));
-        auto& [a, b] = buffers();
-        a.reset(encoding::codes, codes.shape(0), inputs_);
-        a.codes.assign(codes.begin(), codes.end());
-        return finish(a, b, 1);
+        auto const load = [&](std::size_t r0, std::size_t r1, activations& a) -> std::size_t {
+            a.reset(encoding::codes, r1 - r0, inputs_);
+            a.codes.assign(codes.begin() + static_cast<std::ptrdiff_t>(r0 * inputs_),
+                           codes.begin() + static_cast<std::ptrdiff_t>(r1 * inputs_));
+            return 1;
+        };
+        std::size_t const parts = batch_parts(codes.shape(0));
+        if (parts <= 1) {
+            auto& [a, b] = buffers();
+            return finish(a, b, load(0, codes.shape(0), a));
+        }
+        return split(codes.shape(0), parts, load);
     }
 
     /// @brief The outputs [batch, classes] of images [batch, channels, height, width] (a CNN compiled with
@@ -127,13 +147,61 @@ private:
     /// Runs the steps from @p first on @p a (@p b: the other buffer) and returns the outputs.
     xt::xtensor<float, 2> finish(activations& a, activations& b, std::size_t first) const
     {
+        run_steps(a, b, first);
+        // a holds floats of outputs_, as the constructor checked.
+        xt::xtensor<float, 2> y = xt::xtensor<float, 2>::from_shape({a.rows, a.features});
+        std::copy(a.floats.begin(), a.floats.end(), y.begin());
+        return y;
+    }
+
+    void run_steps(activations& a, activations& b, std::size_t first) const
+    {
         for (std::size_t i = first; i < steps_.size(); ++i) {
             steps_[i].forward(a, b);
             std::swap(a, b);
         }
-        // a holds floats of outputs_, as the constructor checked.
-        xt::xtensor<float, 2> y = xt::xtensor<float, 2>::from_shape({a.rows, a.features});
-        std::copy(a.floats.begin(), a.floats.end(), y.begin());
+    }
+
+    /// Whether the batch may be split between threads: whether every step computes a sample from that sample alone
+    /// with exact integer sums or elementwise float operations, so that no bit depends on which rows run together.
+    /// The float layers' sgemm (OpenBLAS, when linked) may round a row differently with the number of rows, so a
+    /// model with one keeps its batch whole and its threads inside the kernels.
+    static bool rows_apart(std::span<packed_step const> steps)
+    {
+        return std::ranges::all_of(steps, [](packed_step const& s) {
+            if (std::holds_alternative<float_dense_step>(s.op) || std::holds_alternative<float_conv_step>(s.op))
+                return false;
+            if (auto const* r = std::get_if<residual_step>(&s.op)) return rows_apart(r->inner);
+            return true;
+        });
+    }
+
+    /// Into how many parts forward() splits a batch of @p n samples: one per thread, of at least
+    /// min_rows_per_part samples, when the model allows it. A thread that runs a whole part runs every step on it
+    /// (the kernels' own parallel_for inside runs serially), so the steps between the kernels, which would
+    /// otherwise run on one thread, are split too: at batch 256 on 2 threads the binarized CNN went from 1.17x its
+    /// 1-thread rate to 1.91-1.98x, the 4-bit PACT CNN from 1.15x to 2.03-2.09x (bench_infer, docs/deploy.md).
+    std::size_t batch_parts(std::size_t n) const noexcept
+    {
+        if (!splits_) return 1;
+        return std::min<std::size_t>(num_threads(), n / min_rows_per_part);
+    }
+    static constexpr std::size_t min_rows_per_part = 16;
+
+    /// The outputs of a batch of @p n samples in @p parts contiguous parts, one parallel_for range each: @p load(r0,
+    /// r1, a) puts samples r0 .. r1 - 1 into the thread's buffer a and returns the steps it ran.
+    template <class Load>
+    xt::xtensor<float, 2> split(std::size_t n, std::size_t parts, Load&& load) const
+    {
+        xt::xtensor<float, 2> y = xt::xtensor<float, 2>::from_shape({n, outputs_});
+        parallel_for(parts, 1, [&](std::size_t p0, std::size_t p1) {
+            for (std::size_t p = p0; p < p1; ++p) {
+                std::size_t const r0 = p * n / parts, r1 = (p + 1) * n / parts;
+                auto& [a, b] = buffers();
+                run_steps(a, b, load(r0, r1, a));
+                std::copy(a.floats.begin(), a.floats.end(), y.data() + r0 * outputs_);
+            }
+        });
         return y;
     }
 
@@ -174,6 +242,7 @@ private:
     std::size_t inputs_ = 0;
     std::size_t outputs_ = 0;
     std::vector<packed_step> steps_;
+    bool splits_ = false;  ///< rows_apart(steps_)
 };
 
 } // namespace lowbit::deploy

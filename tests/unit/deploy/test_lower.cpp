@@ -14,6 +14,7 @@
 #include <lowbit/model_summary.hpp>
 #include <lowbit/nn/models.hpp>
 #include <lowbit/nn/summary.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
 #include <lowbit/quant/quantizer.hpp>
 #include <lowbit/quant/ste/ste.hpp>
 
@@ -246,7 +247,7 @@ TEST_CASE("deploy::compile: k-bit codes at another depth, and a user's own layer
     CHECK(f.forward(y) == evaluate(floats_first, y));
 }
 
-TEST_CASE("deploy::compile: BinaryConnect's model with float activations and the BatchNorm head (scripts/demo's); input codes")
+TEST_CASE("deploy::compile: BinaryConnect's model with float activations and the BatchNorm head (scripts/demo's), and its input codes")
 {
     // lowbit-train's default: lowbit::quantizer<1> weights, float ReLU, the BatchNorm head.
     using q1 = quantizer<1, nearest_even_t, clip::fixed_range>;
@@ -403,6 +404,52 @@ TEST_CASE("deploy::compile: a CNN that starts with an activation on its input im
     deploy::packed_model const codes = deploy::compile(on_codes, {.height = 6, .width = 6});
     CHECK(step_kinds(codes.steps()).starts_with("nhwc "));
     CHECK(codes.forward(small) == evaluate_images(on_codes, small, 2, 6));
+}
+
+TEST_CASE("packed_model::forward splits a batch between threads, bit for bit")
+{
+    // A batch of at least 32 samples on 2 threads runs as two parts, each through every step; the outputs must be
+    // those of 1 thread, whatever the split (37 samples: 18 and 19).
+    using conv = nn::conv2d<ste::xnor_weight<>>;
+    using sign = nn::quantize_activation<ste::sign_activation>;
+    nn::sequential cnn(conv({.in = 1, .out = 8, .kernel = 3, .padding = 1, .bias = false}), nn::batch_norm<4>({.channels = 8}),
+                       sign{}, nn::max_pool2d{}, conv({.in = 8, .out = 8, .kernel = 3, .padding = 1, .bias = false}),
+                       nn::batch_norm<4>({.channels = 8}), sign{}, nn::flatten{},
+                       nn::dense<ste::dorefa_weight<8>>({.in = 8 * 4 * 4, .out = 10, .bias = true}));
+    half_weights(cnn, 31);
+    xt::xtensor<float, 2> const images = integer_images(37, 64, 32, 0.0f);
+    shake_images(cnn, images, 1, 8, 33);
+    deploy::compile_options o = integer_input;
+    o.height = o.width = 8;
+    deploy::packed_model const packed = deploy::compile(cnn, o);
+    // The float-activation model of scripts/demo keeps its batch whole (its float layers' sgemm may round a row
+    // differently with the number of rows); it must give the same outputs on 1 and 2 threads too.
+    using q1 = quantizer<1, nearest_even_t, clip::fixed_range>;
+    q1 const q{.clipping = {.bound = 1.0f}};
+    auto mlp = nn::mlp({.inputs = 36, .hidden = 48, .classes = 10}, q, q, q);
+    half_weights(mlp, 34);
+    xt::xtensor<float, 2> const rows = integer_inputs(64, 36, 35);
+    shake_batch_norms(mlp, rows, 36);
+    deploy::packed_model const floats = deploy::compile(mlp, integer_input);
+    xt::xtensor<std::uint8_t, 2> codes = xt::xtensor<std::uint8_t, 2>::from_shape(rows.shape());
+    for (std::size_t i = 0; i < rows.size(); ++i) codes.data()[i] = static_cast<std::uint8_t>(rows.data()[i]);
+
+    unsigned const before = num_threads();
+    set_num_threads(1);
+    xt::xtensor<float, 2> const one = packed.forward(images);
+    xt::xtensor<float, 2> const one_floats = floats.forward(rows);
+    set_num_threads(2);
+    CHECK(packed.forward(images) == one);
+    CHECK(floats.forward(rows) == one_floats);
+    CHECK(floats.forward(codes) == one_floats);
+    set_num_threads(before);
+    CHECK(one == evaluate_images(cnn, images, 1, 8));  // and the outputs are the fake-quant model's (exact sums)
+    // An error in a part is the caller's: a NaN in the second half of the batch.
+    xt::xtensor<float, 2> bad = images;
+    bad(30, 5) = std::numeric_limits<float>::quiet_NaN();
+    set_num_threads(2);
+    CHECK_THROWS_AS(packed.forward(bad), invalid_input);
+    set_num_threads(before);
 }
 
 TEST_CASE("deploy::compile: a k-bit CNN whose input codes' zero point is not 0 (padding classes), bit for bit")
