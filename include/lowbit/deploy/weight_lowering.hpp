@@ -3,7 +3,7 @@
 /// @file
 /// @brief The weight policies deploy::compile packs (BinaryWeightPolicy, LevelWeightPolicy,
 /// PackableWeightPolicy), read only through policy_traits, and the lowering of a layer's quantized weights to
-/// deploy::packed_weights that the MLP and CNN compilers share (lowbit::deploy::detail).
+/// deploy::packed_weights that lower(nn::dense&) and lower(nn::conv2d&) use (lowbit::deploy::detail).
 ///
 /// A layer is lowered from the values it evaluates with -- Q(w), as `weight().forward_values()` gives them in
 /// evaluation -- whatever its policy (a lowbit::ste fake quantizer, lowbit::quantizer in shadow or packed
