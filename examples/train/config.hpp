@@ -25,6 +25,7 @@ struct config {
     std::string log;                  // CSV path, one row per epoch
     std::size_t hidden = 1024;        // MLP width
     std::size_t train_limit = 0;      // use only the first N training images (0: all)
+    std::string kernels = "auto";     // auto | lowbit | reference (the convolutions' im2col + sgemm path)
     // SQWA (--method sqwa): float pre-training, then cyclic retraining with captures, averaging, fine-tuning.
     std::size_t fp_epochs = 2;
     std::size_t captures = 3;

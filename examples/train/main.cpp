@@ -86,6 +86,10 @@ int main(int argc, char** argv)
     app.add_option("--log", c.log, "CSV file, one row per epoch (losses, accuracies, lr, seconds, images/s, flip_ratio)");
     app.add_option("--hidden", c.hidden, "MLP hidden width")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16))->capture_default_str();
     app.add_option("--train-limit", c.train_limit, "use only the first N training images (0: all)")->capture_default_str();
+    app.add_option("--kernels", c.kernels, "the CNN's convolutions: lowbit (lowbit's direct kernels), reference "
+                                           "(im2col + sgemm, the formulation they are tested against) or auto (lowbit "
+                                           "in optimised builds for AVX2 or AVX-512, else reference)")
+        ->check(CLI::IsMember({"auto", "lowbit", "reference"}))->capture_default_str();
     auto* sqwa = app.add_option_group("SQWA", "--method sqwa: float pre-training, cyclic retraining with captures of "
                                               "the quantized model, averaging, BN re-estimation, fine-tuning");
     sqwa->add_option("--fp-epochs", c.fp_epochs, "float pre-training epochs (step 1)")->capture_default_str();

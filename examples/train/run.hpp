@@ -306,7 +306,7 @@ inline lowbit::train::checkpoint_meta run_options(config const& c)
         {"cycle_epochs", num(c.cycle_epochs)}, {"cycle_high", num(c.cycle_high)},
         {"cycle_low", num(c.cycle_low)},     {"finetune_epochs", num(c.finetune_epochs)},
         {"finetune_lr", num(c.finetune_lr)}, {"rescale_hidden", c.rescale_hidden ? "1" : "0"},
-        {"pact_alpha", num(c.pact_alpha)}};
+        {"pact_alpha", num(c.pact_alpha)},   {"kernels", c.kernels}};
     lowbit::train::checkpoint_meta out;
     for (auto const& [k, v] : m) out.emplace("run/cli/" + k, v);
     return out;
@@ -499,7 +499,8 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     bool const ste_recipe = uses_recipe(c) && c.method != "fp";
     std::printf("{\"model\": \"%s\", \"method\": \"%s\", \"bits\": %d, \"act_bits\": %d, \"quantizer\": \"%s\", "
                 "\"first_last_bits\": %d, \"rounding\": \"%s\", \"optimizer\": \"%s\", "
-                "\"lr\": %g, \"batch\": %zu, \"epochs\": %zu, \"seed\": %llu, \"threads\": %u, \"test_acc\": %.4f, "
+                "\"lr\": %g, \"batch\": %zu, \"epochs\": %zu, \"seed\": %llu, \"threads\": %u, \"kernels\": \"%s\", "
+                "\"test_acc\": %.4f, "
                 "\"last_weight_std\": %.5g, \"logit_std\": %.5g, "
                 "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu, \"flip_ratio\": [%s]}\n",
                 c.model.c_str(), c.method.c_str(), c.method == "fp" ? 32 : c.bits,
@@ -510,7 +511,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                 ste_recipe ? (c.first_last_bits == 0 ? c.bits : c.first_last_bits) : (c.method == "fp" ? 32 : c.bits),
                 rounding.c_str(), c.optimizer.c_str(),
                 static_cast<double>(c.lr), c.batch, r.epochs, static_cast<unsigned long long>(c.seed), c.threads,
-                static_cast<double>(report.last_test_acc), diag.last_weight_std, diag.logit_std,
+                c.kernels.c_str(), static_cast<double>(report.last_test_acc), diag.last_weight_std, diag.logit_std,
                 r.images_per_second(), t.weight_bytes(), json_numbers(report.flip_ratios).c_str());
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <lowbit/nn/buffer.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
 
 #include <xtensor/xtensor.hpp>
 
@@ -74,21 +75,22 @@ public:
         std::size_t const n = x.shape(0), inner = x.size() / (n * c), count = n * inner;
         mean_.assign(c, 0.0f);
         inv_std_.assign(c, 0.0f);
+        std::size_t const grain = channel_grain(n * inner);
         if (ctx.training) {
-            // Two passes in memory order (for [N, C] a per-channel loop would stride through the batch), with
-            // double accumulators: the mean first, then the centred sum of squares.
+            // Two passes in memory order, each channel summed by one thread over the batch in order (so the
+            // result is the same for every thread count), with double accumulators: the mean first, then the
+            // centred sum of squares.
             std::vector<double> s(c, 0.0), s2(c, 0.0);
-            for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
-                double a = 0.0;
-                for (std::size_t i = 0; i < len; ++i) a += p[i];
-                s[ch] += a;
-            }, x.data());
-            for (std::size_t ch = 0; ch < c; ++ch) s[ch] /= static_cast<double>(count);
-            for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
-                double a = 0.0;
-                for (std::size_t i = 0; i < len; ++i) a += (p[i] - s[ch]) * (p[i] - s[ch]);
-                s2[ch] += a;
-            }, x.data());
+            parallel_for(c, grain, [&](std::size_t c0, std::size_t c1) {
+                for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
+                    s[ch] += lane_sum(len, [p](std::size_t i) { return static_cast<double>(p[i]); });
+                }, x.data());
+                for (std::size_t ch = c0; ch < c1; ++ch) s[ch] /= static_cast<double>(count);
+                for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
+                    double const mu = s[ch];
+                    s2[ch] += lane_sum(len, [p, mu](std::size_t i) { return (p[i] - mu) * (p[i] - mu); });
+                }, x.data());
+            });
             float const momentum =
                 recalibrated_batches_ > 0 ? 1.0f / static_cast<float>(recalibrated_batches_++) : opts_.momentum;
             for (std::size_t ch = 0; ch < c; ++ch) {
@@ -100,6 +102,8 @@ public:
                 mean_[ch] = mu;
                 inv_std_[ch] = 1.0f / std::sqrt(var + opts_.eps);
             }
+            // The backward pass reads x only as x_hat = (x - mean) * inv_std, so that is what is kept.
+            x_hat_.resize(x.size());
         } else {
             for (std::size_t ch = 0; ch < c; ++ch) {
                 mean_[ch] = running_mean_[ch];
@@ -107,12 +111,17 @@ public:
             }
         }
         tensor y = tensor::from_shape(x.shape());
-        for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
-            float const mu = mean_[ch], k = inv_std_[ch] * gamma_[ch], bt = beta_[ch];
-            float* q = y.data() + off;
-            for (std::size_t i = 0; i < len; ++i) q[i] = (p[i] - mu) * k + bt;
-        }, x.data());
-        if (ctx.training) x_ = x;
+        parallel_for(c, grain, [&](std::size_t c0, std::size_t c1) {
+            for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
+                float const mu = mean_[ch], is = inv_std_[ch], k = is * gamma_[ch], bt = beta_[ch];
+                float* q = y.data() + off;
+                for (std::size_t i = 0; i < len; ++i) q[i] = (p[i] - mu) * k + bt;
+                if (ctx.training) {
+                    float* h = x_hat_.data() + off;
+                    for (std::size_t i = 0; i < len; ++i) h[i] = (p[i] - mu) * is;
+                }
+            }, x.data());
+        });
         return y;
     }
 
@@ -121,29 +130,25 @@ public:
         std::size_t const c = opts_.channels, n = dy.shape(0), inner = dy.size() / (n * c);
         auto const count = static_cast<float>(n * inner);
         std::vector<double> sdy(c, 0.0), sdyx(c, 0.0);
-        for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
-            float const* g = dy.data() + off;
-            float const mu = mean_[ch], is = inv_std_[ch];
-            double a = 0.0, b = 0.0;
-            for (std::size_t i = 0; i < len; ++i) {
-                a += g[i];
-                b += g[i] * ((p[i] - mu) * is);
-            }
-            sdy[ch] += a;
-            sdyx[ch] += b;
-        }, x_.data());
         tensor dx = tensor::from_shape(dy.shape());
+        parallel_for(c, channel_grain(n * inner), [&](std::size_t c0, std::size_t c1) {
+            for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* h, std::size_t len, std::size_t off) {
+                float const* g = dy.data() + off;
+                sdy[ch] += lane_sum(len, [g](std::size_t i) { return static_cast<double>(g[i]); });
+                sdyx[ch] += lane_sum(len, [g, h](std::size_t i) { return static_cast<double>(g[i] * h[i]); });
+            }, x_hat_.data());
+            for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* h, std::size_t len, std::size_t off) {
+                float const* g = dy.data() + off;
+                float* q = dx.data() + off;
+                float const k = gamma_[ch] * inv_std_[ch];
+                float const mdy = static_cast<float>(sdy[ch]) / count, mdyx = static_cast<float>(sdyx[ch]) / count;
+                for (std::size_t i = 0; i < len; ++i) q[i] = k * (g[i] - mdy - h[i] * mdyx);
+            }, x_hat_.data());
+        });
         for (std::size_t ch = 0; ch < c; ++ch) {
             dgamma_[ch] += static_cast<float>(sdyx[ch]);
             dbeta_[ch] += static_cast<float>(sdy[ch]);
         }
-        for_each_run(n, inner, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
-            float const* g = dy.data() + off;
-            float* q = dx.data() + off;
-            float const mu = mean_[ch], is = inv_std_[ch], k = gamma_[ch] * is;
-            float const mdy = static_cast<float>(sdy[ch]) / count, mdyx = static_cast<float>(sdyx[ch]) / count;
-            for (std::size_t i = 0; i < len; ++i) q[i] = k * (g[i] - mdy - (p[i] - mu) * is * mdyx);
-        }, x_.data());
         return dx;
     }
 
@@ -179,20 +184,20 @@ public:
     }
 
 private:
-    /// Visits the tensor in memory order as runs of one channel: f(channel, data + offset, length, offset).
-    /// For [N, C] every run has length 1, so that case goes row by row with the channel loop innermost
-    /// (f is then called with a length-1 run per element, which the compiler inlines and vectorises across
-    /// channels).
+    /// Visits channels [c0, c1) of the tensor in memory order as runs of one channel: f(channel, data + offset,
+    /// length, offset). For [N, C] every run has length 1, so that case goes row by row with the channel loop
+    /// innermost (f is then called with a length-1 run per element, which the compiler inlines and
+    /// vectorises across channels).
     template <class F>
-    void for_each_run(std::size_t n, std::size_t inner, F&& f, float const* data) const
+    void for_each_run(std::size_t n, std::size_t inner, std::size_t c0, std::size_t c1, F&& f, float const* data) const
     {
         std::size_t const c = opts_.channels;
         for (std::size_t b = 0; b < n; ++b) {
             if (inner == 1) {
                 std::size_t const row = b * c;
-                for (std::size_t ch = 0; ch < c; ++ch) f(ch, data + row + ch, std::size_t{1}, row + ch);
+                for (std::size_t ch = c0; ch < c1; ++ch) f(ch, data + row + ch, std::size_t{1}, row + ch);
             } else {
-                for (std::size_t ch = 0; ch < c; ++ch) {
+                for (std::size_t ch = c0; ch < c1; ++ch) {
                     std::size_t const off = (b * c + ch) * inner;
                     f(ch, data + off, inner, off);
                 }
@@ -200,11 +205,32 @@ private:
         }
     }
 
+    /// The sum of f(i) for i < len in double, as 8 interleaved partial sums added in a fixed order at the end:
+    /// one running double sum is a chain of dependent adds (4 cycles each) that the compiler may not reorder,
+    /// while 8 independent ones vectorise.
+    template <class F>
+    static double lane_sum(std::size_t len, F&& f) noexcept
+    {
+        double acc[8] = {};
+        std::size_t i = 0;
+        for (; i + 8 <= len; i += 8)
+            for (std::size_t l = 0; l < 8; ++l) acc[l] += f(i + l);
+        for (std::size_t l = 0; i < len; ++i, ++l) acc[l] += f(i);
+        return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
+
+    /// Channels per parallel_for range: about 32 K elements, so that a small layer (a dense layer's [N, C])
+    /// stays on the calling thread.
+    static std::size_t channel_grain(std::size_t per_channel) noexcept
+    {
+        return (std::size_t{32768} + per_channel - 1) / per_channel;
+    }
+
     batch_norm_options opts_;
     std::vector<float> gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_;
     std::vector<float> mean_, inv_std_;
     std::size_t recalibrated_batches_ = 0;  // > 0 while recalibrating: the index of the next batch
-    tensor x_;
+    std::vector<float> x_hat_;  // (x - mean) * inv_std of the last training forward pass
 };
 
 } // namespace lowbit::nn

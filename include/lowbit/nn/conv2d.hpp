@@ -2,21 +2,34 @@
 #pragma once
 /// @file
 /// @brief nn::conv2d<WeightPolicy>: 2-D convolution (cross-correlation, as in every DL framework) on
-/// [N, C, H, W] tensors, computed as im2col + one GEMM for the whole batch: the input patches of all samples
-/// form a [C*kh*kw, N*Ho*Wo] matrix, and Y = W [O, C*kh*kw] x cols. One large GEMM instead of N small ones
-/// keeps the GEMM threads busy (per-sample GEMMs of a 28x28 feature map are too small to split). The patches
-/// are kept from the forward pass for dW = dY cols^T; dcols = W^T dY is scattered back with col2im.
-/// Quantized training uses the straight-through estimator as nn::dense does.
+/// [N, C, H, W] tensors. Quantized training uses the straight-through estimator as nn::dense does.
+///
+/// Two ways to compute it (nn::execution; `automatic`, the default, picks the first where
+/// kernels::plane_conv_preferred), the same sums in different orders:
+/// - `kernels` (stride 1, padding below the kernel size): each image is copied once into zero-padded
+///   planes, kept for the backward pass, and convolved directly by kernels/plane_conv.hpp, one image per
+///   task of lowbit's pool. The input gradient is the same kernel on the zero-padded dY with the kernel
+///   flipped and its in/out channels swapped (a stride-1 transposed convolution is a convolution); the
+///   weight gradient is a per-image dW_n = dY_n x_n^T, and dW = dW_0 + dW_1 + ... in image order, so
+///   results are the same for every thread count. No patch matrix: the im2col path below writes and reads
+///   k*k times the input per layer, which made it memory-bound.
+/// - `reference` (and every other stride or padding): im2col + one GEMM for the whole batch: the input
+///   patches of all samples form a [C*kh*kw, N*Ho*Wo] matrix, and Y = W [O, C*kh*kw] x cols. The patches are
+///   kept from the forward pass for dW = dY cols^T; dcols = W^T dY is scattered back with col2im.
 
 #include <lowbit/config.hpp>
 #include <lowbit/kernels/gemm.hpp>
+#include <lowbit/kernels/plane_conv.hpp>
 #include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/execution.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
 #include <lowbit/nn/weight.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
 
 #include <xtensor/xtensor.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -33,6 +46,7 @@ struct conv2d_options {
     bool bias = true;
     nn::init init = nn::init::he_normal;
     std::uint64_t seed = 0;
+    nn::execution execution = nn::execution::automatic;
 };
 
 namespace detail {
@@ -81,6 +95,35 @@ inline void col2im(float const* cols, conv_geometry const& g, float* dx, std::si
                 }
             }
 }
+/// Tap offsets of a stride-1 convolution on c zero-padded h x w planes, in the weights' (ci, ky, kx) order.
+inline void plane_offsets(std::vector<std::ptrdiff_t>& off, std::size_t c, std::size_t h, std::size_t w, std::size_t k)
+{
+    off.clear();
+    for (std::size_t ci = 0; ci < c; ++ci)
+        for (std::size_t ky = 0; ky < k; ++ky)
+            for (std::size_t kx = 0; kx < k; ++kx) off.push_back(static_cast<std::ptrdiff_t>((ci * h + ky) * w + kx));
+}
+
+/// Copies c planes of h x w into dst as planes of (h + 2p) x (w + 2p) with a zero border, and zeros the rest
+/// of dst's `size` floats (the slack that kernels::plane_conv may read past the last plane).
+inline void pad_planes(float const* src, std::size_t c, std::size_t h, std::size_t w, std::size_t p, float* dst,
+                       std::size_t size) noexcept
+{
+    std::size_t const wp = w + 2 * p, hp = h + 2 * p;
+    std::fill_n(dst, size, 0.0f);
+    for (std::size_t ci = 0; ci < c; ++ci)
+        for (std::size_t y = 0; y < h; ++y) std::copy_n(src + (ci * h + y) * w, w, dst + (ci * hp + y + p) * wp + p);
+}
+
+/// Per-thread buffers of the direct path, reused across layers and steps (no allocation per step once grown).
+struct conv_buffers {
+    std::vector<float> a, b, c;
+};
+inline conv_buffers& conv_scratch()
+{
+    thread_local conv_buffers buffers;
+    return buffers;
+}
 } // namespace detail
 
 /// @brief A 2-D convolution layer whose weight [out, in, k, k] follows the policy W.
@@ -112,52 +155,30 @@ public:
                                 std::to_string(x.shape(3)) + " is smaller than the kernel");
         g_ = geometry(x);
         n_ = x.shape(0);
-        std::size_t const in_size = opts_.in * g_.h * g_.w, pixels = g_.pixels(), ld = n_ * pixels;
-        cols_.resize(g_.patch() * ld);
-        for (std::size_t s = 0; s < n_; ++s) detail::im2col(x.data() + s * in_size, g_, cols_.data() + s * pixels, ld);
-        // ybig [O, N*P] = W [O, patch] x cols [patch, N*P], then reordered to [N, O, P].
-        ybig_.resize(opts_.out * ld);
-        auto const wv = w_.forward_values(ctx);
-        kernels::sgemm(kernels::transpose::no, kernels::transpose::no, opts_.out, ld, g_.patch(), 1.0f, wv.data(),
-                       g_.patch(), cols_.data(), ld, 0.0f, ybig_.data(), ld);
+        bool const kernels = opts_.execution == execution::kernels ||
+                             (opts_.execution == execution::automatic && kernels::plane_conv_preferred<>);
+        direct_ = kernels && opts_.stride == 1 && opts_.padding < opts_.kernel;
         tensor y = tensor::from_shape({n_, opts_.out, g_.ho, g_.wo});
-        for (std::size_t s = 0; s < n_; ++s)
-            for (std::size_t o = 0; o < opts_.out; ++o) {
-                float const b = b_.empty() ? 0.0f : b_[o];
-                float const* src = ybig_.data() + o * ld + s * pixels;
-                float* dst = y.data() + (s * opts_.out + o) * pixels;
-                for (std::size_t p = 0; p < pixels; ++p) dst[p] = src[p] + b;
-            }
-        if (!ctx.training) cols_.clear();  // the patches are kept only for a backward pass
+        auto const wv = w_.forward_values(ctx);
+        if (direct_)
+            forward_planes(x, wv.data(), y);
+        else
+            forward_im2col(x, wv.data(), y, ctx);
         return y;
     }
 
     tensor backward(tensor const& dy)
     {
-        std::size_t const in_size = opts_.in * g_.h * g_.w, pixels = g_.pixels(), ld = n_ * pixels;
-        // dY reordered to [O, N*P], matching the columns of cols_.
-        ybig_.resize(opts_.out * ld);
-        for (std::size_t s = 0; s < n_; ++s)
-            for (std::size_t o = 0; o < opts_.out; ++o) {
-                float const* src = dy.data() + (s * opts_.out + o) * pixels;
-                float* dst = ybig_.data() + o * ld + s * pixels;
-                for (std::size_t p = 0; p < pixels; ++p) dst[p] = src[p];
-                if (!db_.empty()) {
+        std::size_t const pixels = g_.pixels();
+        if (!db_.empty())
+            for (std::size_t s = 0; s < n_; ++s)
+                for (std::size_t o = 0; o < opts_.out; ++o) {
+                    float const* src = dy.data() + (s * opts_.out + o) * pixels;
                     float acc = 0.0f;
                     for (std::size_t p = 0; p < pixels; ++p) acc += src[p];
                     db_[o] += acc;
                 }
-            }
-        auto g = w_.grad();
-        kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, opts_.out, g_.patch(), ld, 1.0f, ybig_.data(),
-                       ld, cols_.data(), ld, 1.0f, g.data(), g_.patch());
-        auto const wv = w_.backward_values();
-        dcols_.resize(g_.patch() * ld);
-        kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, g_.patch(), ld, opts_.out, 1.0f, wv.data(),
-                       g_.patch(), ybig_.data(), ld, 0.0f, dcols_.data(), ld);
-        tensor dx = xt::zeros<float>({n_, opts_.in, g_.h, g_.w});
-        for (std::size_t s = 0; s < n_; ++s) detail::col2im(dcols_.data() + s * pixels, g_, dx.data() + s * in_size, ld);
-        return dx;
+        return direct_ ? backward_planes(dy) : backward_im2col(dy);
     }
 
     template <class F>
@@ -176,6 +197,138 @@ public:
     }
 
 private:
+    /// The direct path's sizes: the input on zero-padded planes (hp x wp) and dY on planes padded by k-1-p
+    /// for the input gradient (hq x wq); outputs are computed on each padded grid's full rows.
+    struct plane_sizes {
+        std::size_t hp, wp, image, positions, taps;      // forward and weight gradient
+        std::size_t hq, wq, image2, positions2, taps2;   // input gradient
+    };
+    plane_sizes planes() const noexcept
+    {
+        std::size_t const c = opts_.in, o = opts_.out, k = opts_.kernel, p = opts_.padding, q = k - 1 - p;
+        std::size_t const hp = g_.h + 2 * p, wp = g_.w + 2 * p, hq = g_.ho + 2 * q, wq = g_.wo + 2 * q;
+        return {hp, wp, c * hp * wp + k + kernels::plane_conv_overread, g_.ho * wp, c * k * k,
+                hq, wq, o * hq * wq + k + kernels::plane_conv_overread, g_.h * wq, o * k * k};
+    }
+
+    void forward_planes(tensor const& x, float const* wv, tensor& y)
+    {
+        std::size_t const c = opts_.in, o = opts_.out, k = opts_.kernel, p = opts_.padding, pixels = g_.pixels();
+        plane_sizes const z = planes();
+        detail::plane_offsets(off_, c, z.hp, z.wp, k);
+        xpad_.resize(n_ * z.image);  // kept for the weight gradient
+        parallel_for(n_, 1, [&](std::size_t begin, std::size_t end) {
+            auto& grid = detail::conv_scratch().a;
+            grid.resize(o * z.positions);
+            for (std::size_t s = begin; s < end; ++s) {
+                float* const xs = xpad_.data() + s * z.image;
+                detail::pad_planes(x.data() + s * c * g_.h * g_.w, c, g_.h, g_.w, p, xs, z.image);
+                kernels::plane_conv(o, z.positions, z.taps, off_.data(), wv, z.taps, xs, grid.data(), z.positions);
+                for (std::size_t oc = 0; oc < o; ++oc) {
+                    float const b = b_.empty() ? 0.0f : b_[oc];
+                    float* dst = y.data() + (s * o + oc) * pixels;
+                    for (std::size_t oy = 0; oy < g_.ho; ++oy) {
+                        float const* src = grid.data() + oc * z.positions + oy * z.wp;
+                        for (std::size_t ox = 0; ox < g_.wo; ++ox) dst[oy * g_.wo + ox] = src[ox] + b;
+                    }
+                }
+            }
+        });
+    }
+
+    tensor backward_planes(tensor const& dy)
+    {
+        std::size_t const c = opts_.in, o = opts_.out, k = opts_.kernel, pixels = g_.pixels();
+        plane_sizes const z = planes();
+        // The input gradient convolves dY padded by k-1-p with the kernel flipped, channels swapped.
+        auto const wb = w_.backward_values();
+        wflip_.resize(c * z.taps2);
+        for (std::size_t oc = 0; oc < o; ++oc)
+            for (std::size_t ci = 0; ci < c; ++ci)
+                for (std::size_t ky = 0; ky < k; ++ky)
+                    for (std::size_t kx = 0; kx < k; ++kx)
+                        wflip_[ci * z.taps2 + (oc * k + ky) * k + kx] =
+                            wb[((oc * c + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)];
+        detail::plane_offsets(off2_, o, z.hq, z.wq, k);
+        std::size_t const wsize = o * z.taps;
+        dwpart_.resize(n_ * wsize);
+        tensor dx = tensor::from_shape({n_, c, g_.h, g_.w});
+        parallel_for(n_, 1, [&](std::size_t begin, std::size_t end) {
+            auto& scratch = detail::conv_scratch();
+            scratch.a.resize(o * z.positions);
+            scratch.b.resize(z.image2);
+            scratch.c.resize(c * z.positions2);
+            for (std::size_t s = begin; s < end; ++s) {
+                float const* const dys = dy.data() + s * o * pixels;
+                // dY on the input's padded grid: the columns that are not outputs are 0.
+                for (std::size_t oc = 0; oc < o; ++oc)
+                    for (std::size_t oy = 0; oy < g_.ho; ++oy) {
+                        float* row = scratch.a.data() + oc * z.positions + oy * z.wp;
+                        std::copy_n(dys + (oc * g_.ho + oy) * g_.wo, g_.wo, row);
+                        std::fill(row + g_.wo, row + z.wp, 0.0f);
+                    }
+                kernels::plane_conv_weight_grad(o, z.positions, z.taps, off_.data(), scratch.a.data(), z.positions,
+                                                xpad_.data() + s * z.image, dwpart_.data() + s * wsize, z.taps);
+                detail::pad_planes(dys, o, g_.ho, g_.wo, k - 1 - opts_.padding, scratch.b.data(), z.image2);
+                kernels::plane_conv(c, z.positions2, z.taps2, off2_.data(), wflip_.data(), z.taps2, scratch.b.data(),
+                                    scratch.c.data(), z.positions2);
+                for (std::size_t ci = 0; ci < c; ++ci)
+                    for (std::size_t iy = 0; iy < g_.h; ++iy)
+                        std::copy_n(scratch.c.data() + ci * z.positions2 + iy * z.wq, g_.w,
+                                    dx.data() + ((s * c + ci) * g_.h + iy) * g_.w);
+            }
+        });
+        // dW += dW_0 + dW_1 + ... in image order, whatever the thread count.
+        auto g = w_.grad();
+        parallel_for(wsize, 1024, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t i = begin; i < end; ++i) {
+                float acc = g[i];
+                for (std::size_t s = 0; s < n_; ++s) acc += dwpart_[s * wsize + i];
+                g[i] = acc;
+            }
+        });
+        return dx;
+    }
+
+    void forward_im2col(tensor const& x, float const* wv, tensor& y, forward_context const& ctx)
+    {
+        std::size_t const in_size = opts_.in * g_.h * g_.w, pixels = g_.pixels(), ld = n_ * pixels;
+        cols_.resize(g_.patch() * ld);
+        for (std::size_t s = 0; s < n_; ++s) detail::im2col(x.data() + s * in_size, g_, cols_.data() + s * pixels, ld);
+        // ybig [O, N*P] = W [O, patch] x cols [patch, N*P], then reordered to [N, O, P].
+        ybig_.resize(opts_.out * ld);
+        kernels::sgemm(kernels::transpose::no, kernels::transpose::no, opts_.out, ld, g_.patch(), 1.0f, wv,
+                       g_.patch(), cols_.data(), ld, 0.0f, ybig_.data(), ld);
+        for (std::size_t s = 0; s < n_; ++s)
+            for (std::size_t o = 0; o < opts_.out; ++o) {
+                float const b = b_.empty() ? 0.0f : b_[o];
+                float const* src = ybig_.data() + o * ld + s * pixels;
+                float* dst = y.data() + (s * opts_.out + o) * pixels;
+                for (std::size_t p = 0; p < pixels; ++p) dst[p] = src[p] + b;
+            }
+        if (!ctx.training) cols_.clear();  // the patches are kept only for a backward pass
+    }
+
+    tensor backward_im2col(tensor const& dy)
+    {
+        std::size_t const in_size = opts_.in * g_.h * g_.w, pixels = g_.pixels(), ld = n_ * pixels;
+        // dY reordered to [O, N*P], matching the columns of cols_.
+        ybig_.resize(opts_.out * ld);
+        for (std::size_t s = 0; s < n_; ++s)
+            for (std::size_t o = 0; o < opts_.out; ++o)
+                std::copy_n(dy.data() + (s * opts_.out + o) * pixels, pixels, ybig_.data() + o * ld + s * pixels);
+        auto g = w_.grad();
+        kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, opts_.out, g_.patch(), ld, 1.0f, ybig_.data(),
+                       ld, cols_.data(), ld, 1.0f, g.data(), g_.patch());
+        auto const wv = w_.backward_values();
+        dcols_.resize(g_.patch() * ld);
+        kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, g_.patch(), ld, opts_.out, 1.0f, wv.data(),
+                       g_.patch(), ybig_.data(), ld, 0.0f, dcols_.data(), ld);
+        tensor dx = xt::zeros<float>({n_, opts_.in, g_.h, g_.w});
+        for (std::size_t s = 0; s < n_; ++s) detail::col2im(dcols_.data() + s * pixels, g_, dx.data() + s * in_size, ld);
+        return dx;
+    }
+
     detail::conv_geometry geometry(tensor const& x) const noexcept
     {
         std::size_t const h = x.shape(2), w = x.shape(3), k = opts_.kernel, s = opts_.stride, p = opts_.padding;
@@ -185,8 +338,12 @@ private:
     conv2d_options opts_;
     nn::weight<W> w_;
     std::vector<float> b_, db_, cols_, dcols_, ybig_;
+    // The direct path: padded input planes of the batch, per-image weight gradients, flipped weights, tap offsets.
+    std::vector<float> xpad_, dwpart_, wflip_;
+    std::vector<std::ptrdiff_t> off_, off2_;
     detail::conv_geometry g_{};
     std::size_t n_ = 0;
+    bool direct_ = false;
 };
 
 } // namespace lowbit::nn

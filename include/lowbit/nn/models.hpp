@@ -14,6 +14,7 @@
 #include <lowbit/nn/batch_norm.hpp>
 #include <lowbit/nn/conv2d.hpp>
 #include <lowbit/nn/dense.hpp>
+#include <lowbit/nn/execution.hpp>
 #include <lowbit/nn/flatten.hpp>
 #include <lowbit/nn/max_pool2d.hpp>
 #include <lowbit/nn/quantize_activation.hpp>
@@ -108,6 +109,7 @@ struct cnn_options {
     std::size_t hidden = 128;   ///< dense layer width
     std::size_t classes = 10;
     std::uint64_t seed = 0;
+    nn::execution execution = nn::execution::automatic;  ///< the convolutions' kernels or their im2col reference
 };
 
 /// @brief The small VGG-style CNN; input [N, channels, size, size].
@@ -115,10 +117,10 @@ template <WeightPolicy W, WeightPolicy First = W, WeightPolicy Last = W, Activat
           ClassifierHead Head = batch_norm_head_t>
 auto cnn(cnn_options const& o = {}, W w = {}, First first = {}, Last last = {}, Act act = {}, Head head = {})
 {
-    auto block = [&act](std::size_t in, std::size_t out, std::uint64_t seed, auto policy) {
+    auto block = [&act, &o](std::size_t in, std::size_t out, std::uint64_t seed, auto policy) {
         using P = decltype(policy);
         return sequential{conv2d<P>({.in = in, .out = out, .kernel = 3, .stride = 1, .padding = 1, .bias = false,
-                                     .seed = seed},
+                                     .seed = seed, .execution = o.execution},
                                     policy),
                           batch_norm<4>({.channels = out}), detail::relu_then(act)};
     };

@@ -6,6 +6,7 @@
 #include <lowbit/nn/detail/masked_gradient.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
 
 #include <xtensor/xtensor.hpp>
 
@@ -24,11 +25,23 @@ public:
     {
         xt::xtensor<float, Rank> y = xt::xtensor<float, Rank>::from_shape(x.shape());
         if (ctx.training) mask_.resize(x.size());
-        for (std::size_t i = 0; i < x.size(); ++i) {
-            bool const on = x.data()[i] > 0.0f;
-            y.data()[i] = on ? x.data()[i] : 0.0f;
-            if (ctx.training) mask_[i] = on;
-        }
+        float const* const in = x.data();
+        float* const out = y.data();
+        unsigned char* const mask = ctx.training ? mask_.data() : nullptr;
+        parallel_for(x.size(), detail::elementwise_grain, [in, out, mask](std::size_t b, std::size_t e) {
+            // Local restrict pointers, so that the compiler sees no aliasing through the mask's bytes or the
+            // closure, and vectorises.
+            float const* __restrict src = in;
+            float* __restrict dst = out;
+            for (std::size_t i = b; i < e; ++i) {
+                float const v = src[i];
+                dst[i] = v > 0.0f ? v : 0.0f;
+            }
+            if (mask != nullptr) {
+                unsigned char* __restrict on = mask;
+                for (std::size_t i = b; i < e; ++i) on[i] = src[i] > 0.0f ? 1 : 0;
+            }
+        });
         return y;
     }
 

@@ -233,7 +233,8 @@ TEST_CASE("training is bit-reproducible with 1 and 2 threads, above every thread
     check(wide(w1s_unit), train::stochastic_rounding{}, data, data.x, dense_batch);
 
     // Convolution (SR, packed weights) on 16 x 4 x 4 images: conv_out 3x3 filters of 16 channels make at
-    // least split_weights weights, and the im2col GEMMs (conv_out x patch x batch * 16 pixels) split too.
+    // least split_weights weights; the direct kernels run one image per task, and the reference path's
+    // im2col GEMMs (conv_out x patch x batch * 16 pixels) split too.
     constexpr std::size_t channels = 16, side = 4, patch = channels * 9, pixels = side * side;
     constexpr std::size_t conv_out = (split_weights + patch - 1) / patch;
     constexpr std::size_t conv_batch = (split_madds + conv_out * patch * pixels - 1) / (conv_out * patch * pixels);
@@ -241,14 +242,16 @@ TEST_CASE("training is bit-reproducible with 1 and 2 threads, above every thread
                   "the convolution must be above quantize_pack's and sgemm's split thresholds");
     auto const image_data = make_clusters(conv_batch, 5, channels * pixels);
     auto const images = nn::as_images(image_data.x, channels, side, side);
-    auto conv_net = [] {
-        return nn::sequential{
-            nn::conv2d<w1s>({.in = channels, .out = conv_out, .kernel = 3, .padding = 1, .bias = false, .seed = 3}, w1s_unit),
+    auto conv_net = [](nn::execution execution) {
+        return [execution] { return nn::sequential{
+            nn::conv2d<w1s>({.in = channels, .out = conv_out, .kernel = 3, .padding = 1, .bias = false, .seed = 3,
+                             .execution = execution}, w1s_unit),
             nn::batch_norm<4>({.channels = conv_out}), nn::relu{}, nn::flatten{},
             nn::dense<w1s>({.in = conv_out * pixels, .out = 10, .bias = false, .init = nn::init::uniform_unit, .seed = 4}, w1s_unit),
-            nn::batch_norm<2>({.channels = 10})};
+            nn::batch_norm<2>({.channels = 10})}; };
     };
-    check(conv_net, train::stochastic_rounding{}, image_data, images, conv_batch);
+    check(conv_net(nn::execution::kernels), train::stochastic_rounding{}, image_data, images, conv_batch);
+    check(conv_net(nn::execution::reference), train::stochastic_rounding{}, image_data, images, conv_batch);
 
     set_num_threads(before);
 }
