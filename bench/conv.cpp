@@ -7,6 +7,7 @@
 // - fma_peak/<threads>: independent float multiply-add chains in registers on every thread (the instruction
 //   bound of float training on this CPU): GMAC/s. docs/benchmarks.md divides by it for the fraction of the
 //   physical limit that training reaches.
+#include <lowbit/detail/xsimd_compat.hpp>
 #include <lowbit/kernels/arch/fma.hpp>
 #include <lowbit/nn/conv2d.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
@@ -77,7 +78,7 @@ void BM_fma_peak(benchmark::State& state)
                 for (std::size_t i = 0; i < iterations; ++i)
                     for (std::size_t c = 0; c < chains; ++c) acc[c] = lowbit::kernels::detail::fused_fma(acc[c], m, a);
                 float sum = 0.0f;
-                for (std::size_t c = 0; c < chains; ++c) sum += xsimd::reduce_add(acc[c]);
+                for (std::size_t c = 0; c < chains; ++c) sum += lowbit::detail::reduce_add(acc[c]);
                 benchmark::DoNotOptimize(sum);
             }
         });

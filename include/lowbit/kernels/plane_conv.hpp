@@ -14,8 +14,9 @@
 ///   batches of x and broadcasts MR weights from a packed [taps x MR] panel (one cache line per tap), then
 ///   MR * NB fused multiply-adds: 8 x 3 = 24 accumulators on AVX-512, 4 x 3 = 12 on AVX2 and SSE.
 /// - Weight gradient: tiles of GR rows of dY by GT taps, each accumulator a batch of lane sums over q
-///   (4 x 6 = 24 on AVX-512, 2 x 4 on the others); the remainder of q and the lane sums are scalar, in the
-///   reference's order.
+///   (8 x 3 = 24 on AVX-512, 2 x 4 on the others); the remainder of q and the lane sums (a tree) are scalar, in the
+///   reference's order. The taps' loads are unaligned (two cache lines each), dY's can be aligned by the
+///   caller, so the tile takes more rows of dY than taps.
 /// The kernels are single-threaded: the caller (nn::conv2d) runs one image per task, which keeps one
 /// image's planes in L2 and makes results independent of the thread count.
 
@@ -42,8 +43,8 @@ struct plane_conv_tile {
     static constexpr std::size_t mr = width >= 16 ? 8 : 4;   // forward: output rows
     static constexpr std::size_t nb = 3;                      // forward: batches of positions
     static constexpr std::size_t nr = nb * width;
-    static constexpr std::size_t gr = width >= 16 ? 4 : 2;   // weight gradient: rows of dY
-    static constexpr std::size_t gt = width >= 16 ? 6 : 4;   // weight gradient: taps
+    static constexpr std::size_t gr = width >= 16 ? 8 : 2;   // weight gradient: rows of dY
+    static constexpr std::size_t gt = width >= 16 ? 3 : 4;   // weight gradient: taps
     static_assert(nr <= plane_conv_overread, "a forward tile would read past the documented overread");
 };
 
@@ -52,6 +53,18 @@ inline std::vector<float, xsimd::aligned_allocator<float, 64>>& plane_conv_buffe
 {
     thread_local std::vector<float, xsimd::aligned_allocator<float, 64>> buffer;
     return buffer;
+}
+
+/// reference::lane_tree_sum with the lane count known: the tree unrolls into registers (in place in memory,
+/// each level would wait on the stores of the one before).
+template <std::size_t L>
+inline float lane_tree_sum(float const* s) noexcept
+{
+    float v[L];
+    for (std::size_t i = 0; i < L; ++i) v[i] = s[i];
+    for (std::size_t h = L / 2; h >= 1; h /= 2)
+        for (std::size_t i = 0; i < h; ++i) v[i] += v[i + h];
+    return v[0];
 }
 
 template <class Arch, std::size_t MR, std::size_t NB>
@@ -180,9 +193,7 @@ void plane_conv_weight_grad(std::size_t m, std::size_t n, std::size_t taps, std:
                 for (std::size_t t = 0; t < cols; ++t) {
                     float* const s = lanes + (r * gt + t) * w;
                     for (std::size_t q = nvec * w; q < n; ++q) s[q - nvec * w] = std::fma(dyr[r][q], xr[t][q], s[q - nvec * w]);
-                    float sum = s[0];
-                    for (std::size_t l = 1; l < w; ++l) sum += s[l];
-                    dw[(i0 + r) * lddw + t0 + t] = sum;
+                    dw[(i0 + r) * lddw + t0 + t] = detail::lane_tree_sum<w>(s);
                 }
         }
     }

@@ -14,13 +14,23 @@
 /// The exact arithmetic:
 /// - forward: y(o, q) = acc, acc = 0 then acc = fma(w(o, t), x[off[t] + q], acc) for t = 0, 1, ..., taps-1;
 /// - weight gradient: with L lanes, lane l of (o, t) sums q = l, l + L, l + 2L, ... < n in increasing q,
-///   s_l = fma(dy(o, q), x[off[t] + q], s_l) from 0, and dw(o, t) = (((s_0 + s_1) + s_2) + ...) + s_{L-1}.
-///   L is the SIMD kernel's batch width, a parameter here, so the order is defined for every target.
+///   s_l = fma(dy(o, q), x[off[t] + q], s_l) from 0; then the lanes are added as a tree, halves first:
+///   s_i = s_i + s_{i+h} for i < h, with h = L/2, L/4, ..., 1, and dw(o, t) = s_0 (L a power of two; a
+///   tree of depth log2 L rather than a chain of L - 1 dependent adds). L is the SIMD kernel's batch width, a
+///   parameter here, so the order is defined for every target.
 
 #include <cmath>
 #include <cstddef>
 
 namespace lowbit::kernels::reference {
+
+/// @brief The lanes s[0..lanes) added as a tree, halves first (lanes a power of two; s is overwritten).
+inline float lane_tree_sum(float* s, std::size_t lanes) noexcept
+{
+    for (std::size_t h = lanes / 2; h >= 1; h /= 2)
+        for (std::size_t i = 0; i < h; ++i) s[i] += s[i + h];
+    return s[0];
+}
 
 /// @brief y[o * ldy + q] = sum over t of w[o * ldw + t] * x[off[t] + q], for o < m and q < n (see the file comment).
 inline void plane_conv(std::size_t m, std::size_t n, std::size_t taps, std::ptrdiff_t const* off, float const* w,
@@ -47,9 +57,7 @@ inline void plane_conv_weight_grad(std::size_t m, std::size_t n, std::size_t tap
             for (std::size_t l = 0; l < lanes; ++l) s[l] = 0.0f;
             for (std::size_t q = 0; q < n; ++q)
                 s[q % lanes] = std::fma(dy[o * lddy + q], x[off[t] + static_cast<std::ptrdiff_t>(q)], s[q % lanes]);
-            float sum = s[0];
-            for (std::size_t l = 1; l < lanes; ++l) sum += s[l];
-            dw[o * lddw + t] = sum;
+            dw[o * lddw + t] = lane_tree_sum(s, lanes);
         }
 }
 
