@@ -105,8 +105,8 @@ inline void plane_offsets(std::vector<std::ptrdiff_t>& off, std::size_t c, std::
             for (std::size_t kx = 0; kx < k; ++kx) off.push_back(static_cast<std::ptrdiff_t>((ci * h + ky) * w + kx));
 }
 
-/// Copies n floats. The direct path copies image rows of 14 to 30 floats; std::copy_n becomes a library memmove
-/// call per row there, whose overhead was 15 % of a 16-channel 28x28 layer's training step (measured).
+/// Copies n floats with inline vector moves. The direct path copies image rows of 14 to 30 floats, where
+/// std::copy_n becomes one library memmove call per row.
 inline void copy_row(float const* src, std::size_t n, float* dst) noexcept
 {
     using batch = xsimd::batch<float>;
