@@ -15,6 +15,12 @@
 
 namespace lowbit::test {
 
+/// What an integer step writes, as the suffix of its kind: ">signs", ">codes" or ">floats".
+inline char const* writes_suffix(deploy::encoding e)
+{
+    return e == deploy::encoding::signs ? ">signs" : e == deploy::encoding::codes ? ">codes" : ">floats";
+}
+
 /// The kinds of a packed model's steps, in order (residual blocks as "residual[...]").
 inline std::string step_kinds(std::span<deploy::packed_step const> steps)
 {
@@ -25,9 +31,7 @@ inline std::string step_kinds(std::span<deploy::packed_step const> steps)
             [&]<class S>(S const& step) {
                 if constexpr (std::is_same_v<S, deploy::input_codes_step>) s += "input";
                 else if constexpr (std::is_same_v<S, deploy::integer_dense_step>)
-                    s += step.writes() == deploy::encoding::signs   ? "int>signs"
-                         : step.writes() == deploy::encoding::codes ? "int>codes"
-                                                                    : "int>floats";
+                    s += std::string("int") + writes_suffix(step.writes());
                 else if constexpr (std::is_same_v<S, deploy::float_dense_step>) s += "float_dense";
                 else if constexpr (std::is_same_v<S, deploy::batch_norm_step>) s += "bn";
                 else if constexpr (std::is_same_v<S, deploy::clamp_step>) s += "clamp";
@@ -36,9 +40,7 @@ inline std::string step_kinds(std::span<deploy::packed_step const> steps)
                 else if constexpr (std::is_same_v<S, deploy::decode_step>) s += "decode";
                 else if constexpr (std::is_same_v<S, deploy::nhwc_step>) s += "nhwc";
                 else if constexpr (std::is_same_v<S, deploy::integer_conv_step>)
-                    s += step.writes() == deploy::encoding::signs   ? "iconv>signs"
-                         : step.writes() == deploy::encoding::codes ? "iconv>codes"
-                                                                    : "iconv>floats";
+                    s += std::string("iconv") + writes_suffix(step.writes());
                 else if constexpr (std::is_same_v<S, deploy::float_conv_step>) s += "float_conv";
                 else if constexpr (std::is_same_v<S, deploy::max_pool_step>) s += "pool";
                 else if constexpr (std::is_same_v<S, deploy::flatten_step>) s += "flatten";
