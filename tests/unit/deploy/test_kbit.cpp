@@ -378,7 +378,7 @@ TEST_CASE("packed_kbit_dense and a packed model's k-bit steps refuse what they c
     CHECK(hidden_codes.kind == deploy::encoding::codes);
     CHECK(std::vector<std::uint8_t>(hidden_codes.codes.begin(), hidden_codes.codes.end()) ==
           std::vector<std::uint8_t>{0, 0, 1, 1});
-    CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 2>::from_shape({1, 4})),
+    CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 2>(xt::zeros<float>({1, 4}))),
                          doctest::Contains("expected 3 input features, got 4"), invalid_input);
 }
 

@@ -413,12 +413,12 @@ TEST_CASE("packed_dense, integer_dense_step, packed_model and compile refuse wha
                          doctest::Contains("the last step writes 2 floats, not 3 floats"), invalid_input);
 
     deploy::packed_model const m(10, 2, {input, first, last});
-    CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 2>::from_shape({2, 11})),
+    CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 2>(xt::zeros<float>({2, 11}))),
                          doctest::Contains("expected 10 input features, got 11"), invalid_input);
     xt::xtensor<float, 2> nan = xt::zeros<float>({2, 10});
     nan(1, 3) = std::numeric_limits<float>::quiet_NaN();
     CHECK_THROWS_WITH_AS((void)m.forward(nan), doctest::Contains("1 input value(s) are NaN"), invalid_input);
-    CHECK(m.forward(xt::xtensor<float, 2>::from_shape({0, 10})).shape(0) == 0);
+    CHECK(m.forward(xt::xtensor<float, 2>(xt::zeros<float>({0, 10}))).shape(0) == 0);
 
     auto model = make_model<bnn>(8, 16, 3, 1);
     CHECK_THROWS_WITH_AS((void)deploy::compile(model, {.input = {.scale = -1.0f}}),

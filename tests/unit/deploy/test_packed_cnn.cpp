@@ -425,8 +425,8 @@ TEST_CASE("packed_conv2d, packed_model's convolution steps and compile refuse wh
     CHECK_THROWS_WITH_AS(chain({packed_step{deploy::nhwc_step{2, 4, 4}}, input, first, flatten, logits(32)}),
                          doctest::Contains("an NHWC step of 2x4x4 images reads 16 flat features"), invalid_input);
     deploy::packed_model const m = chain({images, input, first, flatten, logits(32)});
-    CHECK(m.forward(xt::xtensor<float, 4>::from_shape({3, 1, 4, 4})).shape(0) == 3);
-    CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 4>::from_shape({1, 1, 4, 5})),
+    CHECK(m.forward(xt::xtensor<float, 4>(xt::zeros<float>({3, 1, 4, 4}))).shape(0) == 3);
+    CHECK_THROWS_WITH_AS((void)m.forward(xt::xtensor<float, 4>(xt::zeros<float>({1, 1, 4, 5}))),
                          doctest::Contains("expected 16 input features, got 20"), invalid_input);
 
     // compile on nn::cnn: an image size that does not give the dense layer's width, a pooling window larger than
