@@ -185,19 +185,11 @@ public:
         return y;
     }
 
-    tensor backward(tensor const& dy)
-    {
-        std::size_t const pixels = g_.pixels();
-        if (!db_.empty())
-            for (std::size_t s = 0; s < n_; ++s)
-                for (std::size_t o = 0; o < opts_.out; ++o) {
-                    float const* src = dy.data() + (s * opts_.out + o) * pixels;
-                    float acc = 0.0f;
-                    for (std::size_t p = 0; p < pixels; ++p) acc += src[p];
-                    db_[o] += acc;
-                }
-        return direct_ ? backward_planes(dy) : backward_im2col(dy);
-    }
+    /// Accumulates dW and db; returns dX.
+    tensor backward(tensor const& dy) { return backward(dy, true); }
+
+    /// Accumulates dW and db only (a first layer: see no_input_gradient_t).
+    void backward(tensor const& dy, no_input_gradient_t) { (void)backward(dy, false); }
 
     template <class F>
     void for_each_weight(F&& f)
@@ -215,6 +207,21 @@ public:
     }
 
 private:
+    /// dX is an empty tensor unless `input_gradient`.
+    tensor backward(tensor const& dy, bool input_gradient)
+    {
+        std::size_t const pixels = g_.pixels();
+        if (!db_.empty())
+            for (std::size_t s = 0; s < n_; ++s)
+                for (std::size_t o = 0; o < opts_.out; ++o) {
+                    float const* src = dy.data() + (s * opts_.out + o) * pixels;
+                    float acc = 0.0f;
+                    for (std::size_t p = 0; p < pixels; ++p) acc += src[p];
+                    db_[o] += acc;
+                }
+        return direct_ ? backward_planes(dy, input_gradient) : backward_im2col(dy, input_gradient);
+    }
+
     /// The direct path's sizes: the input on zero-padded planes (hp x wp) and dY on planes padded by k-1-p
     /// for the input gradient (hq x wq); outputs are computed on each padded grid's full rows.
     struct plane_sizes {
@@ -254,23 +261,25 @@ private:
         });
     }
 
-    tensor backward_planes(tensor const& dy)
+    tensor backward_planes(tensor const& dy, bool input_gradient)
     {
         std::size_t const c = opts_.in, o = opts_.out, k = opts_.kernel, pixels = g_.pixels();
         plane_sizes const z = planes();
-        // The input gradient convolves dY padded by k-1-p with the kernel flipped, channels swapped.
-        auto const wb = w_.backward_values();
-        wflip_.resize(c * z.taps2);
-        for (std::size_t oc = 0; oc < o; ++oc)
-            for (std::size_t ci = 0; ci < c; ++ci)
-                for (std::size_t ky = 0; ky < k; ++ky)
-                    for (std::size_t kx = 0; kx < k; ++kx)
-                        wflip_[ci * z.taps2 + (oc * k + ky) * k + kx] =
-                            wb[((oc * c + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)];
+        if (input_gradient) {
+            // The input gradient convolves dY padded by k-1-p with the kernel flipped, channels swapped.
+            auto const wb = w_.backward_values();
+            wflip_.resize(c * z.taps2);
+            for (std::size_t oc = 0; oc < o; ++oc)
+                for (std::size_t ci = 0; ci < c; ++ci)
+                    for (std::size_t ky = 0; ky < k; ++ky)
+                        for (std::size_t kx = 0; kx < k; ++kx)
+                            wflip_[ci * z.taps2 + (oc * k + ky) * k + kx] =
+                                wb[((oc * c + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)];
+        }
         detail::plane_offsets(off2_, o, z.hq, z.wq, k);
         std::size_t const wsize = o * z.taps;
         dwpart_.resize(n_ * wsize);
-        tensor dx = tensor::from_shape({n_, c, g_.h, g_.w});
+        tensor dx = input_gradient ? tensor::from_shape({n_, c, g_.h, g_.w}) : tensor{};
         // dY rows on the input's padded grid start 64-byte aligned: 16 floats apart.
         std::size_t const lddy = (z.positions + 15) / 16 * 16;
         parallel_for(n_, 1, [&](std::size_t begin, std::size_t end) {
@@ -278,8 +287,10 @@ private:
             // Zeroed once per task: the images below write only the positions that are outputs (a) and the
             // planes' interiors (b), so the other columns, the borders and the slack stay 0.
             scratch.a.assign(o * lddy, 0.0f);
-            scratch.b.assign(z.image2, 0.0f);
-            scratch.c.resize(c * z.positions2);
+            if (input_gradient) {
+                scratch.b.assign(z.image2, 0.0f);
+                scratch.c.resize(c * z.positions2);
+            }
             for (std::size_t s = begin; s < end; ++s) {
                 float const* const dys = dy.data() + s * o * pixels;
                 for (std::size_t oc = 0; oc < o; ++oc)
@@ -287,6 +298,7 @@ private:
                         detail::copy_row(dys + (oc * g_.ho + oy) * g_.wo, g_.wo, scratch.a.data() + oc * lddy + oy * z.wp);
                 kernels::plane_conv_weight_grad(o, z.positions, z.taps, off_.data(), scratch.a.data(), lddy,
                                                 xpad_.data() + s * z.image, dwpart_.data() + s * wsize, z.taps);
+                if (!input_gradient) continue;
                 detail::copy_planes(dys, o, g_.ho, g_.wo, k - 1 - opts_.padding, scratch.b.data());
                 kernels::plane_conv(c, z.positions2, z.taps2, off2_.data(), wflip_.data(), z.taps2, scratch.b.data(),
                                     scratch.c.data(), z.positions2);
@@ -327,7 +339,7 @@ private:
         if (!ctx.training) cols_.clear();  // the patches are kept only for a backward pass
     }
 
-    tensor backward_im2col(tensor const& dy)
+    tensor backward_im2col(tensor const& dy, bool input_gradient)
     {
         std::size_t const in_size = opts_.in * g_.h * g_.w, pixels = g_.pixels(), ld = n_ * pixels;
         // dY reordered to [O, N*P], matching the columns of cols_.
@@ -338,6 +350,7 @@ private:
         auto g = w_.grad();
         kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, opts_.out, g_.patch(), ld, 1.0f, ybig_.data(),
                        ld, cols_.data(), ld, 1.0f, g.data(), g_.patch());
+        if (!input_gradient) return {};
         auto const wv = w_.backward_values();
         dcols_.resize(g_.patch() * ld);
         kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, g_.patch(), ld, opts_.out, 1.0f, wv.data(),

@@ -104,17 +104,24 @@ public:
     /// Accumulates dW = dY^T x and db = sum dY; returns dX = dY W.
     input_type backward(output_type const& dy)
     {
+        backward(dy, no_input_gradient);
+        std::size_t const batch = dy.shape(0);
+        input_type dx = input_type::from_shape({batch, opts_.in});
+        auto const wv = w_.backward_values();
+        kernels::sgemm(kernels::transpose::no, kernels::transpose::no, batch, opts_.in, opts_.out, 1.0f, dy.data(),
+                       opts_.out, wv.data(), opts_.in, 0.0f, dx.data(), opts_.in);
+        return dx;
+    }
+
+    /// Accumulates dW = dY^T x and db = sum dY only (a first layer: see no_input_gradient_t).
+    void backward(output_type const& dy, no_input_gradient_t)
+    {
         std::size_t const batch = dy.shape(0);
         auto g = w_.grad();
         kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, opts_.out, opts_.in, batch, 1.0f, dy.data(),
                        opts_.out, x_.data(), opts_.in, 1.0f, g.data(), opts_.in);
         for (std::size_t i = 0; i < batch; ++i)
             for (std::size_t j = 0; j < db_.size(); ++j) db_[j] += dy(i, j);
-        input_type dx = input_type::from_shape({batch, opts_.in});
-        auto const wv = w_.backward_values();
-        kernels::sgemm(kernels::transpose::no, kernels::transpose::no, batch, opts_.in, opts_.out, 1.0f, dy.data(),
-                       opts_.out, wv.data(), opts_.in, 0.0f, dx.data(), opts_.in);
-        return dx;
     }
 
     template <class F>

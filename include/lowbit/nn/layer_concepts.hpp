@@ -47,6 +47,26 @@ concept Layer = requires(L& l, void (*visit)(parameter&)) {
     l.for_each_weight([](auto&) {});
 };
 
+/// @brief Tag of `backward(dy, no_input_gradient)`: accumulate the gradients of the layer's parameters and
+/// skip the gradient with respect to its input, which nobody reads when the input is the data (a model's
+/// first layer): for the MLP's 784-wide first dense layer that is a seventh of a training step's
+/// multiply-adds. Layers that can skip it declare the overload (dense, conv2d); sequential passes the tag to
+/// its first layer; nn::backward_without_input_gradient falls back to the plain backward pass.
+struct no_input_gradient_t {};
+inline constexpr no_input_gradient_t no_input_gradient{};
+
+/// @brief The backward pass of `l` for a gradient `dy` whose input gradient is not wanted: the layer's
+/// `backward(dy, no_input_gradient)` where it has one, else `backward(dy)` with the result dropped. The
+/// parameters' gradients are the same either way.
+template <class L, class Out>
+void backward_without_input_gradient(L& l, Out const& dy)
+{
+    if constexpr (requires { l.backward(dy, no_input_gradient); })
+        l.backward(dy, no_input_gradient);
+    else
+        (void)l.backward(dy);
+}
+
 /// @brief A layer that accepts inputs of type In: `forward(x, ctx)` gives its output, and
 /// `backward(dy)` the gradient with respect to the input of the last forward pass (accumulating the
 /// gradients of its parameters).

@@ -49,6 +49,13 @@ public:
         return backward_from<size - 1>(dy);
     }
 
+    /// The backward pass without the input gradient (see no_input_gradient_t): the first layer skips it.
+    template <class Out>
+    void backward(Out const& dy, no_input_gradient_t)
+    {
+        backward_without_input_gradient_from<size - 1>(dy);
+    }
+
     /// Calls f(layer) for every layer, in order (nested sequentials are visited as one layer).
     template <class F>
     void for_each_layer(F&& f)
@@ -115,6 +122,15 @@ private:
             return std::get<0>(layers_).backward(dy);
         else
             return backward_from<I - 1>(std::get<I>(layers_).backward(dy));
+    }
+
+    template <std::size_t I, class Out>
+    void backward_without_input_gradient_from(Out const& dy)
+    {
+        if constexpr (I == 0)
+            backward_without_input_gradient(std::get<0>(layers_), dy);
+        else
+            backward_without_input_gradient_from<I - 1>(std::get<I>(layers_).backward(dy));
     }
 
     std::tuple<Layers...> layers_;

@@ -5,10 +5,13 @@
 /// semantics of PyTorch's `torch.optim.Adam` / `torch.optim.AdamW` (amsgrad off).
 
 #include <lowbit/config.hpp>
+#include <lowbit/detail/batch_loop.hpp>
 #include <lowbit/io/state.hpp>
 #include <lowbit/optim/optimizer_concepts.hpp>
 
 #include <lowbit/parallel/parallel_for.hpp>
+
+#include <xsimd/xsimd.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -116,17 +119,21 @@ public:
         float const l2 = decay ? options_.weight_decay : 0.0f;
         float const shrink = decay ? lr * options_.decoupled_weight_decay : 0.0f;
         float const eps = options_.eps;
-        // Element-wise, so any split over threads gives the same bits.
+        // Element-wise in batch code (detail/batch_loop.hpp), so any split over threads gives the same bits;
+        // `out` may alias `w` or `g`: each batch's inputs are loaded before its outputs are stored.
+        using batch = xsimd::batch<float>;
         parallel_for(n, std::size_t{1} << 15, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t i = begin; i < end; ++i) {
-                float const wi = w[i];
-                float const gi = g[i] + l2 * wi;
-                float const m = b1 * st.m[i] + (1.0f - b1) * gi;
-                float const v = b2 * st.v[i] + (1.0f - b2) * gi * gi;
-                st.m[i] = m;
-                st.v[i] = v;
-                out[i] = step_size * m / (std::sqrt(v) / bc2_sqrt + eps) + shrink * wi;
-            }
+            lowbit::detail::for_each_batch<2, 3>(
+                begin, end, {w.data(), g.data()}, {st.m.data(), st.v.data(), out.data()}, [&](auto in, auto io) {
+                    batch const wi = batch::load_unaligned(in[0]);
+                    batch const gi = batch::load_unaligned(in[1]) + batch(l2) * wi;
+                    batch const m = batch(b1) * batch::load_unaligned(io[0]) + batch(1.0f - b1) * gi;
+                    batch const v = batch(b2) * batch::load_unaligned(io[1]) + batch(1.0f - b2) * gi * gi;
+                    m.store_unaligned(io[0]);
+                    v.store_unaligned(io[1]);
+                    (batch(step_size) * m / (xsimd::sqrt(v) / batch(bc2_sqrt) + batch(eps)) + batch(shrink) * wi)
+                        .store_unaligned(io[2]);
+                });
         });
     }
 

@@ -5,16 +5,22 @@
 /// semantics of PyTorch's `torch.optim.SGD` (dampening 0).
 
 #include <lowbit/config.hpp>
+#include <lowbit/detail/batch_loop.hpp>
 #include <lowbit/io/state.hpp>
 #include <lowbit/optim/optimizer_concepts.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
 
+#include <xsimd/xsimd.hpp>
+
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace lowbit::optim {
@@ -73,35 +79,38 @@ public:
         check_sizes(slot, w, g, out);
         float const wd = decay ? options_.weight_decay : 0.0f;
         std::size_t const n = w.size();
-        if (options_.momentum == 0.0f) {
-            for (std::size_t i = 0; i < n; ++i)
-                out[i] = lr * (g[i] + wd * w[i]);
-            return;
-        }
         if (n == 0)
             return;
+        // Element-wise in batch code (detail/batch_loop.hpp), so any split over threads gives the same bits;
+        // `out` may alias `w` or `g`: each batch's inputs are loaded before its outputs are stored.
+        using batch = xsimd::batch<float>;
+        auto const gradient = [wd](auto const& in) {
+            return batch::load_unaligned(in[1]) + batch(wd) * batch::load_unaligned(in[0]);
+        };
+        auto const each = [&](auto const& outputs, auto&& f) {
+            parallel_for(n, std::size_t{1} << 15, [&](std::size_t begin, std::size_t end) {
+                lowbit::detail::for_each_batch<2, std::tuple_size_v<std::remove_cvref_t<decltype(outputs)>>>(
+                    begin, end, {w.data(), g.data()}, outputs, f);
+            });
+        };
+        if (options_.momentum == 0.0f) {
+            each(std::array<float*, 1>{out.data()},
+                 [&](auto const& in, auto const& o) { (batch(lr) * gradient(in)).store_unaligned(o[0]); });
+            return;
+        }
         if (slot >= buffers_.size())
             buffers_.resize(slot + 1);
         std::vector<float>& buf = buffers_[slot];
         float const mu = options_.momentum;
-        if (buf.empty()) { // first step of this slot: b_1 = g'
+        bool const first = buf.empty();  // first step of this slot: b_1 = g', not mu * 0 + g'
+        if (first)
             buf.resize(n);
-            for (std::size_t i = 0; i < n; ++i) {
-                float const gi = g[i] + wd * w[i];
-                buf[i] = gi;
-                out[i] = lr * (options_.nesterov ? gi + mu * gi : gi);
-            }
-            return;
-        }
         bool const nesterov = options_.nesterov;
-        // Element-wise, so any split over threads gives the same bits.
-        parallel_for(n, std::size_t{1} << 15, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t i = begin; i < end; ++i) {
-                float const gi = g[i] + wd * w[i];
-                float const b = mu * buf[i] + gi;
-                buf[i] = b;
-                out[i] = lr * (nesterov ? gi + mu * b : b);
-            }
+        each(std::array<float*, 2>{buf.data(), out.data()}, [&](auto const& in, auto const& o) {
+            batch const gi = gradient(in);
+            batch const b = first ? gi : batch(mu) * batch::load_unaligned(o[0]) + gi;
+            b.store_unaligned(o[0]);
+            (batch(lr) * (nesterov ? gi + batch(mu) * b : b)).store_unaligned(o[1]);
         });
     }
 

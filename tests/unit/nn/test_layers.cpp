@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <random>
 #include <vector>
 
@@ -263,6 +264,64 @@ TEST_CASE("sequential and residual gradients")
     gradient_check(s, random_tensor<2>({3, 4}, 12));
     residual res{sequential{dense<>({.in = 4, .out = 4, .seed = 3}), batch_norm<2>({.channels = 4})}};
     gradient_check(res, random_tensor<2>({2, 4}, 13, 0.5f));
+}
+
+namespace {
+/// Every weight's and parameter's gradient after one forward and backward pass of a fresh model from `make`,
+/// with or without the input gradient.
+template <class Make, class X>
+std::vector<float> gradients_after_backward(Make make, X const& x, bool input_gradient)
+{
+    auto model = make();
+    auto const y = model.forward(x, forward_context{.training = true});
+    using Y = std::remove_cvref_t<decltype(y)>;
+    Y dy = Y::from_shape(y.shape());
+    std::mt19937 gen(5);
+    std::normal_distribution<float> d;
+    for (auto& v : dy) v = d(gen);
+    if (input_gradient)
+        (void)model.backward(dy);
+    else
+        backward_without_input_gradient(model, dy);
+    std::vector<float> g;
+    model.for_each_weight([&](auto& w) { g.insert(g.end(), w.grad().begin(), w.grad().end()); });
+    model.for_each_parameter([&](parameter& p) { g.insert(g.end(), p.grad.begin(), p.grad.end()); });
+    return g;
+}
+} // namespace
+
+TEST_CASE("backward without the input gradient accumulates the same parameter gradients")
+{
+    // dense and conv2d skip it; a sequential passes the tag to its first layer only.
+    static_assert(requires(dense<>& l, xt::xtensor<float, 2> const& dy) {
+        { l.backward(dy, no_input_gradient) } -> std::same_as<void>;
+    });
+    static_assert(requires(conv2d<>& l, xt::xtensor<float, 4> const& dy) {
+        { l.backward(dy, no_input_gradient) } -> std::same_as<void>;
+    });
+    auto const mlp = [] {
+        return sequential{dense<>({.in = 12, .out = 9, .bias = true, .seed = 1}), batch_norm<2>({.channels = 9}),
+                          relu{}, dense<>({.in = 9, .out = 4, .seed = 2})};
+    };
+    auto const x2 = random_tensor<2>({6, 12}, 21);
+    std::vector<float> const all = gradients_after_backward(mlp, x2, true);
+    CHECK(all.size() == 12 * 9 + 9 + 2 * 9 + 9 * 4 + 4);
+    CHECK(std::ranges::any_of(all, [](float v) { return v != 0.0f; }));
+    CHECK(gradients_after_backward(mlp, x2, false) == all);
+    for (execution e : {execution::kernels, execution::reference}) {
+        CAPTURE(static_cast<int>(e));
+        auto const cnn = [e] {
+            return sequential{sequential{conv2d<>({.in = 2, .out = 3, .kernel = 3, .stride = 1, .padding = 1,
+                                                   .bias = true, .seed = 3, .execution = e}),
+                                         relu{}},
+                              conv2d<>({.in = 3, .out = 2, .kernel = 3, .stride = 1, .padding = 1, .seed = 4,
+                                        .execution = e})};
+        };
+        auto const x4 = random_tensor<4>({3, 2, 6, 6}, 22);
+        std::vector<float> const with = gradients_after_backward(cnn, x4, true);
+        CHECK(std::ranges::any_of(with, [](float v) { return v != 0.0f; }));
+        CHECK(gradients_after_backward(cnn, x4, false) == with);
+    }
 }
 
 TEST_CASE("softmax cross-entropy value and gradient")

@@ -5,6 +5,7 @@
 // IWYU pragma: private
 
 #include <lowbit/config.hpp>
+#include <lowbit/detail/batch_loop.hpp>
 #include <lowbit/detail/gcc12_avx512_warnings.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
 #include <lowbit/quant/detail/step_kernels.hpp>
@@ -80,16 +81,10 @@ LOWBIT_GCC12_AVX512_WARNINGS_OFF  // to LOWBIT_GCC12_AVX512_WARNINGS_ON: GCC PR 
 inline void tanh_into(std::span<float const> x, std::span<float> t)
 {
     using batch = xsimd::batch<float>;
-    constexpr std::size_t w = batch::size;
     parallel_for(x.size(), std::size_t{1} << 15, [&](std::size_t b, std::size_t e) {
-        std::size_t i = b;
-        for (; i + w <= e; i += w) xsimd::tanh(batch::load_unaligned(x.data() + i)).store_unaligned(t.data() + i);
-        if (i < e) {
-            alignas(64) float buf[w] = {};
-            std::copy(x.data() + i, x.data() + e, buf);
-            xsimd::tanh(batch::load_unaligned(buf)).store_unaligned(buf);
-            std::copy(buf, buf + (e - i), t.data() + i);
-        }
+        lowbit::detail::for_each_batch<1, 1>(b, e, {x.data()}, {t.data()}, [](auto const& in, auto const& out) {
+            xsimd::tanh(batch::load_unaligned(in[0])).store_unaligned(out[0]);
+        });
     });
 }
 
