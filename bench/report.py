@@ -368,31 +368,38 @@ def train_section(lines):
               "bit widths (`Int8WeightPerTensorFloat` at 2 / 8 bits, `QuantReLU` at 2 bits with a learned scale).", ""]
     if skipped:
         lines += [f"**{skipped}.** Only lowbit's own figures follow.", ""]
-    lines += ["| model, method | lowbit images/s | peer | peer images/s | lowbit / peer | lowbit test acc | peer test acc |",
-              "|---|---|---|---|---|---|---|"]
-    for model, row, label, who, method, plabel in TRAIN_ROWS:
-        o, p = ours.get((model, row)), peer.get((who, model, method))
-        if not o:
-            continue
-        if p:
-            r = o["train_images_per_s"] / p["train_images_per_s"]
-            FIG[("vs_train", model, row, who)] = r
-            lines.append(f"| {label} | {o['train_images_per_s']:.0f} | {plabel} | {p['train_images_per_s']:.0f} | "
-                         f"{r:.2f}x | {o['test_acc']:.4f} | {p['test_acc']:.4f} |")
-        else:
-            lines.append(f"| {label} | {o['train_images_per_s']:.0f} | {plabel} | - | - | {o['test_acc']:.4f} | - |")
-    if peer:
-        FIG["peer_versions"] = (v.get("torch", "?"), bv)
-    lines.append("")
     rss = {}
     for (model, row), o in ours.items():
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text(f"time_{model}_{row}.txt", ""))
         if m:
-            rss[row] = int(m.group(1))
+            rss[(model, row)] = int(m.group(1))
+    mib = lambda kib: f"{kib / 1024:.0f}" if kib else "-"
+    lines += ["Peak RSS: the process's maximum resident set size in MiB (lowbit-train under `/usr/bin/time -v`; "
+              "each peer configuration in its own Python process, its `ru_maxrss`), data loading included.", "",
+              "| model, method | lowbit images/s | peer | peer images/s | lowbit / peer | lowbit test acc | peer test acc "
+              "| lowbit peak RSS | peer peak RSS |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for model, row, label, who, method, plabel in TRAIN_ROWS:
+        o, p = ours.get((model, row)), peer.get((who, model, method))
+        if not o:
+            continue
+        ours_rss = mib(rss.get((model, row)))
+        if p:
+            r = o["train_images_per_s"] / p["train_images_per_s"]
+            FIG[("vs_train", model, row, who)] = r
+            lines.append(f"| {label} | {o['train_images_per_s']:.0f} | {plabel} | {p['train_images_per_s']:.0f} | "
+                         f"{r:.2f}x | {o['test_acc']:.4f} | {p['test_acc']:.4f} | {ours_rss} | "
+                         f"{mib(p.get('peak_rss_kib'))} |")
+        else:
+            lines.append(f"| {label} | {o['train_images_per_s']:.0f} | {plabel} | - | - | {o['test_acc']:.4f} | - | "
+                         f"{ours_rss} | - |")
+    if peer:
+        FIG["peer_versions"] = (v.get("torch", "?"), bv)
+    lines.append("")
+    rss = {row: kib for (model, row), kib in rss.items() if model == "mlp"}
     mlp = {row: o for (model, row), o in ours.items() if model == "mlp"}
     if rss:
-        lines += ["Peak memory of the same `lowbit-train` MLP runs (`/usr/bin/time -v`, maximum resident set size) "
-                  "and the bytes the weights take (the JSON line's weight_bytes):", "",
+        lines += ["The MLP rows' peak memory and the bytes their weights take (the JSON line's weight_bytes):", "",
                   "| method | peak RSS (MiB) | weight bytes |", "|---|---|---|"]
         for row in ("fp", "bc", "sr"):
             if row in rss:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 import brevitas.nn as qnn
 from brevitas.quant import Int8WeightPerTensorFloat, SignedBinaryWeightPerTensorConst, Uint8ActPerTensorFloat
 
-from common import emit, fashion_mnist, torch_info
+from common import emit, fashion_mnist, peak_rss_kib, torch_info
 
 
 def net(cfg, h):
@@ -68,7 +68,7 @@ def run(a, cfg, data):
     emit(peer="brevitas", **torch_info(with_brevitas=True), model="mlp", method=cfg, bits=1 if cfg == "bc" else 2,
          act_bits=32 if cfg == "bc" else 2, optimizer="adam", lr=a.lr, epochs=a.epochs, batch=a.batch,
          threads=a.threads, train_images=n, test_acc=round(acc, 4), train_seconds=round(dt, 3),
-         train_images_per_s=round(seen / dt, 1))
+         train_images_per_s=round(seen / dt, 1), peak_rss_kib=peak_rss_kib())
 
 
 def main():

@@ -11,6 +11,7 @@ The models are lowbit's nn::mlp and nn::cnn (include/lowbit/nn/models.hpp):
 import gzip
 import json
 import os
+import resource
 import sys
 
 import numpy as np
@@ -62,6 +63,12 @@ def torch_info(with_brevitas=False):
         import brevitas
         info["brevitas"] = brevitas.__version__
     return info
+
+
+def peak_rss_kib():
+    """This process's peak resident set size in KiB (Linux's ru_maxrss), what `/usr/bin/time -v` reports for
+    lowbit-train; scripts/bench runs one training configuration per process, so it is that row's peak."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def emit(**fields):

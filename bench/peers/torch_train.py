@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import emit, fashion_mnist, torch_info
+from common import emit, fashion_mnist, peak_rss_kib, torch_info
 
 
 class SignSTE(torch.autograd.Function):
@@ -128,7 +128,7 @@ def run(a, method, data):
         acc = (model(xte).argmax(1) == yte).float().mean().item()
     emit(peer="pytorch", **torch_info(), model=a.model, method=method, bits=32 if method == "fp" else 1,
          optimizer="adam", lr=a.lr, epochs=a.epochs, batch=a.batch, threads=a.threads, train_images=n,
-         test_acc=round(acc, 4), train_seconds=round(dt, 3), train_images_per_s=round(seen / dt, 1))
+         test_acc=round(acc, 4), train_seconds=round(dt, 3), train_images_per_s=round(seen / dt, 1), peak_rss_kib=peak_rss_kib())
 
 
 def main():
