@@ -141,7 +141,7 @@ void int8_gemm_packed(matrix_view<T> const& a, int8_packed_b const& b, int_epilo
 #endif
     std::uint8_t const flip = is_signed ? std::uint8_t{0x80} : std::uint8_t{0};
     run_tasks(
-        job.row_blocks * job.col_blocks, job.m * job.n * job.k < int8_parallel_min_madds,
+        job.tasks(), job.m * job.n * job.k < int8_parallel_min_madds,
         [&](std::size_t begin, std::size_t end) { f(job, begin, end); }, (panels + per_unit - 1) / per_unit,
         [&](std::size_t u) {
             for (std::size_t p = u * per_unit; p < std::min(panels, (u + 1) * per_unit); ++p)

@@ -14,6 +14,8 @@
 
 #include <lowbit/kernels/arch/int8_job.hpp>
 #include <lowbit/kernels/arch/int_epilogue.hpp>
+#include <lowbit/kernels/arch/targets.hpp>
+#include <lowbit/kernels/arch/tile_tasks.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -27,7 +29,7 @@ namespace lowbit::kernels::detail::avx2 {
 /// R (1 or 2) rows of an A panel against one B panel: the int32 sums of 16 columns, as out[r][0] (columns
 /// 0-7) and out[r][1] (columns 8-15).
 template <int R>
-[[gnu::target("avx2,fma"), gnu::always_inline]] inline void int8_subtile(std::size_t kw, std::uint32_t const* a,
+[[LOWBIT_TARGET_AVX2, gnu::always_inline]] inline void int8_subtile(std::size_t kw, std::uint32_t const* a,
                                                                         std::uint32_t const* b, __m256i (&out)[2][2]) noexcept
 {
     __m256i const spread = _mm256_setr_epi8(0, -128, 1, -128, 2, -128, 3, -128, 0, -128, 1, -128, 2, -128, 3, -128, 0, -128,
@@ -60,34 +62,31 @@ template <int R>
         }
 }
 
-/// The tasks [t0, t1) of an int8 job.
-[[gnu::target("avx2,fma")]] inline void int8_tasks(int8_job const& job, std::size_t t0, std::size_t t1)
+/// One tile: rows (1 or 2) rows from i0 by one 16-column panel from j0, `cols` of them real, and its output.
+[[LOWBIT_TARGET_AVX2]] inline void int8_tile(int8_job const& job, std::size_t i0, std::size_t rows, std::size_t j0,
+                                            std::size_t cols)
 {
-    for (std::size_t t = t0; t < t1; ++t) {
-        std::size_t const rb = t / job.col_blocks, cb = t % job.col_blocks;
-        std::size_t const i_begin = rb * job.row_block, i_end = std::min(job.m, i_begin + job.row_block);
-        std::size_t const j_begin = cb * int8_col_block, j_end = std::min(job.n, j_begin + int8_col_block);
-        for (std::size_t j0 = j_begin; j0 < j_end; j0 += int8_nr) {
-            std::size_t const cols = std::min(int8_nr, job.n - j0);
-            std::uint32_t const* bp = job.b + (j0 / int8_nr) * job.b_panel_words();
-            for (std::size_t i0 = i_begin; i0 < i_end; i0 += 2) {  // panels have 6 rows: pairs never straddle
-                std::size_t const rows = std::min<std::size_t>(2, i_end - i0);
-                std::uint32_t const* ap = job.a + (i0 / int8_mr) * job.a_panel_words() + i0 % int8_mr;
-                __m256i sums[2][2];
-                if (rows == 2)
-                    int8_subtile<2>(job.kw, ap, bp, sums);
-                else
-                    int8_subtile<1>(job.kw, ap, bp, sums);
-                for (std::size_t r = 0; r < rows; ++r) {
-                    unsigned bits = 0;
-                    for (std::size_t h = 0; h < 2 && 8 * h < cols; ++h)
-                        bits |= store8_avx2(job.out, i0 + r, j0 + 8 * h, sums[r][h], std::min<std::size_t>(8, cols - 8 * h))
-                                << (8 * h);
-                    if (job.out.what == int_epilogue::kind::bits) write_bits(job.out, i0 + r, j0, bits, cols);
-                }
-            }
-        }
+    std::uint32_t const* bp = job.b + (j0 / int8_nr) * job.b_panel_words();
+    std::uint32_t const* ap = job.a + (i0 / int8_mr) * job.a_panel_words() + i0 % int8_mr;
+    __m256i sums[2][2];
+    if (rows == 2)
+        int8_subtile<2>(job.kw, ap, bp, sums);
+    else
+        int8_subtile<1>(job.kw, ap, bp, sums);
+    for (std::size_t r = 0; r < rows; ++r) {
+        unsigned bits = 0;
+        for (std::size_t h = 0; h < 2 && 8 * h < cols; ++h)
+            bits |= store8_avx2(job.out, i0 + r, j0 + 8 * h, sums[r][h], std::min<std::size_t>(8, cols - 8 * h)) << (8 * h);
+        if (job.out.what == int_epilogue::kind::bits) write_bits(job.out, i0 + r, j0, bits, cols);
     }
+}
+
+/// The tasks [t0, t1) of an int8 job: tiles of 2 rows by 16 columns.
+inline void int8_tasks(int8_job const& job, std::size_t t0, std::size_t t1)
+{
+    for_each_tile(job, 2, int8_nr, t0, t1, [&job](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
+        int8_tile(job, i0, rows, j0, cols);
+    });
 }
 
 } // namespace lowbit::kernels::detail::avx2

@@ -9,6 +9,8 @@
 
 #include <lowbit/kernels/arch/int8_job.hpp>
 #include <lowbit/kernels/arch/int_epilogue.hpp>
+#include <lowbit/kernels/arch/targets.hpp>
+#include <lowbit/kernels/arch/tile_tasks.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -22,7 +24,7 @@ namespace lowbit::kernels::detail::avx512 {
 /// int32 sums of R rows of an A panel by NB consecutive B panels over kw words, into out[r][j].
 /// noinline for the same reason as popcount_tile: the accumulators stay in registers.
 template <int R, int NB>
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma"), gnu::noinline]] inline void
+[[LOWBIT_TARGET_AVX512_VNNI, gnu::noinline]] inline void
 int8_tile(std::size_t kw, std::uint32_t const* a, std::uint32_t const* b, std::size_t bstride, __m512i (&out)[R][NB]) noexcept
 {
     __m512i acc[R][NB];
@@ -48,7 +50,7 @@ int8_tile(std::size_t kw, std::uint32_t const* a, std::uint32_t const* b, std::s
 }
 
 template <int R, int NB, bool Fast>
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma"), gnu::always_inline]] inline void
+[[LOWBIT_TARGET_AVX512_VNNI, gnu::always_inline]] inline void
 int8_store_rows(int_epilogue const& out, __m512i const (&acc)[R][NB], std::size_t i0, std::size_t j0, std::size_t cols) noexcept
 {
 #pragma GCC unroll 8
@@ -68,7 +70,7 @@ int8_store_rows(int_epilogue const& out, __m512i const (&acc)[R][NB], std::size_
 
 /// One tile of R rows by NB panels and its output; `cols` (<= 16 NB) columns from j0 are real.
 template <int R, int NB>
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]] inline void
+[[LOWBIT_TARGET_AVX512_VNNI]] inline void
 int8_tile_store(int8_job const& job, std::uint32_t const* ap, std::uint32_t const* bp, std::size_t i0, std::size_t j0,
                 std::size_t cols) noexcept
 {
@@ -100,23 +102,13 @@ constexpr int8_tile_fn pick_int8_tile(std::size_t rows, std::size_t panels) noex
     }
 }
 
-/// The tasks [t0, t1) of an int8 job.
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]] inline void int8_tasks(int8_job const& job,
-                                                                                                 std::size_t t0, std::size_t t1)
+/// The tasks [t0, t1) of an int8 job: tiles of 6 rows (one A panel) by 64 columns.
+inline void int8_tasks(int8_job const& job, std::size_t t0, std::size_t t1)
 {
-    for (std::size_t t = t0; t < t1; ++t) {
-        std::size_t const rb = t / job.col_blocks, cb = t % job.col_blocks;
-        std::size_t const i_begin = rb * job.row_block, i_end = std::min(job.m, i_begin + job.row_block);
-        std::size_t const j0 = cb * int8_col_block, cols = std::min(int8_col_block, job.n - j0);
-        std::size_t const panels = (cols + int8_nr - 1) / int8_nr;
-        std::uint32_t const* bp = job.b + (j0 / int8_nr) * job.b_panel_words();
-        int8_tile_fn const full = pick_int8_tile(int8_mr, panels);
-        for (std::size_t i0 = i_begin; i0 < i_end; i0 += int8_mr) {
-            std::size_t const rows = std::min(int8_mr, job.m - i0);
-            int8_tile_fn const f = rows == int8_mr ? full : pick_int8_tile(rows, panels);
-            f(job, job.a + (i0 / int8_mr) * job.a_panel_words(), bp, i0, j0, cols);
-        }
-    }
+    for_each_tile(job, int8_mr, 4 * int8_nr, t0, t1, [&job](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
+        pick_int8_tile(rows, (cols + int8_nr - 1) / int8_nr)(job, job.a + (i0 / int8_mr) * job.a_panel_words(),
+                                                            job.b + (j0 / int8_nr) * job.b_panel_words(), i0, j0, cols);
+    });
 }
 
 } // namespace lowbit::kernels::detail::avx512

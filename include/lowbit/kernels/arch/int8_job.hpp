@@ -15,6 +15,7 @@
 // IWYU pragma: private
 
 #include <lowbit/kernels/arch/int_epilogue.hpp>
+#include <lowbit/kernels/arch/tile_tasks.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
 #include <lowbit/kernels/matrix_view.hpp>
 
@@ -25,23 +26,19 @@
 
 namespace lowbit::kernels::detail {
 
-inline constexpr std::size_t int8_mr = 6;          ///< rows per A panel
-inline constexpr std::size_t int8_nr = 16;         ///< columns per B panel
-inline constexpr std::size_t int8_col_block = 64;  ///< columns per task (whole words of sign output)
-inline constexpr std::size_t int8_row_block = 96;  ///< rows per task at most
+inline constexpr std::size_t int8_mr = 6;   ///< rows per A panel
+inline constexpr std::size_t int8_nr = 16;  ///< columns per B panel
 /// Below this many multiply-adds (about 30 us on one core without VNNI) a GEMM runs on the calling thread.
 inline constexpr std::size_t int8_parallel_min_madds = std::size_t{1} << 22;
 /// Largest K whose sums cannot overflow int32: |u8 * s8| <= 255 * 128 = 32640, and 65793 * 32640 < 2^31.
 inline constexpr std::size_t int8_max_k = 65793;
 
-/// One int8 GEMM, as every path sees it.
-struct int8_job {
+/// One int8 GEMM, as every path sees it: its task split (m, n, ...; panel_rows = int8_mr) and operands.
+struct int8_job : task_grid {
     std::uint32_t const* a = nullptr;  ///< A panels (4 u8 per word), kw * int8_mr words each
     std::uint32_t const* b = nullptr;  ///< B panels (4 s8 per word), kw * int8_nr words each
     std::size_t kw = 0;
-    std::size_t m = 0, n = 0, k = 0;
-    std::size_t row_block = int8_row_block;
-    std::size_t row_blocks = 0, col_blocks = 0;
+    std::size_t k = 0;
     int_epilogue out;
 
     std::size_t a_panel_words() const noexcept { return kw * int8_mr; }
@@ -102,15 +99,11 @@ inline void pack_sign_b_panel(bit_matrix_view const& b, std::size_t kw, std::siz
     }
 }
 
-/// Fills the task split (as plan_popcount_tasks): 64-column blocks, row blocks of up to 96 rows.
+/// The task split of an int8 job whose m and n are set (arch/tile_tasks.hpp).
 inline void plan_int8_tasks(int8_job& job) noexcept
 {
-    job.col_blocks = (job.n + int8_col_block - 1) / int8_col_block;
-    std::size_t const want_row_blocks = (16 + job.col_blocks - 1) / std::max<std::size_t>(job.col_blocks, 1);
-    std::size_t rows = std::min(int8_row_block, (job.m + want_row_blocks - 1) / want_row_blocks);
-    rows = std::max(int8_mr, (rows + int8_mr - 1) / int8_mr * int8_mr);
-    job.row_block = rows;
-    job.row_blocks = (job.m + rows - 1) / rows;
+    job.panel_rows = int8_mr;
+    plan_tasks(job);
 }
 
 } // namespace lowbit::kernels::detail

@@ -16,6 +16,7 @@
 /// the tiles of a word in increasing column order and from one thread (tasks own 64-column blocks).
 // IWYU pragma: private
 
+#include <lowbit/kernels/arch/targets.hpp>
 #include <lowbit/kernels/cpu_features.hpp>
 #include <lowbit/kernels/int_gemm_output.hpp>
 
@@ -125,12 +126,12 @@ inline void store_scalar(int_epilogue const& e, std::size_t i, std::size_t j0, s
 #if LOWBIT_X86_DISPATCH
 
 /// Lane mask of the first `valid` (1..8) int32 lanes, for AVX2 masked loads and stores.
-[[gnu::target("avx2,fma"), gnu::always_inline]] inline __m256i lanes_below(std::size_t valid) noexcept
+[[LOWBIT_TARGET_AVX2, gnu::always_inline]] inline __m256i lanes_below(std::size_t valid) noexcept
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-[[gnu::target("avx2,fma"), gnu::always_inline]] inline __m256i load8_epi32(std::int32_t const* p, std::size_t valid,
+[[LOWBIT_TARGET_AVX2, gnu::always_inline]] inline __m256i load8_epi32(std::int32_t const* p, std::size_t valid,
                                                                           __m256i mask) noexcept
 {
     return valid == 8 ? _mm256_loadu_si256(reinterpret_cast<__m256i const*>(p)) : _mm256_maskload_epi32(p, mask);
@@ -139,7 +140,7 @@ inline void store_scalar(int_epilogue const& e, std::size_t i, std::size_t j0, s
 /// The transform of 8 int32 values (the first `valid` of them real) of row i, columns j .. j + 7, with AVX2:
 /// stores int32 / float results, and returns the sign bits (bit c for column j + c) for sign output.
 /// Bit-identical to store_scalar: integer adds, and vcvtdq2ps + vfmadd round as static_cast + std::fma.
-[[gnu::target("avx2,fma"), gnu::always_inline]] inline unsigned store8_avx2(int_epilogue const& e, std::size_t i,
+[[LOWBIT_TARGET_AVX2, gnu::always_inline]] inline unsigned store8_avx2(int_epilogue const& e, std::size_t i,
                                                                            std::size_t j, __m256i v,
                                                                            std::size_t valid) noexcept
 {
@@ -184,7 +185,7 @@ inline void store_scalar(int_epilogue const& e, std::size_t i, std::size_t j0, s
 /// Full vectors use plain stores: masked stores are much slower on some CPUs (measured on Zen 5: a binary
 /// GEMM spent 20 % of its time in all-ones masked stores of its int32 output).
 template <bool Fast>
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"), gnu::always_inline]] inline unsigned
+[[LOWBIT_TARGET_AVX512, gnu::always_inline]] inline unsigned
 store16_avx512(int_epilogue const& e, std::int32_t const* cls, std::size_t i, std::size_t j, __m512i v,
                std::size_t valid) noexcept
 {

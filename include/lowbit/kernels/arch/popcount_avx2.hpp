@@ -14,6 +14,8 @@
 
 #include <lowbit/kernels/arch/int_epilogue.hpp>
 #include <lowbit/kernels/arch/popcount_job.hpp>
+#include <lowbit/kernels/arch/targets.hpp>
+#include <lowbit/kernels/arch/tile_tasks.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -27,7 +29,7 @@ namespace lowbit::kernels::detail::avx2 {
 /// Popcount sums of R bit rows (a, panel stride mr) against one B panel over kw words, into sum[r][half]
 /// (8 columns of int32 sums per half).
 template <int R, bool Xor>
-[[gnu::target("avx2,fma,popcnt"), gnu::always_inline]] inline void popcount_subtile(std::size_t kw, std::uint32_t const* a,
+[[LOWBIT_TARGET_AVX2_POPCNT, gnu::always_inline]] inline void popcount_subtile(std::size_t kw, std::uint32_t const* a,
                                                                                    std::size_t mr, std::uint32_t const* b,
                                                                                    __m256i (&sum)[4][2]) noexcept
 {
@@ -68,7 +70,7 @@ template <int R, bool Xor>
 }
 
 template <bool Xor>
-[[gnu::target("avx2,fma,popcnt"), gnu::always_inline]] inline void popcount_subtile_any(int rows, std::size_t kw,
+[[LOWBIT_TARGET_AVX2_POPCNT, gnu::always_inline]] inline void popcount_subtile_any(int rows, std::size_t kw,
                                                                                        std::uint32_t const* a, std::size_t mr,
                                                                                        std::uint32_t const* b,
                                                                                        __m256i (&sum)[4][2]) noexcept
@@ -81,56 +83,53 @@ template <bool Xor>
     }
 }
 
-/// The tasks [t0, t1) of a popcount job.
-[[gnu::target("avx2,fma,popcnt")]] inline void popcount_tasks(popcount_job const& job, std::size_t t0, std::size_t t1)
+/// One tile: `rows` code rows from i0 (up to 4 bit rows, inside one A panel) by one 16-column group from j0
+/// (bw panels), `cols` of them real, and its output.
+[[LOWBIT_TARGET_AVX2_POPCNT]] inline void popcount_tile(popcount_job const& job, std::size_t i0, std::size_t rows,
+                                                       std::size_t j0, std::size_t cols)
 {
     constexpr std::size_t nr = popcount_nr;
     std::size_t const per = job.code_rows_per_panel();
     int const ba = job.ba, bw = job.bw;
-    std::size_t const chunk = 4 / static_cast<std::size_t>(ba);  // code rows per subtile: 4 bit rows
-    __m256i const kvec = _mm256_set1_epi32(static_cast<int>(job.k));
-    for (std::size_t t = t0; t < t1; ++t) {
-        std::size_t const rb = t / job.col_blocks, cb = t % job.col_blocks;
-        std::size_t const i_begin = rb * job.row_block, i_end = std::min(job.m, i_begin + job.row_block);
-        std::size_t const j_begin = cb * popcount_col_block, j_end = std::min(job.n, j_begin + popcount_col_block);
-        for (std::size_t j0 = j_begin; j0 < j_end; j0 += nr) {
-            std::size_t const cols = std::min(nr, job.n - j0);
-            std::uint32_t const* bg = job.b + (j0 / nr) * static_cast<std::size_t>(bw) * job.b_panel_words();
-            for (std::size_t i0 = i_begin, rows = 0; i0 < i_end; i0 += rows) {
-                // Subtiles stay inside one A panel (its rows are interleaved with each other only).
-                std::size_t const in_panel = i0 % per;
-                rows = std::min({chunk, per - in_panel, i_end - i0});
-                std::uint32_t const* ap = job.a + (i0 / per) * job.a_panel_words() + in_panel * static_cast<std::size_t>(ba);
-                __m256i comb[4][2];
-                for (std::size_t r = 0; r < rows; ++r) comb[r][0] = comb[r][1] = _mm256_setzero_si256();
-                for (int q = 0; q < bw; ++q) {
-                    __m256i sum[4][2];
-                    std::uint32_t const* bp = bg + static_cast<std::size_t>(q) * job.b_panel_words();
-                    int const bit_rows = static_cast<int>(rows) * ba;
-                    if (job.xor_op)
-                        popcount_subtile_any<true>(bit_rows, job.kw, ap, job.mr, bp, sum);
-                    else
-                        popcount_subtile_any<false>(bit_rows, job.kw, ap, job.mr, bp, sum);
-                    for (std::size_t r = 0; r < rows; ++r)
-                        for (int p = 0; p < ba; ++p) {
-                            __m128i const shift = _mm_cvtsi32_si128(p + q);  // weight 2^(p+q) of the plane pair
-                            std::size_t const br = r * static_cast<std::size_t>(ba) + static_cast<std::size_t>(p);
-                            for (int h = 0; h < 2; ++h)
-                                comb[r][h] = _mm256_add_epi32(comb[r][h], _mm256_sll_epi32(sum[br][h], shift));
-                        }
-                }
-                for (std::size_t r = 0; r < rows; ++r) {
-                    unsigned bits = 0;
-                    for (std::size_t h = 0; h < 2 && 8 * h < cols; ++h) {
-                        __m256i v = comb[r][h];
-                        if (job.xor_op) v = _mm256_sub_epi32(kvec, _mm256_add_epi32(v, v));  // binary: K - 2 * popcount
-                        bits |= store8_avx2(job.out, i0 + r, j0 + 8 * h, v, std::min<std::size_t>(8, cols - 8 * h)) << (8 * h);
-                    }
-                    if (job.out.what == int_epilogue::kind::bits) write_bits(job.out, i0 + r, j0, bits, cols);
-                }
+    std::uint32_t const* bg = job.b + (j0 / nr) * static_cast<std::size_t>(bw) * job.b_panel_words();
+    std::size_t const in_panel = i0 % per;
+    std::uint32_t const* ap = job.a + (i0 / per) * job.a_panel_words() + in_panel * static_cast<std::size_t>(ba);
+    __m256i comb[4][2];
+    for (std::size_t r = 0; r < rows; ++r) comb[r][0] = comb[r][1] = _mm256_setzero_si256();
+    for (int q = 0; q < bw; ++q) {
+        __m256i sum[4][2];
+        std::uint32_t const* bp = bg + static_cast<std::size_t>(q) * job.b_panel_words();
+        int const bit_rows = static_cast<int>(rows) * ba;
+        if (job.xor_op)
+            popcount_subtile_any<true>(bit_rows, job.kw, ap, job.mr, bp, sum);
+        else
+            popcount_subtile_any<false>(bit_rows, job.kw, ap, job.mr, bp, sum);
+        for (std::size_t r = 0; r < rows; ++r)
+            for (int p = 0; p < ba; ++p) {
+                __m128i const shift = _mm_cvtsi32_si128(p + q);  // weight 2^(p+q) of the plane pair
+                std::size_t const br = r * static_cast<std::size_t>(ba) + static_cast<std::size_t>(p);
+                for (int h = 0; h < 2; ++h) comb[r][h] = _mm256_add_epi32(comb[r][h], _mm256_sll_epi32(sum[br][h], shift));
             }
-        }
     }
+    __m256i const kvec = _mm256_set1_epi32(static_cast<int>(job.k));
+    for (std::size_t r = 0; r < rows; ++r) {
+        unsigned bits = 0;
+        for (std::size_t h = 0; h < 2 && 8 * h < cols; ++h) {
+            __m256i v = comb[r][h];
+            if (job.xor_op) v = _mm256_sub_epi32(kvec, _mm256_add_epi32(v, v));  // binary: K - 2 * popcount
+            bits |= store8_avx2(job.out, i0 + r, j0 + 8 * h, v, std::min<std::size_t>(8, cols - 8 * h)) << (8 * h);
+        }
+        if (job.out.what == int_epilogue::kind::bits) write_bits(job.out, i0 + r, j0, bits, cols);
+    }
+}
+
+/// The tasks [t0, t1) of a popcount job: tiles of 4 bit rows by 16 columns.
+inline void popcount_tasks(popcount_job const& job, std::size_t t0, std::size_t t1)
+{
+    std::size_t const chunk = 4 / static_cast<std::size_t>(job.ba);  // code rows per tile: 4 bit rows
+    for_each_tile(job, chunk, popcount_nr, t0, t1, [&job](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
+        popcount_tile(job, i0, rows, j0, cols);
+    });
 }
 
 } // namespace lowbit::kernels::detail::avx2

@@ -22,6 +22,8 @@
 
 #include <lowbit/kernels/arch/int_epilogue.hpp>
 #include <lowbit/kernels/arch/popcount_job.hpp>
+#include <lowbit/kernels/arch/targets.hpp>
+#include <lowbit/kernels/arch/tile_tasks.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -39,7 +41,7 @@ namespace lowbit::kernels::detail::avx512 {
 /// registers and stores them once at the end. (Storing K - 2P straight to the int32 output from here
 /// instead made GCC spill again: half the speed.)
 template <int R, int NB, bool Xor>
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,avx2,fma,popcnt"), gnu::noinline]] inline void
+[[LOWBIT_TARGET_AVX512_VPOPCNTDQ, gnu::noinline]] inline void
 popcount_tile(std::size_t kw, std::uint32_t const* a, std::size_t mr, std::uint32_t const* b, std::size_t bstride,
               __m512i (&out)[R][NB]) noexcept
 {
@@ -70,7 +72,7 @@ popcount_tile(std::size_t kw, std::uint32_t const* a, std::size_t mr, std::uint3
 
 /// The output of a tile: adds the plane pairs (bit-serial) or forms K - 2 P (binary), then the transform.
 template <int BA, int BW, int CR, int G, bool Fast>
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,avx2,fma,popcnt"), gnu::always_inline]] inline void
+[[LOWBIT_TARGET_AVX512_VPOPCNTDQ, gnu::always_inline]] inline void
 popcount_store_rows(int_epilogue const& out, std::size_t k, __m512i const (&acc)[CR * BA][G * BW], std::size_t i0,
                     std::size_t j0, std::size_t cols) noexcept
 {
@@ -106,7 +108,7 @@ popcount_store_rows(int_epilogue const& out, std::size_t k, __m512i const (&acc)
 /// One tile: CR code rows (CR * BA bit rows) by G groups of 16 columns (G * BW panels), then its output.
 /// `cols` (<= 16 G) columns from j0 are real.
 template <int BA, int BW, int CR, int G>
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,avx2,fma,popcnt")]] inline void
+[[LOWBIT_TARGET_AVX512_VPOPCNTDQ]] inline void
 popcount_tile_store(popcount_job const& job, std::uint32_t const* ap, std::uint32_t const* bp, std::size_t i0,
                     std::size_t j0, std::size_t cols) noexcept
 {
@@ -151,34 +153,21 @@ constexpr tile_fn pick_tile(std::size_t cr, std::size_t g) noexcept
     }
 }
 
-/// The tasks [t0, t1) of a job with BA x BW bit planes.
+/// The tasks [t0, t1) of a job with BA x BW bit planes: tiles of one A panel by 4 B panels.
 template <int BA, int BW>
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,avx2,fma,popcnt")]] inline void
-popcount_tasks_planes(popcount_job const& job, std::size_t t0, std::size_t t1)
+void popcount_tasks_planes(popcount_job const& job, std::size_t t0, std::size_t t1)
 {
     constexpr std::size_t tile_cols = 4 / BW * popcount_nr;  // 4 panels
     std::size_t const per = job.code_rows_per_panel();
-    for (std::size_t t = t0; t < t1; ++t) {
-        std::size_t const rb = t / job.col_blocks, cb = t % job.col_blocks;
-        std::size_t const i_begin = rb * job.row_block, i_end = std::min(job.m, i_begin + job.row_block);
-        std::size_t const j_begin = cb * popcount_col_block, j_end = std::min(job.n, j_begin + popcount_col_block);
-        for (std::size_t j0 = j_begin; j0 < j_end; j0 += tile_cols) {
-            std::size_t const cols = std::min(tile_cols, job.n - j0);
-            std::size_t const groups = (cols + popcount_nr - 1) / popcount_nr;
-            std::uint32_t const* bp = job.b + (j0 / popcount_nr) * BW * job.b_panel_words();
-            tile_fn const full = pick_tile<BA, BW>(per, groups);
-            for (std::size_t i0 = i_begin; i0 < i_end; i0 += per) {
-                std::size_t const rows = std::min(per, job.m - i0);
-                tile_fn const f = rows == per ? full : pick_tile<BA, BW>(rows, groups);
-                f(job, job.a + (i0 / per) * job.a_panel_words(), bp, i0, j0, cols);
-            }
-        }
-    }
+    for_each_tile(job, per, tile_cols, t0, t1, [&job, per](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
+        pick_tile<BA, BW>(rows, (cols + popcount_nr - 1) / popcount_nr)(
+            job, job.a + (i0 / per) * job.a_panel_words(), job.b + (j0 / popcount_nr) * BW * job.b_panel_words(), i0, j0,
+            cols);
+    });
 }
 
 /// The tasks [t0, t1) of a popcount job: binary, or bit-serial with 2 or 4 bits per operand.
-[[gnu::target("avx512f,avx512bw,avx512dq,avx512vl,avx512vpopcntdq,avx2,fma,popcnt")]] inline void
-popcount_tasks(popcount_job const& job, std::size_t t0, std::size_t t1)
+inline void popcount_tasks(popcount_job const& job, std::size_t t0, std::size_t t1)
 {
     switch (job.ba * 8 + job.bw) {
     case 1 * 8 + 1: popcount_tasks_planes<1, 1>(job, t0, t1); break;

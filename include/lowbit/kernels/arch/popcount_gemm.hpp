@@ -115,7 +115,7 @@ void run_popcount_job(popcount_job const& job, isa i, std::size_t units = 0, Pac
 #else
     (void)i;
 #endif
-    std::size_t const tasks = job.row_blocks * job.col_blocks;
+    std::size_t const tasks = job.tasks();
     std::size_t const ops = job.m * job.n * job.k * static_cast<std::size_t>(job.ba * job.bw);
     run_tasks(
         tasks, ops < popcount_parallel_min_ops, [&](std::size_t begin, std::size_t end) { f(job, begin, end); }, units,

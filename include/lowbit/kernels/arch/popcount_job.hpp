@@ -26,6 +26,7 @@
 // IWYU pragma: private
 
 #include <lowbit/kernels/arch/int_epilogue.hpp>
+#include <lowbit/kernels/arch/tile_tasks.hpp>
 #include <lowbit/kernels/bit_matrix.hpp>
 #include <lowbit/kernels/matrix_view.hpp>
 
@@ -40,13 +41,8 @@
 
 namespace lowbit::kernels::detail {
 
-/// Output columns per task: tasks own whole 64-bit words of sign output.
-inline constexpr std::size_t popcount_col_block = 64;
 /// Output columns per B panel.
 inline constexpr std::size_t popcount_nr = 16;
-/// Output rows per task at most (16 panels of 6 rows): a task's A block (96 rows x K bits) and the
-/// B tile (64 columns x K bits) stay in L1 up to K = 2048 and in L2 well beyond.
-inline constexpr std::size_t popcount_row_block = 96;
 /// Below this many bit operations (m n k ba bw, about 30 us on one AVX-512 core) a GEMM runs on the
 /// calling thread: waking the pool costs more than it saves.
 inline constexpr std::size_t popcount_parallel_min_ops = std::size_t{1} << 26;
@@ -55,17 +51,16 @@ inline constexpr std::size_t popcount_parallel_min_ops = std::size_t{1} << 26;
 /// The AVX-512 tile is 6 x 4 panels (24 accumulators; see arch/popcount_avx512.hpp).
 constexpr std::size_t popcount_mr(int ba) noexcept { return ba == 4 ? 4 : 6; }
 
-/// One popcount GEMM, as every path sees it.
-struct popcount_job {
+/// One popcount GEMM, as every path sees it: its task split (m output rows, n columns, ...; panel_rows =
+/// code_rows_per_panel()) and operands.
+struct popcount_job : task_grid {
     std::uint32_t const* a = nullptr;  ///< A panels, kw * mr words each
     std::uint32_t const* b = nullptr;  ///< B panels, kw * 16 words each
     std::size_t kw = 0;                ///< 32-bit words per bit row
-    std::size_t m = 0, n = 0, k = 0;   ///< output rows, output columns, true K in bits
+    std::size_t k = 0;                 ///< true K in bits
     int ba = 1, bw = 1;                ///< bit planes per code of A and of B (1, 1 for binary)
     bool xor_op = true;                ///< binary: xor; bit-serial: and
     std::size_t mr = 6;                ///< bit rows per A panel (a multiple of ba)
-    std::size_t row_block = popcount_row_block;  ///< output rows per task (a multiple of mr / ba)
-    std::size_t row_blocks = 0, col_blocks = 0;  ///< tasks = row_blocks * col_blocks, row block major
     int_epilogue out;
 
     std::size_t code_rows_per_panel() const noexcept { return mr / static_cast<std::size_t>(ba); }
@@ -187,18 +182,11 @@ inline void pack_codes_b_group(matrix_view<std::uint8_t> const& b, int bw, std::
     }
 }
 
-/// Fills the task split of a job whose m, n, ba and mr are set: 64-column blocks, and row blocks of up to
-/// popcount_row_block rows, shortened when there are few column blocks so that two threads get about 16
-/// tasks to share.
+/// The task split of a job whose m, n, ba and mr are set (arch/tile_tasks.hpp).
 inline void plan_popcount_tasks(popcount_job& job) noexcept
 {
-    std::size_t const per = job.code_rows_per_panel();
-    job.col_blocks = (job.n + popcount_col_block - 1) / popcount_col_block;
-    std::size_t const want_row_blocks = (16 + job.col_blocks - 1) / std::max<std::size_t>(job.col_blocks, 1);
-    std::size_t rows = std::min(popcount_row_block, (job.m + want_row_blocks - 1) / want_row_blocks);
-    rows = std::max(per, (rows + per - 1) / per * per);
-    job.row_block = rows;
-    job.row_blocks = (job.m + rows - 1) / rows;
+    job.panel_rows = job.code_rows_per_panel();
+    plan_tasks(job);
 }
 
 } // namespace lowbit::kernels::detail
