@@ -97,44 +97,17 @@ public:
               float lr, bool decay)
     {
         check_sizes(slot, w, g, out);
-        std::size_t const n = w.size();
-        if (n == 0)
-            return;
-        if (slot >= slots_.size())
-            slots_.resize(slot + 1);
-        slot_state& st = slots_[slot];
-        if (st.m.empty()) {
-            st.m.assign(n, 0.0f);
-            st.v.assign(n, 0.0f);
-        }
-        st.t += 1;
-        // Bias corrections in double, as PyTorch computes them from Python floats.
-        double const t = static_cast<double>(st.t);
-        double const bc1 = 1.0 - std::pow(static_cast<double>(options_.beta1), t);
-        double const bc2 = 1.0 - std::pow(static_cast<double>(options_.beta2), t);
-        auto const step_size = static_cast<float>(static_cast<double>(lr) / bc1);
-        auto const bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-        float const b1 = options_.beta1;
-        float const b2 = options_.beta2;
-        float const l2 = decay ? options_.weight_decay : 0.0f;
-        float const shrink = decay ? lr * options_.decoupled_weight_decay : 0.0f;
-        float const eps = options_.eps;
-        // Element-wise in batch code (detail/batch_loop.hpp), so any split over threads gives the same bits;
-        // `out` may alias `w` or `g`: each batch's inputs are loaded before its outputs are stored.
-        using batch = xsimd::batch<float>;
-        parallel_for(n, std::size_t{1} << 15, [&](std::size_t begin, std::size_t end) {
-            lowbit::detail::for_each_batch<2, 3>(
-                begin, end, {w.data(), g.data()}, {st.m.data(), st.v.data(), out.data()}, [&](auto in, auto io) {
-                    batch const wi = batch::load_unaligned(in[0]);
-                    batch const gi = batch::load_unaligned(in[1]) + batch(l2) * wi;
-                    batch const m = batch(b1) * batch::load_unaligned(io[0]) + batch(1.0f - b1) * gi;
-                    batch const v = batch(b2) * batch::load_unaligned(io[1]) + batch(1.0f - b2) * gi * gi;
-                    m.store_unaligned(io[0]);
-                    v.store_unaligned(io[1]);
-                    (batch(step_size) * m / (xsimd::sqrt(v) / batch(bc2_sqrt) + batch(eps)) + batch(shrink) * wi)
-                        .store_unaligned(io[2]);
-                });
-        });
+        run<false>(slot, w, g, out.data(), lr, decay);
+    }
+
+    /// @brief w <- w - s in place, with s the step that step() computes, in the same pass (optim::AppliesStep):
+    /// bit for bit step() followed by subtracting its output, one pass over the weights fewer. (s ends in a
+    /// division or an addition, so the subtraction cannot be contracted with it into a fused multiply-add.)
+    /// @throws lowbit::invalid_input as step().
+    void apply(std::size_t slot, std::span<float> w, std::span<float const> g, float lr, bool decay)
+    {
+        check_sizes(slot, w, g, w);
+        run<true>(slot, w, g, w.data(), lr, decay);
     }
 
     /// @brief Drops every slot's moments and step count: the next step of each slot is step 1 again.
@@ -199,6 +172,51 @@ public:
     }
 
 private:
+    /// The step s into `out`, or (Apply) w - s into `out`, which is then `w` itself.
+    template <bool Apply>
+    void run(std::size_t slot, std::span<float const> w, std::span<float const> g, float* out, float lr, bool decay)
+    {
+        std::size_t const n = w.size();
+        if (n == 0)
+            return;
+        if (slot >= slots_.size())
+            slots_.resize(slot + 1);
+        slot_state& st = slots_[slot];
+        if (st.m.empty()) {
+            st.m.assign(n, 0.0f);
+            st.v.assign(n, 0.0f);
+        }
+        st.t += 1;
+        // Bias corrections in double, as PyTorch computes them from Python floats.
+        double const t = static_cast<double>(st.t);
+        double const bc1 = 1.0 - std::pow(static_cast<double>(options_.beta1), t);
+        double const bc2 = 1.0 - std::pow(static_cast<double>(options_.beta2), t);
+        auto const step_size = static_cast<float>(static_cast<double>(lr) / bc1);
+        auto const bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+        float const b1 = options_.beta1;
+        float const b2 = options_.beta2;
+        float const l2 = decay ? options_.weight_decay : 0.0f;
+        float const shrink = decay ? lr * options_.decoupled_weight_decay : 0.0f;
+        float const eps = options_.eps;
+        // Element-wise in batch code (detail/batch_loop.hpp), so any split over threads gives the same bits;
+        // `out` may alias `w` or `g`: each batch's inputs are loaded before its outputs are stored.
+        using batch = xsimd::batch<float>;
+        parallel_for(n, std::size_t{1} << 15, [&](std::size_t begin, std::size_t end) {
+            lowbit::detail::for_each_batch<2, 3>(
+                begin, end, {w.data(), g.data()}, {st.m.data(), st.v.data(), out}, [&](auto in, auto io) {
+                    batch const wi = batch::load_unaligned(in[0]);
+                    batch const gi = batch::load_unaligned(in[1]) + batch(l2) * wi;
+                    batch const m = batch(b1) * batch::load_unaligned(io[0]) + batch(1.0f - b1) * gi;
+                    batch const v = batch(b2) * batch::load_unaligned(io[1]) + batch(1.0f - b2) * gi * gi;
+                    m.store_unaligned(io[0]);
+                    v.store_unaligned(io[1]);
+                    batch const s =
+                        batch(step_size) * m / (xsimd::sqrt(v) / batch(bc2_sqrt) + batch(eps)) + batch(shrink) * wi;
+                    (Apply ? wi - s : s).store_unaligned(io[2]);
+                });
+        });
+    }
+
     struct slot_state {
         std::vector<float> m;
         std::vector<float> v;

@@ -33,6 +33,18 @@ concept ProducesStep = requires(O& o, std::size_t slot, std::span<float const> w
     { o.step(slot, w, g, step, lr, decay) } -> std::same_as<void>;
 };
 
+/// @brief An optimizer that can also apply its step in place: `o.apply(slot, w, g, lr, decay)` sets
+/// w <- w - s with s the step that `step` computes, bit for bit, in the same pass over the weights (one pass
+/// fewer than step() and a subtraction). Optional: the trainer uses it for methods whose update is that
+/// subtraction (followed by a projection, see train::SubtractingMethod) and falls back to step() otherwise.
+/// lowbit::optim::adam has it; sgd does not, because its step ends in a product (lr * g) that the compiler
+/// may contract with the subtraction into one fused multiply-add, which would round differently.
+template <class O>
+concept AppliesStep = ProducesStep<O> && requires(O& o, std::size_t slot, std::span<float> w, std::span<float const> g,
+                                                  float lr, bool decay) {
+    { o.apply(slot, w, g, lr, decay) } -> std::same_as<void>;
+};
+
 /// @brief A type whose `reset()` drops all per-slot state, so that the next step of every slot is a
 /// first step again (fresh momentum buffers, Adam moments and step counts).
 template <class O>

@@ -30,6 +30,12 @@ struct binary_connect {
     static void update(Weight& w, std::span<float const> s, random::counter_key)
     {
         w.subtract(s);
+        project(w);
+    }
+    /// The clip of the rule above (train::SubtractingMethod).
+    template <class Weight>
+    static void project(Weight& w)
+    {
         w.clip_to_range();
     }
     template <class Policies>

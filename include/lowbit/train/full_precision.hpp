@@ -22,6 +22,11 @@ struct full_precision {
     {
         w.subtract(s);
     }
+    /// No projection after the subtraction (train::SubtractingMethod).
+    template <class Weight>
+    static void project(Weight&)
+    {
+    }
     template <class Policies>
     static consteval bool check() { return true; }
 };

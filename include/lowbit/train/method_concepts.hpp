@@ -27,6 +27,14 @@ concept TrainingMethod = std::semiregular<M> && requires(nn::weight<nn::float_we
     M::update(w, s, key);  // the method's update rule for one weight, given the optimizer's step s
 };
 
+/// @brief A method whose update rule is w <- project(w - s) on float values: it names the projection as
+/// `M::project(w)` (full_precision: none; binary_connect: the clip to the grid's range), and its `update` is
+/// `w.subtract(s)` followed by it. The trainer may then let an optimizer that applies its step in place
+/// (optim::AppliesStep) do the subtraction, in the same pass as the step, and call `project` after it: the
+/// same values, one pass over the weights fewer.
+template <class M>
+concept SubtractingMethod = TrainingMethod<M> && requires(nn::weight<nn::float_weights_t>& w) { M::project(w); };
+
 /// @brief A method that keeps float shadow weights next to the quantized forward weights
 /// (binary_connect and the QAT methods built on it). SQWA and SAT wrap only these.
 template <class M>

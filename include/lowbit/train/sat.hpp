@@ -83,6 +83,13 @@ struct sat {
     {
         Base::update(w, s, key);
     }
+    /// Base's projection, where Base's rule is a subtraction and a projection (train::SubtractingMethod).
+    template <class Weight>
+        requires requires(Weight& w) { Base::project(w); }
+    static void project(Weight& w)
+    {
+        Base::project(w);
+    }
 
     template <class Policies>
     static consteval bool check()

@@ -563,6 +563,12 @@ private:
     {
         std::size_t slot = 0;
         model_->for_each_weight([&](auto& w) {
+            if constexpr (SubtractingMethod<Method> && optim::AppliesStep<Optimizer>) {
+                // w <- project(w - s) with the subtraction in the optimizer's pass (the same values).
+                opt_.apply(slot++, w.master(), w.grad(), lr, true);
+                Method::project(w);
+                return;
+            }
             step_buf_.resize(w.size());
             if (w.template holds<nn::packed_state>()) {
                 std::vector<float> const v = w.values();  // weight decay needs the current values
@@ -574,9 +580,13 @@ private:
                                                              .stream = w.stream()});
         });
         model_->for_each_parameter([&](nn::parameter& p) {
-            step_buf_.resize(p.value.size());
-            opt_.step(slot++, p.value, p.grad, step_buf_, lr, false);
-            for (std::size_t i = 0; i < p.value.size(); ++i) p.value[i] -= step_buf_[i];
+            if constexpr (optim::AppliesStep<Optimizer>) {
+                opt_.apply(slot++, p.value, p.grad, lr, false);
+            } else {
+                step_buf_.resize(p.value.size());
+                opt_.step(slot++, p.value, p.grad, step_buf_, lr, false);
+                for (std::size_t i = 0; i < p.value.size(); ++i) p.value[i] -= step_buf_[i];
+            }
         });
     }
 

@@ -10,11 +10,14 @@
 #include <lowbit/optim/schedule/warmup.hpp>
 #include <lowbit/optim/schedule_concepts.hpp>
 #include <lowbit/optim/sgd.hpp>
+#include <lowbit/parallel/parallel_for.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <random>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -277,6 +280,41 @@ TEST_CASE("adam: bias correction, L2 decay and decoupled decay follow PyTorch's 
         check_trajectory(trajectory(opt, {0.0f, 5.0f}, 0.1f, 3),
                          {{0.0996677741, 4.90049751}, {0.198993804, 4.80152631}, {0.297786991, 4.70339673}});
     }
+}
+
+TEST_CASE("adam::apply is step() then the subtraction, bit for bit, in one pass")
+{
+    static_assert(AppliesStep<adam>);
+    static_assert(!AppliesStep<sgd>);  // its step ends in lr * g, which could be fused with the subtraction
+    // 1027 values: whole batches, a tail, and (at 1 << 15 per range) one range; 70000 values: several ranges.
+    for (std::size_t n : {std::size_t{1027}, std::size_t{70000}}) {
+        for (unsigned threads : {1u, 2u}) {
+            lowbit::set_num_threads(threads);
+            CAPTURE(n);
+            CAPTURE(threads);
+            std::mt19937 gen(11);
+            std::normal_distribution<float> d;
+            std::vector<float> w(n);
+            for (float& v : w) v = d(gen);
+            std::vector<float> applied = w;
+            adam a{{.weight_decay = 0.01f, .decoupled_weight_decay = 0.02f}}, b = a;
+            std::vector<float> s(n), g(n);
+            for (int t = 0; t < 3; ++t) {
+                for (float& v : g) v = d(gen);
+                a.step(0, w, g, s, 0.01f, t != 1);
+                for (std::size_t i = 0; i < n; ++i) w[i] -= s[i];
+                b.apply(0, applied, g, 0.01f, t != 1);
+            }
+            CHECK(applied == w);
+            CHECK(std::ranges::equal(a.first_moment(0), b.first_moment(0)));
+            CHECK(std::ranges::equal(a.second_moment(0), b.second_moment(0)));
+            CHECK(a.step_count(0) == b.step_count(0));
+        }
+    }
+    lowbit::set_num_threads(2);
+    adam c;
+    std::vector<float> w3(3), g2(2);
+    CHECK_THROWS_AS(c.apply(0, w3, g2, 0.1f, true), lowbit::invalid_input);
 }
 
 TEST_CASE("adam: single steps by hand, and L2 and decoupled decay differ")

@@ -29,6 +29,9 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <span>
+#include <string>
+#include <string_view>
 #include <tuple>
 
 using namespace lowbit;
@@ -254,6 +257,47 @@ TEST_CASE("training is bit-reproducible with 1 and 2 threads, above every thread
     check(conv_net(nn::execution::reference), train::stochastic_rounding{}, image_data, images, conv_batch);
 
     set_num_threads(before);
+}
+
+namespace {
+/// Adam without apply(): the trainer then takes the step() path and the method's update rule.
+struct adam_step_only {
+    optim::adam opt;
+    void step(std::size_t slot, std::span<float const> w, std::span<float const> g, std::span<float> out, float lr,
+              bool decay)
+    {
+        opt.step(slot, w, g, out, lr, decay);
+    }
+    void reset() noexcept { opt.reset(); }
+    static constexpr std::string_view name() noexcept { return "adam"; }
+    void save_state(io::archive& a, std::string const& prefix) const { opt.save_state(a, prefix); }
+    void load_state(io::archive const& a, std::string const& prefix) { opt.load_state(a, prefix); }
+};
+} // namespace
+
+TEST_CASE("the trainer's in-place Adam update gives the weights of step() and the method's rule")
+{
+    static_assert(train::SubtractingMethod<train::full_precision> && train::SubtractingMethod<train::binary_connect>);
+    static_assert(!train::SubtractingMethod<train::stochastic_rounding> && !train::SubtractingMethod<train::rounded>);
+    static_assert(optim::AppliesStep<optim::adam> && !optim::AppliesStep<adam_step_only>);
+    auto const data = make_clusters(200, 8);
+    auto check = [&](auto policy, auto method) {
+        CAPTURE(method.name());
+        optim::adam_options const o{.lr = 0.01f, .weight_decay = 1e-3f, .decoupled_weight_decay = 1e-3f};
+        auto fused_model = small_net(policy);
+        train::trainer fused{fused_model, method, optim::adam(o)};
+        (void)fused.fit(data.x, data.y, {.epochs = 2, .batch = 50, .seed = 3});
+        auto plain_model = small_net(policy);
+        train::trainer plain{plain_model, method, adam_step_only{optim::adam(o)}};
+        (void)plain.fit(data.x, data.y, {.epochs = 2, .batch = 50, .seed = 3});
+        auto const a = weight_bits(fused_model);
+        CHECK(a.size() > 0);
+        CHECK(a == weight_bits(plain_model));
+        auto untrained = small_net(policy);
+        CHECK(a != weight_bits(untrained));  // training moved the weights
+    };
+    check(nn::float_weights, train::full_precision{});
+    check(w1_unit, train::binary_connect{});
 }
 
 TEST_CASE("SR and R keep only packed weights: bits/32 of float")
