@@ -234,48 +234,119 @@ bool skip_unless(benchmark::State& state, isa i, k::int_kernel kind)
              :
              : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc");
 }
+
+/// 16 x vdpbf16ps on zmm per iteration: 16 x 32 bf16 x bf16 multiply-adds (16 float lanes, 2 products each).
+/// The registers start at zero, so no input or sum is a denormal or NaN (vdpbf16ps flushes denormals anyway;
+/// a float FMA loop on uninitialised registers ran 100x slower, on microcode assists).
+[[gnu::target("avx512f,avx512bw,avx512bf16"), gnu::noinline]] void bound_bf16(std::int64_t iterations)
+{
+    asm volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+                 "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+                 "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+                 "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+                 "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+                 "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+                 "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+                 "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+                 "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+                 "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+                 "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+                 "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+                 "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
+                 "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
+                 "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
+                 "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+                 "vpxord %%zmm16, %%zmm16, %%zmm16\n\t"
+                 "vpxord %%zmm17, %%zmm17, %%zmm17\n\t"
+                 "vpxord %%zmm18, %%zmm18, %%zmm18\n\t"
+                 "vpxord %%zmm19, %%zmm19, %%zmm19\n\t"
+                 "vpxord %%zmm20, %%zmm20, %%zmm20\n\t"
+                 "vpxord %%zmm21, %%zmm21, %%zmm21\n\t"
+                 "vpxord %%zmm22, %%zmm22, %%zmm22\n\t"
+                 "vpxord %%zmm23, %%zmm23, %%zmm23\n\t"
+                 "1:\n\t"
+             "vdpbf16ps %%zmm4, %%zmm0, %%zmm8\n\t"
+             "vdpbf16ps %%zmm5, %%zmm0, %%zmm9\n\t"
+             "vdpbf16ps %%zmm6, %%zmm0, %%zmm10\n\t"
+             "vdpbf16ps %%zmm7, %%zmm0, %%zmm11\n\t"
+             "vdpbf16ps %%zmm4, %%zmm1, %%zmm12\n\t"
+             "vdpbf16ps %%zmm5, %%zmm1, %%zmm13\n\t"
+             "vdpbf16ps %%zmm6, %%zmm1, %%zmm14\n\t"
+             "vdpbf16ps %%zmm7, %%zmm1, %%zmm15\n\t"
+             "vdpbf16ps %%zmm4, %%zmm2, %%zmm16\n\t"
+             "vdpbf16ps %%zmm5, %%zmm2, %%zmm17\n\t"
+             "vdpbf16ps %%zmm6, %%zmm2, %%zmm18\n\t"
+             "vdpbf16ps %%zmm7, %%zmm2, %%zmm19\n\t"
+             "vdpbf16ps %%zmm4, %%zmm3, %%zmm20\n\t"
+             "vdpbf16ps %%zmm5, %%zmm3, %%zmm21\n\t"
+             "vdpbf16ps %%zmm6, %%zmm3, %%zmm22\n\t"
+             "vdpbf16ps %%zmm7, %%zmm3, %%zmm23\n\t"
+             "dec %0\n\t"
+             "jnz 1b\n\t"
+             : "+r"(iterations)
+             :
+             : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc");
+}
+#endif
+
+/// The register-only loops: 0 xor+popcount+add (AVX-512), 1 its AVX2 form, 2 vpdpbusd, 3 vdpbf16ps.
+enum bound_loop : int { popcount_avx512 = 0, popcount_avx2 = 1, vnni = 2, bf16 = 3 };
+
+#if LOWBIT_X86_DISPATCH
+/// Skips the benchmark unless the CPU runs loop `which`; else its multiply-adds per iteration.
+double bound_setup(benchmark::State& state, int which)
+{
+    switch (which) {
+    case popcount_avx512: return skip_unless(state, isa::avx512, k::int_kernel::popcount) ? 0.0 : 16.0 * 512;
+    case popcount_avx2: return skip_unless(state, isa::avx2, k::int_kernel::popcount) ? 0.0 : 4.0 * 256;
+    case vnni: return skip_unless(state, isa::avx512, k::int_kernel::int8) ? 0.0 : 16.0 * 64;
+    default:
+        if (__builtin_cpu_supports("avx512bf16")) return 16.0 * 32;
+        state.SkipWithError("this CPU lacks AVX512-BF16");
+        return 0.0;
+    }
+}
+
+void bound_run(int which, std::int64_t iterations)
+{
+    switch (which) {
+    case popcount_avx512: bound_avx512(iterations); break;
+    case popcount_avx2: bound_avx2(iterations); break;
+    case vnni: bound_vnni(iterations); break;
+    default: bound_bf16(iterations); break;
+    }
+}
 #endif
 
 void bm_bound(benchmark::State& state, int which)
 {
 #if LOWBIT_X86_DISPATCH
     constexpr std::int64_t inner = 4096;
-    double macs = 0;
-    if (which == 0) {
-        if (skip_unless(state, isa::avx512, k::int_kernel::popcount)) return;
-        for (auto _ : state) bound_avx512(inner);
-        macs = double(inner) * 16 * 512;
-    } else if (which == 1) {
-        if (skip_unless(state, isa::avx2, k::int_kernel::popcount)) return;
-        for (auto _ : state) bound_avx2(inner);
-        macs = double(inner) * 4 * 256;
-    } else {
-        if (skip_unless(state, isa::avx512, k::int_kernel::int8)) return;
-        for (auto _ : state) bound_vnni(inner);
-        macs = double(inner) * 16 * 64;
-    }
-    set_rates(state, macs);
+    double const per_iteration = bound_setup(state, which);
+    if (per_iteration == 0.0) return;
+    for (auto _ : state) bound_run(which, inner);
+    set_rates(state, double(inner) * per_iteration);
 #else
     (void)which;
     state.SkipWithError("x86 only");
 #endif
 }
 
-/// The same register-only loop on every pool thread at once, long enough (about 1 ms) that waking the pool
-/// does not count: the two-core ceiling of the xor+popcount+add throughput, against which binary GEMM's
-/// 2-thread scaling is judged (two vCPUs need not deliver twice one's throughput).
-void bm_bound_threads(benchmark::State& state)
+/// The same loops on `threads` threads at once (one long loop each): the peak of that many cores.
+void bm_bound_threads(benchmark::State& state, int which)
 {
 #if LOWBIT_X86_DISPATCH
-    if (skip_unless(state, isa::avx512, k::int_kernel::popcount)) return;
+    double const per_iteration = bound_setup(state, which);
+    if (per_iteration == 0.0) return;
     threads const t(state.range(0));
     constexpr std::int64_t inner = std::int64_t{1} << 18;
     auto const n = static_cast<std::size_t>(state.range(0));
     for (auto _ : state) lowbit::parallel_for(n, 1, [&](std::size_t b, std::size_t e) {
-        for (std::size_t i = b; i < e; ++i) bound_avx512(inner);
+        for (std::size_t i = b; i < e; ++i) bound_run(which, inner);
     });
-    set_rates(state, double(n) * double(inner) * 16 * 512);
+    set_rates(state, double(n) * double(inner) * per_iteration);
 #else
+    (void)which;
     state.SkipWithError("x86 only");
 #endif
 }
@@ -522,11 +593,13 @@ void bm_conv(benchmark::State& state, bool binary)
     benchmark::AddCustomContext("lowbit_with_blas", LOWBIT_WITH_BLAS ? "1 (sgemm = cblas_sgemm)" : "0");
 
     std::vector<std::int64_t> const one_two = {1, 2};
-    benchmark::RegisterBenchmark("bound/xor_popcnt_add/avx512", bm_bound, 0)->UseRealTime();
-    benchmark::RegisterBenchmark("bound_threads/xor_popcnt_add/avx512", bm_bound_threads)
-        ->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
-    benchmark::RegisterBenchmark("bound/xor_popcnt_add/avx2", bm_bound, 1)->UseRealTime();
-    benchmark::RegisterBenchmark("bound/vpdpbusd/avx512", bm_bound, 2)->UseRealTime();
+    benchmark::RegisterBenchmark("bound/xor_popcnt_add/avx512", bm_bound, popcount_avx512)->UseRealTime();
+    benchmark::RegisterBenchmark("bound/xor_popcnt_add/avx2", bm_bound, popcount_avx2)->UseRealTime();
+    benchmark::RegisterBenchmark("bound/vpdpbusd/avx512", bm_bound, vnni)->UseRealTime();
+    benchmark::RegisterBenchmark("bound/vdpbf16ps/avx512", bm_bound, bf16)->UseRealTime();
+    for (auto [name, which] : {std::pair{"bound_threads/xor_popcnt_add/avx512", popcount_avx512},
+                               {"bound_threads/vpdpbusd/avx512", vnni}, {"bound_threads/vdpbf16ps/avx512", bf16}})
+        benchmark::RegisterBenchmark(name, bm_bound_threads, which)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 
     benchmark::RegisterBenchmark("micro/binary/avx512", bm_micro, isa::avx512, false)->ArgName("kw")->Arg(32)->Arg(128)->UseRealTime();
     benchmark::RegisterBenchmark("micro/binary+store/avx512", bm_micro, isa::avx512, true)->ArgName("kw")->Arg(32)->Arg(128)->UseRealTime();

@@ -332,6 +332,34 @@ def limit_section(lines):
         ol = f"{o['train_images_per_s']:.0f} | {100 * o['train_images_per_s'] / bound:.1f} %" if o else "- | -"
         pl = f"{p['train_images_per_s']:.0f} | {100 * p['train_images_per_s'] / bound:.1f} %" if p else "- | -"
         lines.append(f"| {label} | {macs:,} | {train_macs:,} | {bound:.0f} | {ol} | {pl} |")
+    try:
+        m = medians(load("int_gemm.json"))
+    except FileNotFoundError:
+        m = {}
+    kinds = (("float (`vfmadd231ps`, `bench_conv`'s `fma_peak`)", lambda t: peak[t]),
+             ("bf16 (`vdpbf16ps`, AVX512-BF16)", "bound_threads/vdpbf16ps/avx512"),
+             ("int8, u8 x s8 (`vpdpbusd`, AVX-512 VNNI)", "bound_threads/vpdpbusd/avx512"),
+             ("binary, one xor+popcount per bit (`vpxord`, `vpopcntd`, `vpaddd`)", "bound_threads/xor_popcnt_add/avx512"))
+    rows = []
+    for label, src in kinds:
+        got = [src(t) if callable(src) else (m.get(f"{src}/threads:{t}/real_time") or {}).get("MACs", 0) / 1e9
+               for t in (1, 2)]
+        if all(got):
+            rows.append(f"| {label} | {got[0]:.1f} | {got[1]:.1f} | {got[0] / peak[1]:.2f}x |")
+            FIG[("peak", label.split()[0])] = got
+    if rows and peak[1]:
+        lines += ["", "The machine's peak for each kind of multiply-add, measured the same way (register-only loops "
+                  "of independent accumulators, `bench/int_gemm.cpp`'s `bound_threads/...` on 1 and 2 pool threads at "
+                  "once; GMAC/s, a binary MAC being one bit of an xor-popcount):", "",
+                  "| kind | 1 thread | 2 threads | vs float, 1 thread |", "|---|---|---|---|"] + rows
+        bf = FIG.get(("peak", "bf16"))
+        if bf:
+            amx = "amx_bf16" in text("lscpu.txt", "")
+            lines += ["", f"On this CPU `vdpbf16ps` does {bf[0]:.1f} GMAC/s per thread, {bf[0] / peak[1]:.2f}x the float "
+                      f"FMA peak: two products per lane (32 per instruction against the FMA's 16), at {bf[0] / (2 * peak[1]):.2f}x "
+                      "its instruction rate. A bf16 mode on it cannot reach issue 13's 1.7x over fp32, whatever the "
+                      "kernel, which is why `--precision bf16` is not built"
+                      + ("; AMX-BF16 tiles (`amx_bf16`, present on this CPU) are the instructions that could." if amx else ".")]
     lines += ["", "The CNN's convolution layers alone (`conv_layer/<layer>/<reference>/<threads>`: forward + backward "
               "of one `nn::conv2d` of `nn::cnn` on a batch of 100, 3x the forward MACs), on lowbit's direct kernels "
               "(`kernels/plane_conv.hpp`) and on the im2col + sgemm reference (OpenBLAS as the environment sets it), "
@@ -612,7 +640,11 @@ def issue13_section(lines):
         False)
     rows.append("| 1 vs 2 threads bit-identical at the same settings | tested, not benchmarked: "
                 "tests/unit/train/test_trainer.cpp (MLP; CNN on both convolution paths) | met (tested) |")
-    row("`--precision bf16` >= 1.7x lowbit's fp32 step", "not built yet", False)
+    bf = FIG.get(("peak", "bf16"))
+    fl = FIG.get(("peak", "float"))
+    row("`--precision bf16` >= 1.7x lowbit's fp32 step",
+        "not built: " + (f"`vdpbf16ps` peaks at {bf[0] / fl[0]:.2f}x the float FMA here (table above)" if bf and fl
+                         else "no bf16 kernel"), False)
     if not rows:
         return
     lines += ["### Issue 13's targets in this run", "",
