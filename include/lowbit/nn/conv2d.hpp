@@ -186,10 +186,10 @@ public:
     }
 
     /// Accumulates dW and db; returns dX.
-    tensor backward(tensor const& dy) { return backward(dy, true); }
+    tensor backward(tensor const& dy) { return backward_pass(dy, true); }
 
     /// Accumulates dW and db only (a first layer: see no_input_gradient_t).
-    void backward(tensor const& dy, no_input_gradient_t) { (void)backward(dy, false); }
+    void backward(tensor const& dy, no_input_gradient_t) { (void)backward_pass(dy, false); }
 
     template <class F>
     void for_each_weight(F&& f)
@@ -207,8 +207,8 @@ public:
     }
 
 private:
-    /// dX is an empty tensor unless `input_gradient`.
-    tensor backward(tensor const& dy, bool input_gradient)
+    /// Both backward passes: dW and db; dX too when `input_gradient`, else an empty tensor.
+    tensor backward_pass(tensor const& dy, bool input_gradient)
     {
         std::size_t const pixels = g_.pixels();
         if (!db_.empty())
@@ -275,8 +275,8 @@ private:
                         for (std::size_t kx = 0; kx < k; ++kx)
                             wflip_[ci * z.taps2 + (oc * k + ky) * k + kx] =
                                 wb[((oc * c + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)];
+            detail::plane_offsets(off2_, o, z.hq, z.wq, k);
         }
-        detail::plane_offsets(off2_, o, z.hq, z.wq, k);
         std::size_t const wsize = o * z.taps;
         dwpart_.resize(n_ * wsize);
         tensor dx = input_gradient ? tensor::from_shape({n_, c, g_.h, g_.w}) : tensor{};

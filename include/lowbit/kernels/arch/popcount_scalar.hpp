@@ -55,13 +55,19 @@ inline void popcount_tile(popcount_job const& job, std::size_t i0, std::size_t r
     popcount_tile_body(job, i0, rows, j0, cols);
 }
 
-/// The tasks [t0, t1) of a popcount job: tiles of one A panel by 16 columns.
-inline void popcount_tasks(popcount_job const& job, std::size_t t0, std::size_t t1)
+/// The tasks [t0, t1) of a popcount job on the tile function Tile: tiles of one A panel by 16 columns.
+template <auto Tile>
+void popcount_tasks_of(popcount_job const& job, std::size_t t0, std::size_t t1)
 {
     for_each_tile(job, job.panel_rows, popcount_nr, t0, t1,
                   [&job](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
-                      popcount_tile(job, i0, rows, j0, cols);
+                      Tile(job, i0, rows, j0, cols);
                   });
+}
+
+inline void popcount_tasks(popcount_job const& job, std::size_t t0, std::size_t t1)
+{
+    popcount_tasks_of<&popcount_tile>(job, t0, t1);
 }
 
 #if LOWBIT_X86_DISPATCH
@@ -74,10 +80,7 @@ inline void popcount_tasks(popcount_job const& job, std::size_t t0, std::size_t 
 
 inline void popcount_tasks_popcnt(popcount_job const& job, std::size_t t0, std::size_t t1)
 {
-    for_each_tile(job, job.panel_rows, popcount_nr, t0, t1,
-                  [&job](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
-                      popcount_tile_popcnt(job, i0, rows, j0, cols);
-                  });
+    popcount_tasks_of<&popcount_tile_popcnt>(job, t0, t1);
 }
 #endif
 
