@@ -16,6 +16,10 @@ class LowbitConan(ConanFile):
     topics = ("quantization", "neural-networks", "header-only", "simd")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"  # only for validate()
+    # with_mpi: the component lowbit::mpi (data-parallel training on MPI, docs/distributed.md), which needs an
+    # MPI (ConanCenter's openmpi, or sysrecipes' wrapper of Debian's). The headers are the same either way.
+    options = {"with_mpi": [True, False]}
+    default_options = {"with_mpi": False}
     exports_sources = "include/*", "LICENSE*"
     no_copy_source = True
 
@@ -34,6 +38,8 @@ class LowbitConan(ConanFile):
         # headers into subfolders.
         self.requires("xtensor/[>=0.24.3 <0.26]")
         self.requires("xsimd/[>=8.1 <14]")  # lowbit includes xsimd directly
+        if self.options.with_mpi:
+            self.requires("openmpi/[>=4.1 <5]")
 
     def package_id(self):
         self.info.clear()
@@ -47,11 +53,20 @@ class LowbitConan(ConanFile):
 
     def package_info(self):
         self.cpp_info.set_property("cmake_file_name", "lowbit")
-        self.cpp_info.set_property("cmake_target_name", "lowbit::lowbit")
         self.cpp_info.set_property("pkg_config_name", "lowbit")
-        self.cpp_info.bindirs = []
-        self.cpp_info.libdirs = []
+        core = self.cpp_info.components["core"]
+        core.set_property("cmake_target_name", "lowbit::lowbit")
+        core.set_property("pkg_config_name", "lowbit")
+        core.bindirs = []
+        core.libdirs = []
+        core.requires = ["xtensor::xtensor", "xsimd::xsimd"]
         # Same decision as the CMake target: XTENSOR_USE_XSIMD is part of lowbit's interface.
-        self.cpp_info.defines = ["XTENSOR_USE_XSIMD"]
+        core.defines = ["XTENSOR_USE_XSIMD"]
         if self.settings.os in ("Linux", "FreeBSD"):
-            self.cpp_info.system_libs = ["pthread"]  # kernels run on std::thread
+            core.system_libs = ["pthread"]  # kernels run on std::thread
+        if self.options.with_mpi:
+            mpi = self.cpp_info.components["mpi"]
+            mpi.set_property("cmake_target_name", "lowbit::mpi")
+            mpi.bindirs = []
+            mpi.libdirs = []
+            mpi.requires = ["core", "openmpi::openmpi"]

@@ -677,6 +677,67 @@ def qat_section(lines):
               f"{name}, {100 * w:+.1f} % -- {'met' if w < 0.25 else 'NOT met'}.", ""]
 
 
+def dist_section(lines):
+    rows = {r["row"]: r for r in jsonl("distributed.jsonl")}
+    if not rows:
+        raise FileNotFoundError(os.path.join(RES, "distributed.jsonl"))
+    mpi = text("mpi_version.txt", "?").strip()
+    lines += ["## Data-parallel training over MPI (issue 14)", "",
+              f"`lowbit-train --distributed` under `mpirun --bind-to none` ({mpi}), the MLP 784-1024-1024-10 with "
+              "1-bit weights (sr) and in float (fp), Adam, global batch 100, one epoch of Fashion-MNIST, on this "
+              "machine's cores: one process with 2 threads (the plain run), two processes with 1 thread each, and one "
+              "process with 2 threads and 2 shards (the shards of -np 2 in one process: the same bits). Bytes and "
+              "seconds are each process's, per optimizer step: every gradient once, BatchNorm's statistics and the "
+              "loss, summed in the binomial tree (reduce to rank 0, then broadcast).", "",
+              "| row | processes x threads | shards | images/s | bytes sent per step | seconds in sums per step | "
+              "share of the step | test accuracy |", "|---|---|---|---|---|---|---|---|"]
+    for m in ("sr", "fp"):
+        for cfg, label in (("np1x2", "1 x 2"), ("np2x1", "2 x 1"), ("np1x2-shards2", "1 x 2")):
+            r = rows.get(f"{m}/{cfg}")
+            if r is None:
+                continue
+            steps = max(1, r.get("steps", 1))
+            ips = r["train_images_per_s"]
+            step_s = r["batch"] / ips if ips else float("nan")
+            per = r.get("allreduce_seconds", 0.0) / steps
+            lines.append(f"| {m} {cfg} | {label} | {r.get('shards', 1)} | {ips:.0f} | "
+                         f"{r.get('allreduce_bytes_per_step', 0):.0f} | {per * 1e3:.2f} ms | "
+                         f"{100 * per / step_s:.0f} % | {r['test_acc']:.4f} |")
+    base, two = rows.get("sr/np1x2"), rows.get("sr/np2x1")
+    if base and two:
+        FIG["dist"] = (two["train_images_per_s"] / base["train_images_per_s"], two.get("allreduce_bytes_per_step", 0))
+        lines += ["", f"sr: 2 processes x 1 thread run at {FIG['dist'][0]:.2f}x the images/s of 1 process x 2 threads on "
+                  "the same two cores. Accuracies of -np 2 and of 1 x 2 with 2 shards are the same bits (ctest "
+                  "lowbit-train.distributed.*: the saved models are byte-identical).", ""]
+    # A model of scaling out, from the measured step time of one node and the measured bytes per step.
+    if base and two:
+        t_c = base["batch"] / base["train_images_per_s"]
+        g = two["allreduce_bytes_per_step"]
+        alpha = 20e-6
+        lines += ["### Scaling out: a model", "",
+                  f"Weak scaling: each node trains a batch of 100 per step in t_c = {t_c * 1e3:.2f} ms (sr, 1 x 2 above; "
+                  f"this machine's 2 cores as a node), and the step's sums move G = {g / 1e6:.2f} MB per process "
+                  "(the measured bytes per step of -np 2). With p nodes, link bandwidth B and a per-message latency "
+                  f"alpha = {alpha * 1e6:.0f} us (assumed), a step takes t_c + T(p) (the sums do not overlap the "
+                  "backward pass yet), and the efficiency is E = t_c / (t_c + T(p)):", "",
+                  "- lowbit's tree (as built): T = 2 log2(p) (alpha + G / B): up to rank 0, then down;",
+                  "- a ring allreduce (bandwidth-optimal; not built): T = 2 (p - 1) (alpha + G / (p B));",
+                  "- 8-bit gradients (issue 14's optional quantized allreduce; not built): the ring with G / 4;",
+                  "- SQWA's captures as 2-bit codes (not built): G / 16 per exchanged model.", "",
+                  "| nodes | link | tree fp32 (built) | ring fp32 | ring 8-bit | ring 2-bit codes |",
+                  "|---|---|---|---|---|---|"]
+        import math
+        for p in (8, 64, 512):
+            for gbps in (10, 25, 100):
+                bw = gbps * 1e9 / 8
+                tree = 2 * math.log2(p) * (alpha + g / bw)
+                ring = lambda gg: 2 * (p - 1) * (alpha + gg / (p * bw))
+                e = lambda t: f"{100 * t_c / (t_c + t):.0f} %"
+                lines.append(f"| {p} | {gbps} Gb/s | {e(tree)} | {e(ring(g))} | {e(ring(g / 4))} | {e(ring(g / 16))} |")
+        lines += ["", "The compute time is this VM's; a faster node shortens t_c and lowers every efficiency. "
+                  "docs/distributed.md explains the model and how to run on a cluster.", ""]
+
+
 def header(lines):
     global QUICK
     model, cpus, flags = lscpu()
@@ -818,7 +879,7 @@ def main():
     lines = []
     model, cpus, info = header(lines)
     for section in (pack_section, gemm_section, int_section, infer_section, peer_infer_section, train_section,
-                    limit_section, issue13_section, qat_section):
+                    limit_section, issue13_section, qat_section, dist_section):
         try:
             section(lines)
         except FileNotFoundError as e:

@@ -23,3 +23,5 @@ class LowbitTestConan(ConanFile):
     def test(self):
         if can_run(self):
             self.run(os.path.join(self.cpp.build.bindir, "test_package"), env="conanrun")
+            if self.dependencies[self.tested_reference_str].options.with_mpi:
+                self.run(os.path.join(self.cpp.build.bindir, "test_package_mpi"), env="conanrun")

@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <string>
 
+namespace lowbit {
+class process_group;
+}
+
 namespace lowbit_train {
 
 struct config {
@@ -51,6 +55,11 @@ struct config {
     std::string checkpoint_dir;       // where they go: ckpt-000001.lbck, ckpt-000002.lbck, ...
     std::string resume;               // continue the run from this checkpoint
     bool summary = false;             // print the model's summary (lowbit::summary) and exit without training
+    // Data-parallel training (--distributed, under mpirun): the processes and the shards of each global batch.
+    bool distributed = false;
+    std::size_t shards = 0;           // 0: one per process
+    double peer_timeout = 60.0;       // seconds a message may take before its peer counts as dead
+    lowbit::process_group* group = nullptr;  // set by main() under --distributed; rank 0 prints and writes files
 };
 
 /// Trains and evaluates; prints progress and the final JSON line. Returns the process exit code.

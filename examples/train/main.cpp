@@ -11,8 +11,17 @@
 #include <CLI/CLI.hpp>
 
 #include <lowbit/io/archive.hpp>
+#if LOWBIT_TRAIN_WITH_MPI
+#include <lowbit/mpi/environment.hpp>
+#include <lowbit/mpi/mpi_group.hpp>
 
+#include <csignal>
+#include <unistd.h>
+#endif
+
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
@@ -43,6 +52,56 @@ int check_checkpoints(std::vector<std::string> const& files)
     }
     return status;
 }
+
+int run(lowbit_train::config const& c)
+{
+    try {
+        return c.model == "mlp" ? lowbit_train::run_mlp(c) : lowbit_train::run_cnn(c);
+    } catch (std::exception const& e) {
+        std::fprintf(stderr, "lowbit-train: %s\n", e.what());
+        return 1;
+    }
+}
+
+#if LOWBIT_TRAIN_WITH_MPI
+/// What a process says when mpirun ends it (SIGTERM: another process of the job died or failed).
+char stop_message[200];
+
+extern "C" void on_stop(int sig)
+{
+    ssize_t const written = write(STDERR_FILENO, stop_message, std::strlen(stop_message));
+    (void)written;
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+}
+
+/// --distributed: one process of mpirun's job; rank 0 prints and writes the files.
+int run_distributed(int& argc, char**& argv, lowbit_train::config c)
+{
+    lowbit::mpi::environment env(argc, argv);
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    try {
+        auto const timeout = std::chrono::milliseconds(static_cast<long long>(c.peer_timeout * 1000.0));
+        lowbit::mpi::mpi_group group(MPI_COMM_WORLD, {.timeout = timeout});
+        c.group = &group;
+        std::snprintf(stop_message, sizeof stop_message,
+                      "lowbit-train: rank %zu of %zu: stopped by mpirun: another process of the job ended (it died "
+                      "or failed); the checkpoints written so far are complete\n",
+                      group.rank(), group.size());
+        std::signal(SIGTERM, on_stop);
+        if (group.rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) return 1;
+        int const rc = c.model == "mlp" ? lowbit_train::run_mlp(c) : lowbit_train::run_cnn(c);
+        group.barrier();
+        return rc;
+    } catch (std::exception const& e) {
+        // The other processes may be waiting for this one: end the whole job.
+        std::fprintf(stderr, "lowbit-train: rank %d: %s\n", rank, e.what());
+        std::fflush(stderr);
+        lowbit::mpi::environment::abort(1);
+    }
+}
+#endif
 
 } // namespace
 
@@ -126,6 +185,19 @@ int main(int argc, char** argv)
                                                              "ckpt-000002.lbck, ... (created if missing)");
     resume->add_option("--resume", c.resume, "continue the run from this checkpoint, with the options it was "
                                              "written with (it refuses others, naming them)");
+    auto* dist = app.add_option_group("Distributed", "data-parallel training over the processes of mpirun "
+                                                     "(lowbit::mpi; docs/distributed.md)");
+    dist->add_flag("--distributed", c.distributed,
+                   "each process of `mpirun -np N lowbit-train --distributed ...` trains on its shards of every global "
+                   "batch of --batch rows; gradients and BatchNorm statistics are summed over the processes in a fixed "
+                   "order; rank 0 prints, logs and writes the files");
+    dist->add_option("--shards", c.shards, "shards of each global batch (default: one per process); the weights "
+                                           "depend on the shards, not on the processes: -np 1 --shards 2 gives the "
+                                           "bits of -np 2")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+    dist->add_option("--peer-timeout", c.peer_timeout, "seconds a message may take before its peer counts as dead "
+                                                       "(the job then ends with an error)")
+        ->check(CLI::PositiveNumber)->capture_default_str();
     std::vector<std::string> check_files;
     resume->add_option("--check-checkpoint", check_files, "only read these checkpoint files, print what each "
                                                           "holds, and exit with 1 if one is damaged");
@@ -142,10 +214,14 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "lowbit-train: %s\nRun with --help for more information.\n", problem.c_str());
         return 2;
     }
-    try {
-        return c.model == "mlp" ? lowbit_train::run_mlp(c) : lowbit_train::run_cnn(c);
-    } catch (std::exception const& e) {
-        std::fprintf(stderr, "lowbit-train: %s\n", e.what());
-        return 1;
+    if (c.distributed) {
+#if LOWBIT_TRAIN_WITH_MPI
+        return run_distributed(argc, argv, c);
+#else
+        std::fprintf(stderr, "lowbit-train: --distributed needs MPI, and this lowbit-train was built without it "
+                             "(install libopenmpi-dev and rebuild: lowbit::mpi)\n");
+        return 2;
+#endif
     }
+    return run(c);
 }

@@ -73,6 +73,8 @@ bool uses_recipe(config const& c)
 
 std::string check_recipe(config const& c)
 {
+    if (c.shards != 0 && !c.distributed)
+        return "--shards splits each batch over the processes of --distributed: use it with --distributed";
     if ((c.checkpoint_every == 0) != c.checkpoint_dir.empty())
         return "--checkpoint-every and --checkpoint-dir go together: every N steps, a checkpoint into the directory";
     if (!c.save_fp.empty() && c.method != "fp" && c.method != "sqwa")

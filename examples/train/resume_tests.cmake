@@ -8,15 +8,8 @@ if(LOWBIT_BUILD_TESTS)
     if(LOWBIT_BASH)
         set(_resume_script ${CMAKE_CURRENT_SOURCE_DIR}/train/resume_test.sh)
         set(_resume_dir ${CMAKE_CURRENT_BINARY_DIR}/resume_tests)
-        # The small Fashion-MNIST of the lowbit_fashion_small fixture when examples/CMakeLists.txt defines it
-        # (1000 training, 200 test images: seconds per run in a Debug build), else the installed one.
-        if(DEFINED _small)
-            set(_resume_data ${_small})
-            set(_resume_fixture lowbit_fashion_small)
-        else()
-            set(_resume_data ${LOWBIT_FASHION_MNIST_DIR})
-            set(_resume_fixture "")
-        endif()
+        set(_resume_data ${_lowbit_cli_data})  # examples/CMakeLists.txt
+        set(_resume_fixture ${_lowbit_cli_fixture})
         # 300 images in batches of 50: 6 steps per epoch, a checkpoint every 2 steps.
         set(_resume_args --train-limit 300 --batch 50 --data ${_resume_data})
         function(_lowbit_resume_test name mode)

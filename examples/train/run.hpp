@@ -345,6 +345,10 @@ inline void check_resumable(lowbit::io::archive const& a, lowbit::train::checkpo
     for (auto const& [key, value] : want) check(key, value);
 }
 
+/// Whether this process prints the report and writes files: rank 0 of a data-parallel run (all processes
+/// hold the same model), or the only process.
+inline bool reports(config const& c) noexcept { return c.group == nullptr || c.group->rank() == 0; }
+
 /// Writes the run state handed to on_checkpoint (trainer::fit with checkpoint_every) as the next file of
 /// --checkpoint-dir, ckpt-000001.lbck, ckpt-000002.lbck, ..., each through the archive's temporary file and
 /// rename, so that a run killed at any moment leaves only complete checkpoints (and perhaps a stray temporary
@@ -359,7 +363,8 @@ public:
         // its temporary file is complete and before the rename, until the process is killed -- the window
         // in which a crash must leave the directory readable.
         if (char const* k = std::getenv("LOWBIT_TRAIN_TEST_HOLD_CHECKPOINT")) hold_at_ = std::strtoull(k, nullptr, 10);
-        if (dir_.empty()) return;
+        writes_ = reports(c);  // data-parallel: every process holds the same state; rank 0 writes it
+        if (dir_.empty() || !writes_) return;
         std::filesystem::create_directories(dir_);
         std::error_code ec;
         for (auto const& e : std::filesystem::directory_iterator(dir_, ec)) {
@@ -375,6 +380,7 @@ public:
 
     void on_checkpoint(lowbit::io::archive& a)
     {
+        if (!writes_) return;
         ++written_;
         ++this_process_;
         for (auto const& [k, v] : meta_) a.meta()[k] = v;
@@ -397,6 +403,7 @@ public:
     }
 
 private:
+    bool writes_ = true;
     std::filesystem::path dir_;
     lowbit::train::checkpoint_meta meta_;
     std::size_t written_ = 0;       // checkpoints of the run so far (also those before a resume)
@@ -441,13 +448,13 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
     any_schedule const sched{.kind = c.schedule, .lr = c.lr, .epochs = static_cast<double>(c.epochs)};
     lowbit::train::trainer t{model, method, any_optimizer(c), sched};
     std::ofstream csv;
-    if (!c.log.empty()) {
+    if (!c.log.empty() && reports(c)) {
         csv.open(c.log);
         if (!csv) throw std::runtime_error("cannot write the log file " + c.log);
         csv << "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_s,flip_ratio\n";
     }
     progress bar;
-    epoch_report<decltype(t), Images> report{&t, &test_x, &test_y, &sched, c.log.empty() ? nullptr : &csv, bar.tty()};
+    epoch_report<decltype(t), Images> report{&t, &test_x, &test_y, &sched, csv.is_open() ? &csv : nullptr, bar.tty()};
     lowbit::train::fit_result r;
     std::vector<std::vector<std::vector<float>>> captures;  // SQWA with --surface
     if constexpr (std::is_same_v<Method, lowbit::train::sqwa<lowbit::train::binary_connect>>) {
@@ -458,21 +465,24 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
             if (state) fp.load_state(*state);
             writer.stage = "fp";
             r = fp.fit(train_x, train_y,
-                       {.epochs = c.fp_epochs, .batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every},
+                       {.epochs = c.fp_epochs, .batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every,
+                        .group = c.group, .shards = c.shards},
                        bar, writer);
-            if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, saved);
+            if (!c.save_fp.empty() && reports(c)) lowbit::train::save_checkpoint(c.save_fp, model, saved);
         }
         method.options = {.captures = c.captures, .finetune_epochs = c.finetune_epochs, .finetune_lr = c.finetune_lr,
                           .keep_captures = !c.surface.empty()};
         lowbit::optim::schedule::cyclic const cyclic{.high = c.cycle_high, .low = c.cycle_low,
                                                      .epochs_per_cycle = c.cycle_epochs};
-        lowbit::train::fit_options const sqwa_fit{.batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every};
+        lowbit::train::fit_options const sqwa_fit{.batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every,
+                                                  .group = c.group, .shards = c.shards};
         writer.stage = "sqwa";
         auto s = state && stage == "sqwa"
                      ? method.resume(*state, model, any_optimizer(c), cyclic, train_x, train_y, sqwa_fit, writer)
                      : method.run(model, any_optimizer(c), cyclic, train_x, train_y, sqwa_fit, writer);
         captures = std::move(s.captures);
         r.epochs += s.retrain.epochs + s.finetune.epochs;
+        r.steps += s.retrain.steps + s.finetune.steps;
         r.images += s.retrain.images + s.finetune.images;
         r.seconds += s.retrain.seconds + s.finetune.seconds;
         any_schedule const finetune{.kind = "constant", .lr = c.finetune_lr};
@@ -486,23 +496,30 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
             done_before = t.epoch();
         }
         r = t.fit(train_x, train_y,
-                  {.epochs = c.epochs, .batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every}, bar,
-                  report, writer);
+                  {.epochs = c.epochs, .batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every,
+                   .group = c.group, .shards = c.shards},
+                  bar, report, writer);
         r.epochs += done_before;
-        if (!c.save_fp.empty()) lowbit::train::save_checkpoint(c.save_fp, model, saved);  // --method fp
+        if (!c.save_fp.empty() && reports(c)) lowbit::train::save_checkpoint(c.save_fp, model, saved);  // --method fp
     }
-    if (!c.save_model.empty()) lowbit::train::save_checkpoint(c.save_model, model, saved);
+    if (!c.save_model.empty() && reports(c)) lowbit::train::save_checkpoint(c.save_model, model, saved);
     auto const diag = diagnose(model, test_x);
     if constexpr (std::is_same_v<Method, lowbit::train::sqwa<lowbit::train::binary_connect>>) {
-        if (!c.surface.empty()) write_surface(c.surface, c.surface_grid, model, captures, test_x, test_y);
+        if (!c.surface.empty() && reports(c)) write_surface(c.surface, c.surface_grid, model, captures, test_x, test_y);
     }
     bool const ste_recipe = uses_recipe(c) && c.method != "fp";
+    // Data-parallel: the processes, and the bytes this process sent for the sums (gradients, BatchNorm's
+    // statistics, the loss) over the whole run.
+    std::size_t const ranks = c.group ? c.group->size() : 1;
+    std::uint64_t const wire = c.group ? c.group->bytes_sent() : 0;
     std::printf("{\"model\": \"%s\", \"method\": \"%s\", \"bits\": %d, \"act_bits\": %d, \"quantizer\": \"%s\", "
                 "\"first_last_bits\": %d, \"rounding\": \"%s\", \"optimizer\": \"%s\", "
                 "\"lr\": %g, \"batch\": %zu, \"epochs\": %zu, \"seed\": %llu, \"threads\": %u, \"kernels\": \"%s\", "
                 "\"test_acc\": %.4f, "
                 "\"last_weight_std\": %.5g, \"logit_std\": %.5g, "
-                "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu, \"flip_ratio\": [%s]}\n",
+                "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu, \"flip_ratio\": [%s], \"steps\": %zu, \"ranks\": %zu, "
+                "\"shards\": %zu, \"allreduce_bytes\": %llu, \"allreduce_bytes_per_step\": %.0f, "
+                "\"allreduce_seconds\": %.4g}\n",
                 c.model.c_str(), c.method.c_str(), c.method == "fp" ? 32 : c.bits,
                 ste_recipe || c.act_bits == 1 ? c.act_bits : 32,
                 (ste_recipe ? quantizer_family(c)
@@ -512,7 +529,10 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                 rounding.c_str(), c.optimizer.c_str(),
                 static_cast<double>(c.lr), c.batch, r.epochs, static_cast<unsigned long long>(c.seed), c.threads,
                 c.kernels.c_str(), static_cast<double>(report.last_test_acc), diag.last_weight_std, diag.logit_std,
-                r.images_per_second(), t.weight_bytes(), json_numbers(report.flip_ratios).c_str());
+                r.images_per_second(), t.weight_bytes(), json_numbers(report.flip_ratios).c_str(), r.steps, ranks,
+                c.shards != 0 ? c.shards : ranks, static_cast<unsigned long long>(wire),
+                r.steps ? static_cast<double>(wire) / static_cast<double>(r.steps) : 0.0,
+                c.group ? c.group->sum_seconds() : 0.0);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <lowbit/config.hpp>
 
 #include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/parallel/process_group.hpp>
 #include <lowbit/random/philox.hpp>
 
 #include <lowbit/quant/bit_width.hpp>
@@ -59,6 +60,7 @@
 
 #include <lowbit/nn/avg_pool2d.hpp>
 #include <lowbit/nn/batch_norm.hpp>
+#include <lowbit/nn/batch_shards.hpp>
 #include <lowbit/nn/buffer.hpp>
 #include <lowbit/nn/conv2d.hpp>
 #include <lowbit/nn/dense.hpp>

@@ -10,6 +10,7 @@
 /// Backward: dx = gamma / sqrt(var_B + eps) * (dy - mean(dy) - xhat * mean(dy xhat)), per channel.
 
 #include <lowbit/config.hpp>
+#include <lowbit/nn/batch_shards.hpp>
 #include <lowbit/nn/buffer.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
@@ -72,25 +73,40 @@ public:
         if (x.shape(1) != c)
             throw invalid_input("lowbit::nn::batch_norm: shape mismatch: expected " + std::to_string(c) +
                                 " channels, got " + std::to_string(x.shape(1)));
-        std::size_t const n = x.shape(0), inner = x.size() / (n * c), count = n * inner;
+        std::size_t const n = x.shape(0), inner = x.size() / (n * c);
         mean_.assign(c, 0.0f);
         inv_std_.assign(c, 0.0f);
         std::size_t const grain = channel_grain(n * inner);
+        std::size_t const count = global_batch_rows(ctx.shards, n) * inner;
         if (ctx.training) {
             // Two passes in memory order, each channel summed by one thread over the batch in order (so the
             // result is the same for every thread count), with double accumulators: the mean first, then the
-            // centred sum of squares.
-            std::vector<double> s(c, 0.0), s2(c, 0.0);
+            // centred sum of squares. In data-parallel training the statistics are the global batch's
+            // (synchronized BatchNorm): one partial per shard, added in the shard tree across processes.
+            auto const bounds = shard_bounds(ctx.shards, n);
+            std::size_t const shards = bounds.size() - 1;
+            std::vector<double> s(shards * c, 0.0), s2(shards * c, 0.0);
             parallel_for(c, grain, [&](std::size_t c0, std::size_t c1) {
-                for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
-                    s[ch] += lane_sum(len, [p](std::size_t i) { return static_cast<double>(p[i]); });
-                }, x.data());
-                for (std::size_t ch = c0; ch < c1; ++ch) s[ch] /= static_cast<double>(count);
-                for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
-                    double const mu = s[ch];
-                    s2[ch] += lane_sum(len, [p, mu](std::size_t i) { return (p[i] - mu) * (p[i] - mu); });
-                }, x.data());
+                for (std::size_t l = 0; l < shards; ++l)
+                    for_each_run(bounds[l], bounds[l + 1], inner, c0, c1,
+                                 [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
+                                     s[l * c + ch] +=
+                                         lane_sum(len, [p](std::size_t i) { return static_cast<double>(p[i]); });
+                                 }, x.data());
             });
+            sum_over_batch(ctx.shards, std::span<double>(s), c);
+            for (std::size_t ch = 0; ch < c; ++ch) s[ch] /= static_cast<double>(count);
+            parallel_for(c, grain, [&](std::size_t c0, std::size_t c1) {
+                for (std::size_t l = 0; l < shards; ++l)
+                    for_each_run(bounds[l], bounds[l + 1], inner, c0, c1,
+                                 [&](std::size_t ch, float const* p, std::size_t len, std::size_t) {
+                                     double const mu = s[ch];
+                                     s2[l * c + ch] +=
+                                         lane_sum(len, [p, mu](std::size_t i) { return (p[i] - mu) * (p[i] - mu); });
+                                 }, x.data());
+            });
+            sum_over_batch(ctx.shards, std::span<double>(s2), c);
+            shards_ = ctx.shards;
             float const momentum =
                 recalibrated_batches_ > 0 ? 1.0f / static_cast<float>(recalibrated_batches_++) : opts_.momentum;
             for (std::size_t ch = 0; ch < c; ++ch) {
@@ -112,7 +128,7 @@ public:
         }
         tensor y = tensor::from_shape(x.shape());
         parallel_for(c, grain, [&](std::size_t c0, std::size_t c1) {
-            for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
+            for_each_run(0, n, inner, c0, c1, [&](std::size_t ch, float const* p, std::size_t len, std::size_t off) {
                 float const mu = mean_[ch], is = inv_std_[ch], k = is * gamma_[ch], bt = beta_[ch];
                 float* q = y.data() + off;
                 for (std::size_t i = 0; i < len; ++i) q[i] = (p[i] - mu) * k + bt;
@@ -128,16 +144,41 @@ public:
     tensor backward(tensor const& dy)
     {
         std::size_t const c = opts_.channels, n = dy.shape(0), inner = dy.size() / (n * c);
-        auto const count = static_cast<float>(n * inner);
-        std::vector<double> sdy(c, 0.0), sdyx(c, 0.0);
+        auto const count = static_cast<float>(global_batch_rows(shards_, n) * inner);
+        // Per shard: sum dy (first c values) and sum dy x_hat (next c); see the forward pass.
+        auto const bounds = shard_bounds(shards_, n);
+        std::size_t const shards = bounds.size() - 1;
+        std::vector<double> sums(shards * 2 * c, 0.0);
         tensor dx = tensor::from_shape(dy.shape());
-        parallel_for(c, channel_grain(n * inner), [&](std::size_t c0, std::size_t c1) {
-            for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* h, std::size_t len, std::size_t off) {
-                float const* g = dy.data() + off;
-                sdy[ch] += lane_sum(len, [g](std::size_t i) { return static_cast<double>(g[i]); });
-                sdyx[ch] += lane_sum(len, [g, h](std::size_t i) { return static_cast<double>(g[i] * h[i]); });
-            }, x_hat_.data());
-            for_each_run(n, inner, c0, c1, [&](std::size_t ch, float const* h, std::size_t len, std::size_t off) {
+        std::size_t const grain = channel_grain(n * inner);
+        parallel_for(c, grain, [&](std::size_t c0, std::size_t c1) {
+            for (std::size_t l = 0; l < shards; ++l) {
+                double* const sdy = sums.data() + l * 2 * c;
+                double* const sdyx = sdy + c;
+                for_each_run(bounds[l], bounds[l + 1], inner, c0, c1,
+                             [&](std::size_t ch, float const* h, std::size_t len, std::size_t off) {
+                                 float const* g = dy.data() + off;
+                                 sdy[ch] += lane_sum(len, [g](std::size_t i) { return static_cast<double>(g[i]); });
+                                 sdyx[ch] += lane_sum(
+                                     len, [g, h](std::size_t i) { return static_cast<double>(g[i] * h[i]); });
+                             }, x_hat_.data());
+            }
+        });
+        // dgamma, dbeta: this process's part (the trainer sums parameters' gradients across processes).
+        auto add_sums = [&](std::size_t at) {  // d += shard l's sums at offset `at` (0: dy, c: dy x_hat)
+            return [&, at](std::size_t, std::size_t, std::span<float> d, std::size_t l) {
+                double const* const src = sums.data() + l * 2 * c + at;
+                for (std::size_t ch = 0; ch < c; ++ch) d[ch] += static_cast<float>(src[ch]);
+            };
+        };
+        accumulate_over_shards(shards_, n, std::span<float>(dgamma_), add_sums(c));
+        accumulate_over_shards(shards_, n, std::span<float>(dbeta_), add_sums(0));
+        // dx needs the global batch's sums (synchronized BatchNorm).
+        sum_over_batch(shards_, std::span<double>(sums), 2 * c);
+        double const* const sdy = sums.data();
+        double const* const sdyx = sdy + c;
+        parallel_for(c, grain, [&](std::size_t c0, std::size_t c1) {
+            for_each_run(0, n, inner, c0, c1, [&](std::size_t ch, float const* h, std::size_t len, std::size_t off) {
                 float const* g = dy.data() + off;
                 float* q = dx.data() + off;
                 float const k = gamma_[ch] * inv_std_[ch];
@@ -145,10 +186,6 @@ public:
                 for (std::size_t i = 0; i < len; ++i) q[i] = k * (g[i] - mdy - h[i] * mdyx);
             }, x_hat_.data());
         });
-        for (std::size_t ch = 0; ch < c; ++ch) {
-            dgamma_[ch] += static_cast<float>(sdyx[ch]);
-            dbeta_[ch] += static_cast<float>(sdy[ch]);
-        }
         return dx;
     }
 
@@ -184,15 +221,16 @@ public:
     }
 
 private:
-    /// Visits channels [c0, c1) of the tensor in memory order as runs of one channel: f(channel, data + offset,
-    /// length, offset). For [N, C] every run has length 1, so that case goes row by row with the channel loop
-    /// innermost (f is then called with a length-1 run per element, which the compiler inlines and
-    /// vectorises across channels).
+    /// Visits rows [r0, r1) and channels [c0, c1) of the tensor in memory order as runs of one channel:
+    /// f(channel, data + offset, length, offset). For [N, C] every run has length 1, so that case goes row by row
+    /// with the channel loop innermost (f is then called with a length-1 run per element, which the compiler
+    /// inlines and vectorises across channels).
     template <class F>
-    void for_each_run(std::size_t n, std::size_t inner, std::size_t c0, std::size_t c1, F&& f, float const* data) const
+    void for_each_run(std::size_t r0, std::size_t r1, std::size_t inner, std::size_t c0, std::size_t c1, F&& f,
+                      float const* data) const
     {
         std::size_t const c = opts_.channels;
-        for (std::size_t b = 0; b < n; ++b) {
+        for (std::size_t b = r0; b < r1; ++b) {
             if (inner == 1) {
                 std::size_t const row = b * c;
                 for (std::size_t ch = c0; ch < c1; ++ch) f(ch, data + row + ch, std::size_t{1}, row + ch);
@@ -231,6 +269,7 @@ private:
     std::vector<float> mean_, inv_std_;
     std::size_t recalibrated_batches_ = 0;  // > 0 while recalibrating: the index of the next batch
     std::vector<float> x_hat_;  // (x - mean) * inv_std of the last training forward pass
+    batch_shards const* shards_ = nullptr;  // of the last training forward pass
 };
 
 } // namespace lowbit::nn

@@ -20,6 +20,7 @@
 #include <lowbit/config.hpp>
 #include <lowbit/kernels/gemm.hpp>
 #include <lowbit/kernels/plane_conv.hpp>
+#include <lowbit/nn/batch_shards.hpp>
 #include <lowbit/nn/dense.hpp>
 #include <lowbit/nn/execution.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
@@ -177,6 +178,7 @@ public:
                              (opts_.execution == execution::automatic && kernels::plane_conv_preferred<>);
         direct_ = kernels && opts_.stride == 1 && opts_.padding < opts_.kernel;
         tensor y = tensor::from_shape({n_, opts_.out, g_.ho, g_.wo});
+        shards_ = ctx.training ? ctx.shards : nullptr;
         auto const wv = w_.forward_values(ctx);
         if (direct_)
             forward_planes(x, wv.data(), y);
@@ -211,14 +213,17 @@ private:
     tensor backward_pass(tensor const& dy, bool input_gradient)
     {
         std::size_t const pixels = g_.pixels();
-        if (!db_.empty())
-            for (std::size_t s = 0; s < n_; ++s)
-                for (std::size_t o = 0; o < opts_.out; ++o) {
+        // Sums over the batch go shard by shard in data-parallel training (nn/batch_shards.hpp).
+        auto bias_sum = [&](std::size_t r0, std::size_t r1, std::span<float> db, std::size_t) {
+            for (std::size_t s = r0; s < r1; ++s)
+                for (std::size_t o = 0; o < db.size(); ++o) {
                     float const* src = dy.data() + (s * opts_.out + o) * pixels;
                     float acc = 0.0f;
                     for (std::size_t p = 0; p < pixels; ++p) acc += src[p];
-                    db_[o] += acc;
+                    db[o] += acc;
                 }
+        };
+        accumulate_over_shards(shards_, n_, std::span<float>(db_), bias_sum);
         return direct_ ? backward_planes(dy, input_gradient) : backward_im2col(dy, input_gradient);
     }
 
@@ -308,15 +313,17 @@ private:
                                     dx.data() + ((s * c + ci) * g_.h + iy) * g_.w);
             }
         });
-        // dW += dW_0 + dW_1 + ... in image order, whatever the thread count.
-        auto g = w_.grad();
-        parallel_for(wsize, 1024, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t i = begin; i < end; ++i) {
-                float acc = g[i];
-                for (std::size_t s = 0; s < n_; ++s) acc += dwpart_[s * wsize + i];
-                g[i] = acc;
-            }
-        });
+        // dW += dW_0 + dW_1 + ... in image order (per shard), whatever the thread count.
+        auto image_sum = [&](std::size_t r0, std::size_t r1, std::span<float> g, std::size_t) {
+            parallel_for(wsize, 1024, [&](std::size_t begin, std::size_t end) {
+                for (std::size_t i = begin; i < end; ++i) {
+                    float acc = g[i];
+                    for (std::size_t s = r0; s < r1; ++s) acc += dwpart_[s * wsize + i];
+                    g[i] = acc;
+                }
+            });
+        };
+        accumulate_over_shards(shards_, n_, w_.grad(), image_sum);
         return dx;
     }
 
@@ -327,8 +334,12 @@ private:
         for (std::size_t s = 0; s < n_; ++s) detail::im2col(x.data() + s * in_size, g_, cols_.data() + s * pixels, ld);
         // ybig [O, N*P] = W [O, patch] x cols [patch, N*P], then reordered to [N, O, P].
         ybig_.resize(opts_.out * ld);
-        kernels::sgemm(kernels::transpose::no, kernels::transpose::no, opts_.out, ld, g_.patch(), 1.0f, wv,
-                       g_.patch(), cols_.data(), ld, 0.0f, ybig_.data(), ld);
+        // One product per shard of the batch (nn/batch_shards.hpp: the same calls on any number of processes).
+        for_each_shard(ctx.shards, n_, [&](std::size_t r0, std::size_t r1) {
+            kernels::sgemm(kernels::transpose::no, kernels::transpose::no, opts_.out, (r1 - r0) * pixels,
+                           g_.patch(), 1.0f, wv, g_.patch(), cols_.data() + r0 * pixels, ld, 0.0f,
+                           ybig_.data() + r0 * pixels, ld);
+        });
         for (std::size_t s = 0; s < n_; ++s)
             for (std::size_t o = 0; o < opts_.out; ++o) {
                 float const b = b_.empty() ? 0.0f : b_[o];
@@ -347,14 +358,21 @@ private:
         for (std::size_t s = 0; s < n_; ++s)
             for (std::size_t o = 0; o < opts_.out; ++o)
                 std::copy_n(dy.data() + (s * opts_.out + o) * pixels, pixels, ybig_.data() + o * ld + s * pixels);
-        auto g = w_.grad();
-        kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, opts_.out, g_.patch(), ld, 1.0f, ybig_.data(),
-                       ld, cols_.data(), ld, 1.0f, g.data(), g_.patch());
+        auto patch_sum = [&](std::size_t r0, std::size_t r1, std::span<float> g, std::size_t) {
+            if (r1 > r0)
+                kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, opts_.out, g_.patch(),
+                               (r1 - r0) * pixels, 1.0f, ybig_.data() + r0 * pixels, ld, cols_.data() + r0 * pixels,
+                               ld, 1.0f, g.data(), g_.patch());
+        };
+        accumulate_over_shards(shards_, n_, w_.grad(), patch_sum);
         if (!input_gradient) return {};
         auto const wv = w_.backward_values();
         dcols_.resize(g_.patch() * ld);
-        kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, g_.patch(), ld, opts_.out, 1.0f, wv.data(),
-                       g_.patch(), ybig_.data(), ld, 0.0f, dcols_.data(), ld);
+        for_each_shard(shards_, n_, [&](std::size_t r0, std::size_t r1) {
+            kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, g_.patch(), (r1 - r0) * pixels,
+                           opts_.out, 1.0f, wv.data(), g_.patch(), ybig_.data() + r0 * pixels, ld, 0.0f,
+                           dcols_.data() + r0 * pixels, ld);
+        });
         tensor dx = xt::zeros<float>({n_, opts_.in, g_.h, g_.w});
         for (std::size_t s = 0; s < n_; ++s) detail::col2im(dcols_.data() + s * pixels, g_, dx.data() + s * in_size, ld);
         return dx;
@@ -375,6 +393,7 @@ private:
     detail::conv_geometry g_{};
     std::size_t n_ = 0;
     bool direct_ = false;
+    batch_shards const* shards_ = nullptr;  // of the last training forward pass
 };
 
 } // namespace lowbit::nn

@@ -9,6 +9,7 @@
 
 #include <lowbit/config.hpp>
 #include <lowbit/kernels/gemm.hpp>
+#include <lowbit/nn/batch_shards.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
 #include <lowbit/nn/weight.hpp>
@@ -89,15 +90,21 @@ public:
         std::size_t const batch = x.shape(0);
         output_type y = output_type::from_shape({batch, opts_.out});
         auto const wv = w_.forward_values(ctx, !b_.empty());
-        kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, batch, opts_.out, opts_.in, 1.0f, x.data(),
-                       opts_.in, wv.data(), opts_.in, 0.0f, y.data(), opts_.out);
+        for_each_shard(ctx.shards, batch, [&](std::size_t r0, std::size_t r1) {
+            kernels::sgemm(kernels::transpose::no, kernels::transpose::yes, r1 - r0, opts_.out, opts_.in, 1.0f,
+                           x.data() + r0 * opts_.in, opts_.in, wv.data(), opts_.in, 0.0f, y.data() + r0 * opts_.out,
+                           opts_.out);
+        });
         if (!b_.empty()) {
             // SAT in evaluation: unscaled weights and bias / scale (weight::folds_scale_into_bias).
             float const s = w_.eval_output_scale();
             for (std::size_t i = 0; i < batch; ++i)
                 for (std::size_t j = 0; j < opts_.out; ++j) y(i, j) += s == 1.0f ? b_[j] : b_[j] / s;
         }
-        if (ctx.training) x_ = x;
+        if (ctx.training) {
+            x_ = x;
+            shards_ = ctx.shards;
+        }
         return y;
     }
 
@@ -108,20 +115,30 @@ public:
         std::size_t const batch = dy.shape(0);
         input_type dx = input_type::from_shape({batch, opts_.in});
         auto const wv = w_.backward_values();
-        kernels::sgemm(kernels::transpose::no, kernels::transpose::no, batch, opts_.in, opts_.out, 1.0f, dy.data(),
-                       opts_.out, wv.data(), opts_.in, 0.0f, dx.data(), opts_.in);
+        for_each_shard(shards_, batch, [&](std::size_t r0, std::size_t r1) {
+            kernels::sgemm(kernels::transpose::no, kernels::transpose::no, r1 - r0, opts_.in, opts_.out, 1.0f,
+                           dy.data() + r0 * opts_.out, opts_.out, wv.data(), opts_.in, 0.0f, dx.data() + r0 * opts_.in,
+                           opts_.in);
+        });
         return dx;
     }
 
-    /// Accumulates dW = dY^T x and db = sum dY only (a first layer: see no_input_gradient_t).
+    /// Accumulates dW = dY^T x and db = sum dY only (a first layer: see no_input_gradient_t). In data-parallel
+    /// training each shard of the batch gets its own sum (nn/batch_shards.hpp).
     void backward(output_type const& dy, no_input_gradient_t)
     {
-        std::size_t const batch = dy.shape(0);
-        auto g = w_.grad();
-        kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, opts_.out, opts_.in, batch, 1.0f, dy.data(),
-                       opts_.out, x_.data(), opts_.in, 1.0f, g.data(), opts_.in);
-        for (std::size_t i = 0; i < batch; ++i)
-            for (std::size_t j = 0; j < db_.size(); ++j) db_[j] += dy(i, j);
+        std::size_t const batch = dy.shape(0), in = opts_.in, out = opts_.out;
+        auto weight_sum = [&](std::size_t r0, std::size_t r1, std::span<float> g, std::size_t) {
+            if (r1 > r0)
+                kernels::sgemm(kernels::transpose::yes, kernels::transpose::no, out, in, r1 - r0, 1.0f,
+                               dy.data() + r0 * out, out, x_.data() + r0 * in, in, 1.0f, g.data(), in);
+        };
+        auto bias_sum = [&](std::size_t r0, std::size_t r1, std::span<float> db, std::size_t) {
+            for (std::size_t i = r0; i < r1; ++i)
+                for (std::size_t j = 0; j < db.size(); ++j) db[j] += dy(i, j);
+        };
+        accumulate_over_shards(shards_, batch, w_.grad(), weight_sum);
+        accumulate_over_shards(shards_, batch, std::span<float>(db_), bias_sum);
     }
 
     template <class F>
@@ -144,6 +161,7 @@ private:
     nn::weight<W> w_;
     std::vector<float> b_, db_;
     input_type x_;
+    batch_shards const* shards_ = nullptr;  // of the last training forward pass
 };
 
 } // namespace lowbit::nn

@@ -12,11 +12,16 @@
 
 namespace lowbit::nn {
 
+struct batch_shards;
+
 /// @brief Per-call state of a forward pass.
 struct forward_context {
     bool training = true;        ///< batch statistics in BN, quantized forward weights, caches for backward
     std::uint64_t seed = 0;      ///< run seed (stochastic BinaryConnect draws)
     std::uint32_t step = 0;      ///< optimizer step (stochastic BinaryConnect draws)
+    /// Data-parallel training: this process's shards of the global batch (nn/batch_shards.hpp); nullptr for
+    /// one process. Layers that sum over the batch keep it for their backward pass (valid until then).
+    batch_shards const* shards = nullptr;
 };
 
 /// @brief A compile-time list of types (the weight quantizers of a model).

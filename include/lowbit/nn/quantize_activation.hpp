@@ -12,6 +12,8 @@
 ///                              lowbit::nn::dense<>({.in = 16, .out = 4})};
 /// @endcode
 
+#include <lowbit/config.hpp>
+#include <lowbit/nn/batch_shards.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/parameter.hpp>
 #include <lowbit/quant/ste/fake_quantizer_concepts.hpp>
@@ -20,6 +22,7 @@
 
 #include <cstddef>
 #include <span>
+#include <string>
 #include <utility>
 
 namespace lowbit::nn {
@@ -34,8 +37,17 @@ public:
     Q& quantizer() noexcept { return q_; }
 
     template <std::size_t Rank>
-    xt::xtensor<float, Rank> forward(xt::xtensor<float, Rank> const& x, forward_context const&)
+    xt::xtensor<float, Rank> forward(xt::xtensor<float, Rank> const& x, forward_context const& ctx)
     {
+        if constexpr (ste::LearnedFakeQuantizer<Q>) {
+            // The learned bound's gradient is one sum over the whole tensor (the quantizer keeps its input for
+            // the backward pass), so it cannot be split into the shards of one process (nn/batch_shards.hpp).
+            if (ctx.training && ctx.shards != nullptr && ctx.shards->count() > 1 && !q_.parameters().empty())
+                throw invalid_input("lowbit::nn::quantize_activation: a learned activation bound (" +
+                                    std::string(ste::parameter_name_of(q_)) + ") needs one shard per process in "
+                                    "data-parallel training; this process holds " +
+                                    std::to_string(ctx.shards->count()) + " (use as many shards as processes)");
+        }
         xt::xtensor<float, Rank> y = xt::xtensor<float, Rank>::from_shape(x.shape());
         q_.forward(std::span<float const>(x.data(), x.size()), std::span<float>(y.data(), y.size()));
         return y;

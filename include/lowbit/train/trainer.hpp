@@ -15,6 +15,11 @@
 /// non-finite input, loss or gradient throws lowbit::invalid_input before anything is updated, so the
 /// model keeps its last good state. Results are bit-identical for 1 or 2 threads given a seed.
 ///
+/// Data-parallel training: with fit_options::group (lowbit::mpi's mpi_group), each process trains on its shards
+/// of every global batch, and the sums over the batch -- gradients, BatchNorm's statistics, the loss -- are
+/// added across processes in a fixed tree, so every process keeps the same model and the bits depend on the
+/// number of shards only (nn/batch_shards.hpp, docs/distributed.md).
+///
 /// A run can stop and continue bit-identically: save_state() writes everything it needs (the model's tensors,
 /// packed weights' codes, the optimizer's moments and step counts, the step, epoch and batch position, the
 /// seed that keys shuffling and stochastic rounding) into an io::archive, and a freshly constructed trainer
@@ -37,6 +42,7 @@
 #include <lowbit/io/archive.hpp>
 #include <lowbit/io/io_error.hpp>
 #include <lowbit/io/state.hpp>
+#include <lowbit/nn/batch_shards.hpp>
 #include <lowbit/nn/layer_concepts.hpp>
 #include <lowbit/nn/softmax_cross_entropy.hpp>
 #include <lowbit/nn/weight.hpp>
@@ -44,6 +50,7 @@
 #include <lowbit/optim/schedule/constant.hpp>
 #include <lowbit/optim/schedule_concepts.hpp>
 #include <lowbit/parallel/parallel_for.hpp>
+#include <lowbit/parallel/process_group.hpp>
 #include <lowbit/train/checkpoint.hpp>
 #include <lowbit/train/method_concepts.hpp>
 
@@ -79,6 +86,15 @@ struct fit_options {
     /// `void on_checkpoint(io::archive&)`, in the order the hooks are given: a hook may add its own state
     /// (SQWA's captures), and one writes the archive. 0: never.
     std::size_t checkpoint_every = 0;
+    /// Data-parallel training: the processes that share every global batch of `batch` rows (lowbit::mpi's
+    /// mpi_group, or any process_group). Each process takes its shards' rows of each batch (the shuffle is the
+    /// same everywhere: a function of seed and epoch), the gradients are summed across processes before the
+    /// update, so every process keeps the same weights and optimizer state. nullptr: this process trains alone.
+    process_group* group = nullptr;
+    /// Shards per global batch (nn/batch_shards.hpp; 0: one per process). The result depends on the shards,
+    /// never on the number of processes: 1 process with shards = 2 gives the bits of 2 processes. The number of
+    /// processes must divide it, with a power of two shards per process.
+    std::size_t shards = 0;
 };
 
 /// @brief The version of the run state that trainer::save_state writes and load_state reads (metadata
@@ -244,6 +260,7 @@ public:
         if (o.checkpoint_every != 0 && !(detail::has_checkpoint_hook<std::remove_reference_t<Hooks>> || ... || false))
             throw invalid_input("lowbit::train::fit: checkpoint_every is set, but no hook has "
                                 "on_checkpoint(io::archive&) to write the run state");
+        set_up_shards(o);
         data::batcher batches(images.shape(0), {.batch = o.batch, .shuffle = o.shuffle, .seed = o.seed,
                                                 .drop_last = o.drop_last});
         run_settings const now{.seed = o.seed, .batch = o.batch, .shuffle = o.shuffle, .drop_last = o.drop_last,
@@ -270,10 +287,14 @@ public:
             while (pos_.batch < nb) {
                 std::size_t const b = pos_.batch;
                 auto const idx = batches.batch_indices(b);
-                data::gather_rows(images, idx, x);
-                data::gather_rows(labels, idx, y);
-                detail::require_finite(std::span<float const>(x.data(), x.size()),
-                                       "the input batch " + std::to_string(b) + " of epoch " + std::to_string(epoch));
+                // Every process checks the whole global batch, so that all of them refuse a bad one together.
+                std::string const which = "the input batch " + std::to_string(b) + " of epoch " + std::to_string(epoch);
+                if (shards_on_)
+                    for (std::size_t const i : idx) detail::require_finite(row_of(images, i), which);
+                auto const mine = shards_on_ ? take_shards(idx) : idx;
+                data::gather_rows(images, mine, x);
+                data::gather_rows(labels, mine, y);
+                if (!shards_on_) detail::require_finite(std::span<float const>(x.data(), x.size()), which);
                 double const progress = static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(nb);
                 auto const s = step(x, y, o.seed, schedule_.rate(progress));
                 pos_.loss_sum += s.loss;
@@ -286,6 +307,8 @@ public:
                                    .batch_size = idx.size()};
                 r.last_loss = s.loss;
                 ++r.steps;
+                // In a data-parallel fit every process's hooks see the same global loss, so a hook that decides
+                // from what it sees stops every process at the same step.
                 bool const stop = (detail::call_step(hooks, si) | ... | false);
                 // The state after this step and its hooks: a run continued from it takes the next step next.
                 if (o.checkpoint_every != 0 && step_ % o.checkpoint_every == 0) {
@@ -323,8 +346,12 @@ public:
             }
             if ((detail::call_epoch(hooks, ei) | ... | false)) r.stopped_early = true;
         }
+        shards_on_ = false;
         return r;
     }
+
+    /// Bytes this process sent for the sums of a data-parallel fit so far (0 without a process group).
+    std::uint64_t allreduce_bytes() const noexcept { return group_ ? group_->bytes_sent() : 0; }
 
     /// @brief Writes the run's full state into @p a (io::Stateful, see the file comment): the model's tensors
     /// under their checkpoint names (so that load_checkpoint and lowbit-infer read the file as a model), and
@@ -474,14 +501,28 @@ public:
     nn::loss_result step(X const& x, xt::xtensor<std::uint8_t, 1> const& y, std::uint64_t seed, float lr)
     {
         zero_grad();
-        nn::forward_context const ctx{.training = true, .seed = seed, .step = static_cast<std::uint32_t>(step_)};
+        nn::batch_shards const* const shards = shards_on_ ? &shards_ : nullptr;
+        nn::forward_context const ctx{.training = true, .seed = seed, .step = static_cast<std::uint32_t>(step_),
+                                      .shards = shards};
         auto const logits = model_->forward(x, ctx);
-        auto l = nn::softmax_cross_entropy(logits, std::span<std::uint8_t const>(y.data(), y.size()));
+        std::size_t const rows = nn::global_batch_rows(shards, y.size());
+        auto l = nn::softmax_cross_entropy(logits, std::span<std::uint8_t const>(y.data(), y.size()), rows);
+        if (shards != nullptr && shards->group != nullptr) {
+            // The global batch's loss and correct count, for the hooks and the loss check on every process.
+            double both[2] = {static_cast<double>(l.loss) * static_cast<double>(y.size()),
+                              static_cast<double>(l.correct)};
+            shards->group->sum(std::span<double>(both));
+            l.loss = static_cast<float>(both[0] / static_cast<double>(rows));
+            l.correct = static_cast<std::size_t>(both[1]);
+        }
         if (!std::isfinite(l.loss))
             throw invalid_input("lowbit::train: the loss is not finite at step " + std::to_string(step_) +
                                 "; nothing was updated (lower the learning rate?)");
         // The model's input is the data: its gradient is not needed (no_input_gradient_t).
         nn::backward_without_input_gradient(*model_, l.grad);
+        // Before finish_backward: a weight quantizer's learned parameters (LSQ's step) get their gradients there,
+        // from the summed gradient, and are zero while summed here.
+        if (shards != nullptr && shards->group != nullptr) sum_gradients(*shards->group);
         model_->for_each_weight([](auto& w) { w.finish_backward(); });
         check_gradients();
         update(seed, lr);
@@ -523,6 +564,66 @@ private:
         if (settings_->samples != now.samples) refuse("a training set of size", settings_->samples, now.samples);
         if (settings_->shuffle != now.shuffle) refuse("shuffle", int{settings_->shuffle}, int{now.shuffle});
         if (settings_->drop_last != now.drop_last) refuse("drop_last", int{settings_->drop_last}, int{now.drop_last});
+    }
+
+    /// Checks fit()'s data-parallel options and prepares the shards (nn/batch_shards.hpp).
+    void set_up_shards(fit_options const& o)
+    {
+        group_ = o.group;
+        std::size_t const procs = o.group ? o.group->size() : 1, shards = o.shards ? o.shards : procs;
+        if (shards % procs != 0 || !std::has_single_bit(shards / procs))
+            throw invalid_input("lowbit::train::fit: " + std::to_string(shards) + " shards cannot be split over " +
+                                std::to_string(procs) + " processes: each process needs a power of two shards "
+                                "(1, 2, 4, ...); use shards = a multiple of the number of processes");
+        if (shards > o.batch)
+            throw invalid_input("lowbit::train::fit: " + std::to_string(shards) + " shards of a batch of " +
+                                std::to_string(o.batch) + " rows: a shard needs at least one row");
+        shards_on_ = shards > 1;
+        shard_count_ = shards;
+        local_shards_ = shards / procs;
+        first_shard_ = (o.group ? o.group->rank() : 0) * local_shards_;
+        shards_.group = o.group;
+    }
+
+    /// This process's rows of a global batch; sets the shards' local bounds.
+    std::span<std::size_t const> take_shards(std::span<std::size_t const> idx)
+    {
+        std::size_t const b = idx.size();
+        if (b < shard_count_)  // a last partial batch (drop_last = false) too small to give every shard a row
+            throw invalid_input("lowbit::train::fit: a batch of " + std::to_string(b) + " rows cannot be cut into " +
+                                std::to_string(shard_count_) + " shards (keep drop_last = true)");
+        std::size_t const r0 = nn::shard_begin(first_shard_, shard_count_, b);
+        bounds_.resize(local_shards_ + 1);
+        for (std::size_t l = 0; l <= local_shards_; ++l)
+            bounds_[l] = nn::shard_begin(first_shard_ + l, shard_count_, b) - r0;
+        shards_.bounds = bounds_;
+        shards_.global_rows = b;
+        return idx.subspan(r0, bounds_.back());
+    }
+
+    template <std::size_t Rank>
+    static std::span<float const> row_of(xt::xtensor<float, Rank> const& images, std::size_t i)
+    {
+        std::size_t const row = images.shape(0) ? images.size() / images.shape(0) : 0;
+        return {images.data() + i * row, row};
+    }
+
+    /// Sums every gradient across the processes in one message (weights' gradients with respect to Q(w), then
+    /// the other parameters', in visiting order).
+    void sum_gradients(process_group& g)
+    {
+        std::size_t n = 0;
+        model_->for_each_weight([&](auto& w) { n += w.grad().size(); });
+        model_->for_each_parameter([&](nn::parameter& p) { n += p.grad.size(); });
+        wire_.resize(n);
+        auto each = [&](auto&& f) {
+            std::size_t at = 0;
+            model_->for_each_weight([&](auto& w) { f(w.grad(), at); at += w.grad().size(); });
+            model_->for_each_parameter([&](nn::parameter& p) { f(p.grad, at); at += p.grad.size(); });
+        };
+        each([&](std::span<float> v, std::size_t at) { std::copy(v.begin(), v.end(), wire_.data() + at); });
+        g.sum(std::span<float>(wire_));
+        each([&](std::span<float> v, std::size_t at) { std::copy_n(wire_.data() + at, v.size(), v.begin()); });
     }
 
     std::uint64_t value_changes()
@@ -600,6 +701,13 @@ private:
     std::optional<run_settings> settings_;  // of the running or last fit(), or of a loaded state
     std::filesystem::path source_;          // the file a loaded state came from (for fit()'s refusal)
     bool resume_ = false;                   // the next fit() continues at pos_
+    // Data-parallel fit (fit_options::group, shards): this process's shards of the current batch.
+    process_group* group_ = nullptr;
+    bool shards_on_ = false;
+    std::size_t shard_count_ = 1, local_shards_ = 1, first_shard_ = 0;
+    std::vector<std::size_t> bounds_;
+    nn::batch_shards shards_;
+    std::vector<float> wire_;               // the gradients of one step, packed for the sum across processes
 };
 
 } // namespace lowbit::train

@@ -26,6 +26,8 @@
 #include "../../support/file_size_limit.hpp"
 #include "../../support/temp_dir.hpp"
 
+#include "../../support/run_states.hpp"
+
 #include <doctest/doctest.h>
 #include <xtensor/xtensor.hpp>
 
@@ -44,19 +46,14 @@ using namespace lowbit;
 
 namespace {
 
-template <std::size_t Rank>
-struct toy {
-    xt::xtensor<float, Rank> x;
-    xt::xtensor<std::uint8_t, 1> y;
-};
-
 /// Random inputs of shape @p shape (first axis: samples) with random labels in 0..classes-1.
 template <std::size_t Rank>
-toy<Rank> make_data(std::array<std::size_t, Rank> shape, std::size_t classes, unsigned seed)
+test::toy_data<Rank> noise_data(std::array<std::size_t, Rank> shape, std::size_t classes, unsigned seed)
 {
     std::mt19937 gen(seed);
     std::normal_distribution<float> d(0.5f, 1.0f);
-    toy<Rank> t{xt::xtensor<float, Rank>::from_shape(shape), xt::xtensor<std::uint8_t, 1>::from_shape({shape[0]})};
+    test::toy_data<Rank> t{xt::xtensor<float, Rank>::from_shape(shape),
+                           xt::xtensor<std::uint8_t, 1>::from_shape({shape[0]})};
     for (auto& v : t.x) v = d(gen);
     for (auto& v : t.y) v = static_cast<std::uint8_t>(gen() % classes);
     return t;
@@ -127,7 +124,7 @@ TEST_CASE("a trained mlp round-trips bit for bit, and its eval-mode output with 
 {
     test::temp_dir dir("checkpoint_mlp");
     auto model = nn::mlp<nn::float_weights_t>({.inputs = 12, .hidden = 16, .classes = 3, .seed = 1});
-    auto const data = make_data<2>({32, 12}, 3, 5);
+    auto const data = noise_data<2>({32, 12}, 3, 5);
     train::trainer t{model, train::full_precision{}, optim::adam({.lr = 0.01f})};
     auto const fit = t.fit(data.x, data.y, {.epochs = 1, .batch = 16, .seed = 3});
     REQUIRE(fit.steps == 2);
@@ -152,7 +149,7 @@ TEST_CASE("a trained cnn round-trips bit for bit, and its eval-mode output with 
     test::temp_dir dir("checkpoint_cnn");
     nn::cnn_options const o{.channels = 1, .size = 8, .width1 = 2, .width2 = 4, .hidden = 8, .classes = 3, .seed = 1};
     auto model = nn::cnn<nn::float_weights_t>(o);
-    auto const data = make_data<4>({16, 1, 8, 8}, 3, 6);
+    auto const data = noise_data<4>({16, 1, 8, 8}, 3, 6);
     train::trainer t{model, train::full_precision{}, optim::adam({.lr = 0.01f})};
     REQUIRE(t.fit(data.x, data.y, {.epochs = 1, .batch = 8, .seed = 3}).steps == 2);
     train::save_checkpoint(dir / "cnn.lbck", model, {{"model", "cnn"}});

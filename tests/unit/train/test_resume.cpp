@@ -28,6 +28,7 @@
 #include <lowbit/train/stochastic_rounding.hpp>
 #include <lowbit/train/trainer.hpp>
 
+#include "../../support/run_states.hpp"
 #include "../../support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -41,32 +42,12 @@
 #include <vector>
 
 using namespace lowbit;
+using test::difference;
+using test::make_data;
+using test::state_of;
+using test::toy_data;
 
 namespace {
-
-template <std::size_t Rank>
-struct toy {
-    xt::xtensor<float, Rank> x;
-    xt::xtensor<std::uint8_t, 1> y;
-};
-
-/// Separable-ish random data: class centres plus noise, so that training moves the weights a lot.
-template <std::size_t Rank>
-toy<Rank> make_data(std::array<std::size_t, Rank> shape, std::size_t classes, unsigned seed)
-{
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> d(0.0f, 1.0f);
-    toy<Rank> t{xt::xtensor<float, Rank>::from_shape(shape), xt::xtensor<std::uint8_t, 1>::from_shape({shape[0]})};
-    std::size_t const per = t.x.size() / shape[0];
-    std::vector<float> centres(classes * per);
-    for (float& c : centres) c = d(gen);
-    for (std::size_t i = 0; i < shape[0]; ++i) {
-        auto const label = static_cast<std::uint8_t>(gen() % classes);
-        t.y(i) = label;
-        for (std::size_t j = 0; j < per; ++j) t.x.data()[i * per + j] = centres[label * per + j] + 0.8f * d(gen);
-    }
-    return t;
-}
 
 std::string problem_of(auto&& f)
 {
@@ -80,43 +61,10 @@ std::string problem_of(auto&& f)
 
 bool contains(std::string const& s, std::string const& part) { return s.find(part) != std::string::npos; }
 
-/// Whether two archives hold the same metadata and the same entries with the same bits. Returns the first
-/// difference ("" when there is none), so that a failure says where the runs diverged.
-std::string difference(io::archive const& a, io::archive const& b)
-{
-    if (a.meta() != b.meta()) {
-        for (auto const& [k, v] : a.meta()) {
-            auto const it = b.meta().find(k);
-            if (it == b.meta().end()) return "metadata '" + k + "' only in the first";
-            if (it->second != v) return "metadata '" + k + "': " + v + " vs " + it->second;
-        }
-        return "metadata: the second has more keys";
-    }
-    if (a.entries().size() != b.entries().size()) return "entry counts differ";
-    for (std::size_t i = 0; i < a.entries().size(); ++i) {
-        auto const& x = a.entries()[i];
-        auto const& y = b.entries()[i];
-        if (x.name != y.name || x.shape != y.shape || x.dtype != y.dtype) return "entry " + x.name + " vs " + y.name;
-        if (x.values.size() != y.values.size() ||
-            (!x.values.empty() && std::memcmp(x.values.data(), y.values.data(), x.values.size() * sizeof(float)) != 0))
-            return "the bits of entry " + x.name;
-        if (x.data != y.data) return "the bytes of entry " + x.name;
-    }
-    return "";
-}
-
-template <class Trainer>
-io::archive state_of(Trainer& t)
-{
-    io::archive a;
-    t.save_state(a);
-    return a;
-}
-
 /// Runs `o` uninterrupted, and again stopped after k steps, saved to a file, loaded into a fresh model (built
 /// with another seed) and trainer, and continued; the two final run states must be identical bit for bit.
 template <class MakeModel, class Method, class MakeOpt, class Schedule, std::size_t Rank>
-void check_resume(MakeModel make_model, Method method, MakeOpt make_opt, Schedule schedule, toy<Rank> const& d,
+void check_resume(MakeModel make_model, Method method, MakeOpt make_opt, Schedule schedule, toy_data<Rank> const& d,
                   train::fit_options const& o, std::size_t k)
 {
     CAPTURE(k);
@@ -225,13 +173,7 @@ TEST_CASE("sat: DoReFa weights, CG-PACT alphas and the rescaled classifier resum
 
 TEST_CASE("sqwa: a run resumed in the retraining or the fine-tuning phase ends with the same bits")
 {
-    using w2 = quantizer<2, nearest_even_t, clip::l2_optimal>;
-    auto make = [](std::uint64_t seed) {
-        return nn::sequential{nn::dense<w2>({.in = 12, .out = 16, .bias = false, .seed = seed}),
-                              nn::batch_norm<2>({.channels = 16}), nn::relu{},
-                              nn::dense<w2>({.in = 16, .out = 3, .bias = false, .seed = seed + 1}),
-                              nn::batch_norm<2>({.channels = 3})};
-    };
+    auto make = [](std::uint64_t seed) { return test::sqwa_mlp(seed); };
     auto const d = make_data<2>({120, 12}, 3, 16);  // 6 batches per epoch
     train::sqwa<> const method{{.captures = 3, .finetune_epochs = 1, .finetune_lr = 1e-3f, .bn_batches = 3}};
     optim::schedule::cyclic const cyclic{.high = 1e-2f, .low = 1e-4f, .epochs_per_cycle = 1};
