@@ -689,10 +689,10 @@ def dist_section(lines):
               "process with 2 threads and 2 shards (the shards of -np 2 in one process: the same bits). Bytes and "
               "seconds are each process's, per optimizer step: every gradient once, BatchNorm's statistics and the "
               "loss, summed in the binomial tree (reduce to rank 0, then broadcast).", "",
-              "| row | processes x threads | shards | images/s | bytes sent per step | seconds in sums per step | "
-              "share of the step | test accuracy |", "|---|---|---|---|---|---|---|---|"]
+              "| row | processes x threads | shards | gradients | images/s | bytes rank 0 sent per step | "
+              "seconds in sums per step | share of the step | test accuracy |", "|---|---|---|---|---|---|---|---|---|"]
     for m in ("sr", "fp"):
-        for cfg, label in (("np1x2", "1 x 2"), ("np2x1", "2 x 1"), ("np1x2-shards2", "1 x 2")):
+        for cfg, label in (("np1x2", "1 x 2"), ("np2x1", "2 x 1"), ("np1x2-shards2", "1 x 2"), ("np2x1-grad8", "2 x 1")):
             r = rows.get(f"{m}/{cfg}")
             if r is None:
                 continue
@@ -700,7 +700,7 @@ def dist_section(lines):
             ips = r["train_images_per_s"]
             step_s = r["batch"] / ips if ips else float("nan")
             per = r.get("allreduce_seconds", 0.0) / steps
-            lines.append(f"| {m} {cfg} | {label} | {r.get('shards', 1)} | {ips:.0f} | "
+            lines.append(f"| {m} {cfg} | {label} | {r.get('shards', 1)} | {r.get('gradient_bits', 32)}-bit | {ips:.0f} | "
                          f"{r.get('allreduce_bytes_per_step', 0):.0f} | {per * 1e3:.2f} ms | "
                          f"{100 * per / step_s:.0f} % | {r['test_acc']:.4f} |")
     base, two = rows.get("sr/np1x2"), rows.get("sr/np2x1")
@@ -709,6 +709,12 @@ def dist_section(lines):
         lines += ["", f"sr: 2 processes x 1 thread run at {FIG['dist'][0]:.2f}x the images/s of 1 process x 2 threads on "
                   "the same two cores. Accuracies of -np 2 and of 1 x 2 with 2 shards are the same bits (ctest "
                   "lowbit-train.distributed.*: the saved models are byte-identical).", ""]
+        g8 = rows.get("sr/np2x1-grad8")
+        if g8:
+            lines += [f"8-bit gradients (`--gradient-bits 8`, stochastic rounding and error feedback): rank 0 sent "
+                      f"{g8['allreduce_bytes_per_step'] / two['allreduce_bytes_per_step']:.2f}x the bytes of the "
+                      f"float sums per step (the codes gathered up the tree come back down whole), test accuracy "
+                      f"{g8['test_acc']:.4f} against {two['test_acc']:.4f} with floats (one run each).", ""]
     # A model of scaling out, from the measured step time of one node and the measured bytes per step.
     if base and two:
         t_c = base["batch"] / base["train_images_per_s"]

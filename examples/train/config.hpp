@@ -59,6 +59,7 @@ struct config {
     bool distributed = false;
     std::size_t shards = 0;           // 0: one per process
     double peer_timeout = 60.0;       // seconds a message may take before its peer counts as dead
+    int gradient_bits = 32;           // 32: float gradients; 8: 8-bit codes with error feedback
     lowbit::process_group* group = nullptr;  // set by main() under --distributed; rank 0 prints and writes files
 };
 

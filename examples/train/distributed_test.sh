@@ -6,6 +6,8 @@
 #   distributed_test.sh bits TRAIN MPIRUN WORK ARGS...
 #       -np 2 and -np 1 --shards 2 save the same model bytes and print the same accuracy; a plain run (one shard)
 #       saves other bytes, so the comparison can fail; the JSON line reports the ranks, shards and bytes sent.
+#   distributed_test.sh codes TRAIN MPIRUN WORK ARGS...
+#       -np 2 with --gradient-bits 8 trains, says so in the JSON line, and sends fewer bytes than with floats.
 #   distributed_test.sh dead TRAIN MPIRUN WORK ARGS...
 #       while rank 0 writes its third checkpoint (held before the rename: LOWBIT_TRAIN_TEST_HOLD_CHECKPOINT=3),
 #       rank 1 is killed (SIGKILL): the job ends within 60 s with an error that says what happened, every
@@ -95,6 +97,18 @@ bits)
     expect 0 '"ranks": 1, "shards": 1' "$work/plain.out"
     if cmp -s "$work/plain.lbck" "$work/np1.lbck"; then fail "one shard and two shards gave the same bytes"; fi
     echo "bits: ok (-np 2 = -np 1 --shards 2, $bytes bytes sent per process)"
+    ;;
+codes)
+    mpi 2 "$@" > "$work/floats.out" 2>&1
+    rc=$?
+    expect 0 '"gradient_bits": 32' "$work/floats.out"
+    mpi 2 "$@" --gradient-bits 8 > "$work/codes.out" 2>&1
+    rc=$?
+    expect 0 '"gradient_bits": 8' "$work/codes.out"
+    floats=$(json_field allreduce_bytes "$work/floats.out") codes=$(json_field allreduce_bytes "$work/codes.out")
+    # Rank 0 sends the gathered codes of both processes down (2 x 1 byte per value) against 4 bytes per value.
+    [ $((codes * 3)) -lt $((floats * 2)) ] || fail "8-bit gradients sent $codes bytes, floats $floats"
+    echo "codes: ok ($codes bytes with 8-bit gradients, $floats with floats)"
     ;;
 dead)
     mpi 2 "$@" --save-model "$work/want.lbck" > "$work/want.out" 2>&1

@@ -7,6 +7,8 @@ if(LOWBIT_BUILD_TESTS)
     lowbit_add_cli_test(NAME lowbit-train.shards-without-distributed
         SCRIPT "$<TARGET_FILE:lowbit-train> --shards 2; test $? -eq 2"
         PASS "--shards splits each batch over the processes of --distributed: use it with --distributed")
+    lowbit_add_cli_test(NAME lowbit-train.gradient-bits-without-distributed
+        SCRIPT "$<TARGET_FILE:lowbit-train> --gradient-bits 8; test $? -eq 2" PASS "use it with --distributed")
     lowbit_add_cli_test(NAME lowbit-train.bad-peer-timeout
         SCRIPT "$<TARGET_FILE:lowbit-train> --distributed --peer-timeout 0; test $? -eq 2" PASS "--peer-timeout")
 endif()
@@ -35,6 +37,7 @@ if(LOWBIT_BUILD_TESTS AND TARGET lowbit::mpi)
                                  --finetune-epochs 1 ${_dist_args})
         _lowbit_distributed_test(cnn bits --model cnn --method bc --bits 1 --epochs 1 --train-limit 200 --batch 50
                                  --threads 1 --data ${_dist_data})
+        _lowbit_distributed_test(codes codes --method sr --bits 2 --hidden 64 --epochs 1 ${_dist_args})
         _lowbit_distributed_test(dead dead --method sr --bits 2 --hidden 32 --epochs 1 ${_dist_args})
         _lowbit_distributed_test(hung hung --method bc --bits 1 --hidden 32 --epochs 1 ${_dist_args})
     endif()

@@ -195,6 +195,11 @@ int main(int argc, char** argv)
                                            "depend on the shards, not on the processes: -np 1 --shards 2 gives the "
                                            "bits of -np 2")
         ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+    dist->add_option("--gradient-bits", c.gradient_bits,
+                     "what the processes send for the gradients: 32 (floats, summed in a fixed order: the bits "
+                     "depend on --shards only) or 8 (8-bit codes with stochastic rounding and error feedback, a "
+                     "quarter of the bytes; the bits depend on the number of processes)")
+        ->check(CLI::IsMember({8, 32}))->capture_default_str();
     dist->add_option("--peer-timeout", c.peer_timeout, "seconds a message may take before its peer counts as dead "
                                                        "(the job then ends with an error)")
         ->check(CLI::PositiveNumber)->capture_default_str();

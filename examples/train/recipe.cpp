@@ -73,6 +73,8 @@ bool uses_recipe(config const& c)
 
 std::string check_recipe(config const& c)
 {
+    if (c.gradient_bits != 32 && !c.distributed)
+        return "--gradient-bits sets what the processes of --distributed send each other: use it with --distributed";
     if (c.shards != 0 && !c.distributed)
         return "--shards splits each batch over the processes of --distributed: use it with --distributed";
     if ((c.checkpoint_every == 0) != c.checkpoint_dir.empty())

@@ -466,7 +466,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
             writer.stage = "fp";
             r = fp.fit(train_x, train_y,
                        {.epochs = c.fp_epochs, .batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every,
-                        .group = c.group, .shards = c.shards},
+                        .group = c.group, .shards = c.shards, .gradient_bits = c.gradient_bits},
                        bar, writer);
             if (!c.save_fp.empty() && reports(c)) lowbit::train::save_checkpoint(c.save_fp, model, saved);
         }
@@ -475,7 +475,8 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
         lowbit::optim::schedule::cyclic const cyclic{.high = c.cycle_high, .low = c.cycle_low,
                                                      .epochs_per_cycle = c.cycle_epochs};
         lowbit::train::fit_options const sqwa_fit{.batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every,
-                                                  .group = c.group, .shards = c.shards};
+                                                  .group = c.group, .shards = c.shards,
+                                                  .gradient_bits = c.gradient_bits};
         writer.stage = "sqwa";
         auto s = state && stage == "sqwa"
                      ? method.resume(*state, model, any_optimizer(c), cyclic, train_x, train_y, sqwa_fit, writer)
@@ -497,7 +498,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
         }
         r = t.fit(train_x, train_y,
                   {.epochs = c.epochs, .batch = c.batch, .seed = c.seed, .checkpoint_every = c.checkpoint_every,
-                   .group = c.group, .shards = c.shards},
+                   .group = c.group, .shards = c.shards, .gradient_bits = c.gradient_bits},
                   bar, report, writer);
         r.epochs += done_before;
         if (!c.save_fp.empty() && reports(c)) lowbit::train::save_checkpoint(c.save_fp, model, saved);  // --method fp
@@ -518,7 +519,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                 "\"test_acc\": %.4f, "
                 "\"last_weight_std\": %.5g, \"logit_std\": %.5g, "
                 "\"train_images_per_s\": %.1f, \"weight_bytes\": %zu, \"flip_ratio\": [%s], \"steps\": %zu, \"ranks\": %zu, "
-                "\"shards\": %zu, \"allreduce_bytes\": %llu, \"allreduce_bytes_per_step\": %.0f, "
+                "\"shards\": %zu, \"gradient_bits\": %d, \"allreduce_bytes\": %llu, \"allreduce_bytes_per_step\": %.0f, "
                 "\"allreduce_seconds\": %.4g}\n",
                 c.model.c_str(), c.method.c_str(), c.method == "fp" ? 32 : c.bits,
                 ste_recipe || c.act_bits == 1 ? c.act_bits : 32,
@@ -530,7 +531,7 @@ int train_and_report(config const& c, Model& model, Method method, Images const&
                 static_cast<double>(c.lr), c.batch, r.epochs, static_cast<unsigned long long>(c.seed), c.threads,
                 c.kernels.c_str(), static_cast<double>(report.last_test_acc), diag.last_weight_std, diag.logit_std,
                 r.images_per_second(), t.weight_bytes(), json_numbers(report.flip_ratios).c_str(), r.steps, ranks,
-                c.shards != 0 ? c.shards : ranks, static_cast<unsigned long long>(wire),
+                c.shards != 0 ? c.shards : ranks, c.gradient_bits, static_cast<unsigned long long>(wire),
                 r.steps ? static_cast<double>(wire) / static_cast<double>(r.steps) : 0.0,
                 c.group ? c.group->sum_seconds() : 0.0);
     return 0;

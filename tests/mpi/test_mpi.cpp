@@ -98,6 +98,11 @@ TEST_CASE("an mpi_group sums in the binomial tree, and every rank gets the same 
     g.sum(std::span<double>(d));
     CHECK(d[1] == 2.0 * static_cast<double>(g.size()));
     if (g.size() == 2) CHECK(g.bytes_sent() - before == 2 * sizeof(double));
+    // gather: rank r's bytes at r * size on every rank.
+    std::vector<std::byte> bytes(5, static_cast<std::byte>(g.rank() + 1)), gathered(5 * g.size());
+    g.gather(bytes, gathered);
+    for (std::size_t r = 0; r < g.size(); ++r)
+        for (std::size_t k = 0; k < 5; ++k) CHECK(static_cast<int>(gathered[r * 5 + k]) == static_cast<int>(r + 1));
 }
 
 TEST_CASE("2 processes train to the bits of 1 process with 2 shards: fp, bc, sr")
@@ -120,6 +125,26 @@ TEST_CASE("2 processes train to the bits of 1 process with 2 shards: fp, bc, sr"
     o.group = &g;
     (void)t.fit(images.x, images.y, o);
     CHECK(difference(state_of(t), state_of(alone)) == "");
+}
+
+TEST_CASE("8-bit gradients over 2 processes: every process keeps the same weights")
+{
+    mpi::mpi_group g;
+    auto const d = make_data<2>({120, 12}, 3, 44);
+    auto model = nn::mlp({.inputs = 12, .hidden = 16, .classes = 3, .seed = 1}, bc2{.clipping = {.bound = 1.0f}});
+    train::trainer t{model, train::stochastic_rounding{}, optim::adam({.lr = 0.01f})};
+    (void)t.fit(d.x, d.y, {.epochs = 2, .batch = 20, .seed = 9, .group = &g, .gradient_bits = 8});
+    // The run state's bytes, as rank 0 has them, on every rank.
+    io::archive const a = state_of(t);
+    std::vector<char> mine;
+    for (auto const& e : a.entries()) {
+        auto const* p = reinterpret_cast<char const*>(e.values.data());
+        mine.insert(mine.end(), p, p + e.values.size() * sizeof(float));
+        mine.insert(mine.end(), reinterpret_cast<char const*>(e.data.data()),
+                    reinterpret_cast<char const*>(e.data.data() + e.data.size()));
+    }
+    REQUIRE(mine.size() > 1000);
+    CHECK(from_rank0(mine) == mine);
 }
 
 TEST_CASE("sqwa over 2 processes: the averaged model has the bits of 1 process with 2 shards")

@@ -21,10 +21,18 @@ namespace lowbit::test {
 class thread_hub {
 public:
     explicit thread_hub(std::size_t ranks)
-        : ranks_(ranks), sync_(static_cast<std::ptrdiff_t>(ranks)), f_(ranks), d_(ranks)
+        : ranks_(ranks), sync_(static_cast<std::ptrdiff_t>(ranks)), f_(ranks), d_(ranks), bytes_(ranks)
     {
     }
     std::size_t ranks() const noexcept { return ranks_; }
+
+    void gather(std::size_t rank, std::span<std::byte const> mine, std::span<std::byte> all)
+    {
+        bytes_[rank].assign(mine.begin(), mine.end());
+        sync_.arrive_and_wait();
+        for (std::size_t r = 0; r < ranks_; ++r) std::copy(bytes_[r].begin(), bytes_[r].end(), all.data() + r * mine.size());
+        sync_.arrive_and_wait();
+    }
 
     template <class T>
     void sum(std::size_t rank, std::span<T> v)
@@ -52,6 +60,7 @@ private:
     std::barrier<> sync_;
     std::vector<std::vector<float>> f_;
     std::vector<std::vector<double>> d_;
+    std::vector<std::vector<std::byte>> bytes_;
 };
 
 class thread_group final : public process_group {
@@ -61,6 +70,11 @@ public:
     std::size_t size() const noexcept override { return hub_->ranks(); }
     void sum(std::span<float> v) override { count(v.size_bytes()); hub_->sum(rank_, v); }
     void sum(std::span<double> v) override { count(v.size_bytes()); hub_->sum(rank_, v); }
+    void gather(std::span<std::byte const> mine, std::span<std::byte> all) override
+    {
+        count(mine.size());
+        hub_->gather(rank_, mine, all);
+    }
     std::uint64_t bytes_sent() const noexcept override { return bytes_; }
     double sum_seconds() const noexcept override { return 0.0; }  // not measured for threads
 

@@ -27,6 +27,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -51,6 +52,7 @@ namespace detail {
 template <class T> MPI_Datatype datatype();
 template <> inline MPI_Datatype datatype<float>() { return MPI_FLOAT; }
 template <> inline MPI_Datatype datatype<double>() { return MPI_DOUBLE; }
+template <> inline MPI_Datatype datatype<std::byte>() { return MPI_BYTE; }
 
 inline std::string error_text(int code)
 {
@@ -93,6 +95,32 @@ public:
     void sum(std::span<float> v) override { tree_sum_and_share(v); }
     void sum(std::span<double> v) override { tree_sum_and_share(v); }
 
+    /// Every process's bytes on every process: a gather up the binomial tree to rank 0 (each message holds a
+    /// subtree's blocks), then a broadcast of the whole down the same tree.
+    void gather(std::span<std::byte const> mine, std::span<std::byte> all) override
+    {
+        std::size_t const n = mine.size(), r = rank_;
+        if (all.size() != n * size_)
+            throw std::invalid_argument("lowbit::mpi::mpi_group::gather: all must hold size() times mine's bytes");
+        std::copy(mine.begin(), mine.end(), all.data() + r * n);
+        if (size_ == 1 || n == 0) return;
+        if (all.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+            throw std::invalid_argument("lowbit::mpi::mpi_group: a gather of more than 2^31 - 1 bytes");
+        clock_in const timing{&seconds_};
+        auto blocks = [&](std::size_t first, std::size_t count) {  // ranks [first, first + count) that exist
+            return static_cast<int>((std::min(first + count, size_) - first) * n);
+        };
+        for (std::size_t step = 1; step < size_; step *= 2) {
+            if (r % (2 * step) == 0) {
+                if (r + step < size_) receive(all.data() + (r + step) * n, blocks(r + step, step), r + step, "gather");
+            } else {
+                send(all.data() + r * n, blocks(r, step), r - step, "gather");
+                break;
+            }
+        }
+        broadcast(all.data(), static_cast<int>(all.size()), "gathered");
+    }
+
     /// Waits until every process gets here (with the timeout).
     void barrier()
     {
@@ -102,18 +130,20 @@ public:
     }
 
 private:
+    /// Adds the time until the end of its scope to *total (sum_seconds()), also when a wait throws.
+    struct clock_in {
+        double* total;
+        std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+        ~clock_in() { *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+    };
+
     template <class T>
     void tree_sum_and_share(std::span<T> v)
     {
         if (size_ == 1 || v.empty()) return;
         if (v.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
             throw std::invalid_argument("lowbit::mpi::mpi_group: a sum of more than 2^31 - 1 values");
-        auto const start = std::chrono::steady_clock::now();
-        struct clock_in {
-            double* total;
-            std::chrono::steady_clock::time_point start;
-            ~clock_in() { *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
-        } const timing{&seconds_, start};
+        clock_in const timing{&seconds_};
         int const n = static_cast<int>(v.size());
         std::size_t const r = rank_;
         // Reduce to rank 0: rank r receives from r + step while r is a multiple of 2 step, else sends and stops.
@@ -131,14 +161,22 @@ private:
                 break;
             }
         }
-        // Broadcast down the same tree, largest step first: rank r receives at its lowest set bit, then sends.
+        broadcast(v.data(), n, "sum");
+    }
+
+    /// Rank 0's data to every rank, down the binomial tree, largest step first: rank r receives at its lowest
+    /// set bit, then sends on.
+    template <class T>
+    void broadcast(T* data, int n, char const* what)
+    {
+        std::size_t const r = rank_;
         std::size_t top = 1;
         while (top * 2 < size_) top *= 2;
         for (std::size_t s = top; s >= 1; s /= 2) {
             if (r % (2 * s) == 0) {
-                if (r + s < size_) send(v.data(), n, r + s, "sum");
+                if (r + s < size_) send(data, n, r + s, what);
             } else if (r % (2 * s) == s) {
-                receive(v.data(), n, r - s, "sum");
+                receive(data, n, r - s, what);
             }
             if (s == 1) break;
         }

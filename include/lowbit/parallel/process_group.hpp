@@ -18,6 +18,7 @@
 /// @endcode
 
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <span>
 
@@ -39,6 +40,9 @@ public:
     virtual void sum(std::span<float> v) = 0;
     /// The same for doubles (BatchNorm's statistics).
     virtual void sum(std::span<double> v) = 0;
+    /// all <- every process's `mine`, rank r's at r * mine.size(), on every process (all holds size() times
+    /// mine's bytes). For messages that are not summed on the way (8-bit gradient codes, train::int8_gradients).
+    virtual void gather(std::span<std::byte const> mine, std::span<std::byte> all) = 0;
 
     /// Bytes this process has sent for sums so far (the wire cost of the run's reductions).
     virtual std::uint64_t bytes_sent() const noexcept = 0;

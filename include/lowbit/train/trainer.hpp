@@ -52,6 +52,7 @@
 #include <lowbit/parallel/parallel_for.hpp>
 #include <lowbit/parallel/process_group.hpp>
 #include <lowbit/train/checkpoint.hpp>
+#include <lowbit/train/int8_gradients.hpp>
 #include <lowbit/train/method_concepts.hpp>
 
 #include <xtensor/xtensor.hpp>
@@ -95,6 +96,11 @@ struct fit_options {
     /// never on the number of processes: 1 process with shards = 2 gives the bits of 2 processes. The number of
     /// processes must divide it, with a power of two shards per process.
     std::size_t shards = 0;
+    /// What the processes send each other for the gradients: 32 (floats, summed in the shard tree: the default)
+    /// or 8 (train::int8_gradients: 8-bit codes with stochastic rounding and error feedback, a quarter of the
+    /// bytes; every process decodes every process's codes and adds them in rank order, so all keep the same
+    /// weights, but the bits depend on the number of processes, and a resumed run starts with zero residuals).
+    int gradient_bits = 32;
 };
 
 /// @brief The version of the run state that trainer::save_state writes and load_state reads (metadata
@@ -575,6 +581,12 @@ private:
             throw invalid_input("lowbit::train::fit: " + std::to_string(shards) + " shards cannot be split over " +
                                 std::to_string(procs) + " processes: each process needs a power of two shards "
                                 "(1, 2, 4, ...); use shards = a multiple of the number of processes");
+        if (o.gradient_bits != 32 && o.gradient_bits != 8)
+            throw invalid_input("lowbit::train::fit: gradient_bits is " + std::to_string(o.gradient_bits) +
+                                "; the processes send gradients as 32-bit floats or 8-bit codes (8 or 32)");
+        if (o.gradient_bits == 8 && o.group == nullptr)
+            throw invalid_input("lowbit::train::fit: gradient_bits = 8 sets what processes send each other, and this "
+                                "fit has no process group (fit_options::group)");
         if (shards > o.batch)
             throw invalid_input("lowbit::train::fit: " + std::to_string(shards) + " shards of a batch of " +
                                 std::to_string(o.batch) + " rows: a shard needs at least one row");
@@ -583,6 +595,8 @@ private:
         local_shards_ = shards / procs;
         first_shard_ = (o.group ? o.group->rank() : 0) * local_shards_;
         shards_.group = o.group;
+        gradient_bits_ = o.gradient_bits;
+        seed_ = o.seed;
     }
 
     /// This process's rows of a global batch; sets the shards' local bounds.
@@ -622,7 +636,20 @@ private:
             model_->for_each_parameter([&](nn::parameter& p) { f(p.grad, at); at += p.grad.size(); });
         };
         each([&](std::span<float> v, std::size_t at) { std::copy(v.begin(), v.end(), wire_.data() + at); });
-        g.sum(std::span<float>(wire_));
+        if (gradient_bits_ == 8) {
+            // Every process's 8-bit codes to every process, decoded and added in rank order.
+            std::size_t const bytes = int8_gradients::wire_bytes(n);
+            codes_.resize(bytes * g.size());
+            std::vector<std::byte> mine(bytes);
+            codec_.encode(wire_, {.seed = seed_, .step = static_cast<std::uint32_t>(step_),
+                                  .stream = gradient_stream + static_cast<std::uint32_t>(g.rank())}, mine);
+            g.gather(mine, codes_);
+            std::fill(wire_.begin(), wire_.end(), 0.0f);
+            for (std::size_t r = 0; r < g.size(); ++r)
+                int8_gradients::add_decoded(std::span<std::byte const>(codes_).subspan(r * bytes, bytes), wire_);
+        } else {
+            g.sum(std::span<float>(wire_));
+        }
         each([&](std::span<float> v, std::size_t at) { std::copy_n(wire_.data() + at, v.size(), v.begin()); });
     }
 
@@ -708,6 +735,12 @@ private:
     std::vector<std::size_t> bounds_;
     nn::batch_shards shards_;
     std::vector<float> wire_;               // the gradients of one step, packed for the sum across processes
+    int gradient_bits_ = 32;                // fit_options::gradient_bits
+    std::uint64_t seed_ = 0;                // fit_options::seed (the 8-bit codes' rounding draws)
+    int8_gradients codec_;                  // gradient_bits 8: this process's residuals
+    std::vector<std::byte> codes_;          // gradient_bits 8: every process's codes
+    // The draws of the 8-bit gradient codes: streams above the weights' (trainer() numbers weights from 1).
+    static constexpr std::uint32_t gradient_stream = 0x40000000u;
 };
 
 } // namespace lowbit::train

@@ -19,6 +19,7 @@
 #include <lowbit/train/binary_connect.hpp>
 #include <lowbit/train/checkpoint.hpp>
 #include <lowbit/train/full_precision.hpp>
+#include <lowbit/train/int8_gradients.hpp>
 #include <lowbit/train/sqwa.hpp>
 #include <lowbit/train/stochastic_rounding.hpp>
 #include <lowbit/train/trainer.hpp>
@@ -28,7 +29,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -257,4 +262,73 @@ TEST_CASE("data-parallel options that cannot work are refused by name")
     });
     CHECK(alpha[0] == alpha[1]);
     CHECK(alpha[0] != 1.0f);  // it learned
+}
+
+TEST_CASE("int8_gradients: with error feedback the values sent add up to the gradients, but for the last residual")
+{
+    std::mt19937 gen(5);
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::size_t const n = 10000;  // 3 blocks, the last one partial
+    CHECK(train::int8_gradients::wire_bytes(n) == 3 * sizeof(float) + n);
+    std::vector<float> g(n), sent(n, 0.0f), once(n, 0.0f);
+    for (float& v : g) v = d(gen) * (v > 0 ? 1.0f : 1e-3f);  // mixed magnitudes: small values round to 0 or +-s
+    train::int8_gradients codec;
+    std::vector<std::byte> wire(train::int8_gradients::wire_bytes(n));
+    std::size_t const steps = 50;
+    float max_scale = 0.0f;
+    for (std::size_t t = 0; t < steps; ++t) {
+        codec.encode(g, {.seed = 3, .step = static_cast<std::uint32_t>(t), .stream = 1}, wire);
+        train::int8_gradients::add_decoded(wire, sent);
+        if (t == 0) train::int8_gradients::add_decoded(wire, once);
+        for (std::size_t b = 0; b < 3; ++b) {
+            float s = 0.0f;
+            std::memcpy(&s, wire.data() + b * sizeof(float), sizeof s);
+            max_scale = std::max(max_scale, s);
+        }
+    }
+    // sum of what was sent = steps * g - the last residual, and |residual| < one step s of its block.
+    double worst = 0.0, worst_once = 0.0, worst_residual = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        worst = std::max(worst, std::abs(static_cast<double>(sent[i]) - steps * static_cast<double>(g[i])));
+        worst_once = std::max(worst_once, std::abs(static_cast<double>(once[i]) - static_cast<double>(g[i])));
+        worst_residual = std::max(worst_residual, static_cast<double>(std::abs(codec.residual()[i])));
+    }
+    CHECK(worst_residual <= max_scale);
+    CHECK(worst <= 1.001 * max_scale);
+    CHECK(worst_once > 0.1 * max_scale);  // one message alone is off by up to a step: the feedback matters
+}
+
+TEST_CASE("8-bit gradients between 2 processes: every process keeps the same weights, for a quarter of the bytes")
+{
+    auto const d = make_data<2>({120, 12}, 3, 38);
+    std::vector<io::archive> got(2);
+    std::vector<std::uint64_t> bytes8(2), bytes32(2);
+    std::size_t gradient_values = 0;
+    for (int const bits : {8, 32}) {
+        test::run_ranks(2, [&](process_group& g) {
+            auto model = mlp_of(1, bc2{.clipping = {.bound = 1.0f}});
+            train::trainer t{model, train::stochastic_rounding{}, adam()};
+            auto const r = t.fit(d.x, d.y, {.epochs = 2, .batch = 20, .seed = 5, .group = &g, .gradient_bits = bits});
+            CHECK(r.steps == 12);
+            (bits == 8 ? bytes8 : bytes32)[g.rank()] = t.allreduce_bytes();
+            if (bits == 8) got[g.rank()] = state_of(t);
+            if (g.rank() == 0 && bits == 8) {
+                model.for_each_weight([&](auto& w) { gradient_values += w.size(); });
+                model.for_each_parameter([&](nn::parameter& p) { gradient_values += p.value.size(); });
+            }
+        });
+    }
+    CHECK(difference(got[0], got[1]) == "");
+    // Per step: the codes (1 byte per value and a scale per block) instead of 4 bytes per value; BatchNorm's
+    // statistics and the loss are the same either way.
+    std::uint64_t const others = 8 * 4 * (16 + 16 + 3) + 16;
+    CHECK(bytes8[0] == 12 * (train::int8_gradients::wire_bytes(gradient_values) + others));
+    CHECK(bytes32[0] == 12 * (4 * gradient_values + others));
+    // Refused: 8-bit codes without processes to send them to, and other widths.
+    auto model = mlp_of(1, nn::float_weights);
+    train::trainer t{model, train::full_precision{}, adam()};
+    CHECK_THROWS_WITH_AS(t.fit(d.x, d.y, {.batch = 20, .gradient_bits = 8}),
+                         doctest::Contains("this fit has no process group"), invalid_input);
+    CHECK_THROWS_WITH_AS(t.fit(d.x, d.y, {.batch = 20, .gradient_bits = 16}),
+                         doctest::Contains("gradient_bits is 16"), invalid_input);
 }
