@@ -687,7 +687,7 @@ def dist_section(lines):
               "1-bit weights (sr) and in float (fp), Adam, global batch 100, one epoch of Fashion-MNIST, on this "
               "machine's cores: one process with 2 threads (the plain run), two processes with 1 thread each, and one "
               "process with 2 threads and 2 shards (the shards of -np 2 in one process: the same bits). Bytes and "
-              "seconds are each process's, per optimizer step: every gradient once, BatchNorm's statistics and the "
+              "seconds are rank 0's (the JSON line's), per optimizer step: every gradient once, BatchNorm's statistics and the "
               "loss, summed in the binomial tree (reduce to rank 0, then broadcast).", "",
               "| row | processes x threads | shards | gradients | images/s | bytes rank 0 sent per step | "
               "seconds in sums per step | share of the step | test accuracy |", "|---|---|---|---|---|---|---|---|---|"]
@@ -728,7 +728,8 @@ def dist_section(lines):
                   "backward pass yet), and the efficiency is E = t_c / (t_c + T(p)):", "",
                   "- lowbit's tree (as built): T = 2 log2(p) (alpha + G / B): up to rank 0, then down;",
                   "- a ring allreduce (bandwidth-optimal; not built): T = 2 (p - 1) (alpha + G / (p B));",
-                  "- 8-bit gradients (issue 14's optional quantized allreduce; not built): the ring with G / 4;",
+                  "- 8-bit gradients in a ring: G / 4 (lowbit's `--gradient-bits 8` gathers the codes instead, which "
+                  "sends more; measured above);",
                   "- SQWA's captures as 2-bit codes (not built): G / 16 per exchanged model.", "",
                   "| nodes | link | tree fp32 (built) | ring fp32 | ring 8-bit | ring 2-bit codes |",
                   "|---|---|---|---|---|---|"]
