@@ -53,10 +53,16 @@ int check_checkpoints(std::vector<std::string> const& files)
     return status;
 }
 
+/// Trains the model of --model (errors propagate).
+int train(lowbit_train::config const& c)
+{
+    return c.model == "mlp" ? lowbit_train::run_mlp(c) : lowbit_train::run_cnn(c);
+}
+
 int run(lowbit_train::config const& c)
 {
     try {
-        return c.model == "mlp" ? lowbit_train::run_mlp(c) : lowbit_train::run_cnn(c);
+        return train(c);
     } catch (std::exception const& e) {
         std::fprintf(stderr, "lowbit-train: %s\n", e.what());
         return 1;
@@ -91,7 +97,7 @@ int run_distributed(int& argc, char**& argv, lowbit_train::config c)
                       group.rank(), group.size());
         std::signal(SIGTERM, on_stop);
         if (group.rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) return 1;
-        int const rc = c.model == "mlp" ? lowbit_train::run_mlp(c) : lowbit_train::run_cnn(c);
+        int const rc = train(c);
         group.barrier();
         return rc;
     } catch (std::exception const& e) {

@@ -126,7 +126,7 @@ public:
     {
         MPI_Request req{};
         check(MPI_Ibarrier(comm_, &req), "MPI_Ibarrier");
-        wait(req, -1, "a barrier");
+        wait(req, -1, "in", "a barrier", -1);
     }
 
 private:
@@ -187,7 +187,7 @@ private:
     {
         MPI_Request req{};
         check(MPI_Isend(data, n, detail::datatype<T>(), static_cast<int>(peer), tag, comm_, &req), "MPI_Isend");
-        wait(req, static_cast<int>(peer), "sending a " + std::string(what) + " of " + std::to_string(n) + " values");
+        wait(req, static_cast<int>(peer), "sending a", what, n);
         bytes_ += static_cast<std::uint64_t>(n) * sizeof(T);
     }
     template <class T>
@@ -195,11 +195,13 @@ private:
     {
         MPI_Request req{};
         check(MPI_Irecv(data, n, detail::datatype<T>(), static_cast<int>(peer), tag, comm_, &req), "MPI_Irecv");
-        wait(req, static_cast<int>(peer), "receiving a " + std::string(what) + " of " + std::to_string(n) + " values");
+        wait(req, static_cast<int>(peer), "receiving a", what, n);
     }
 
-    /// Polls the request until it completes or the timeout passes (then cancels it and throws peer_error).
-    void wait(MPI_Request& req, int peer, std::string const& what)
+    /// Polls the request until it completes or the timeout passes (then cancels it and throws peer_error, saying
+    /// "while <doing> <what> of <n> values"; no count for n < 0). The message is built only then: this waits for
+    /// every message of every step.
+    void wait(MPI_Request& req, int peer, char const* doing, char const* what, int n)
     {
         auto const start = std::chrono::steady_clock::now();
         auto const deadline = start + opts_.timeout;
@@ -217,7 +219,9 @@ private:
                 std::snprintf(secs, sizeof secs, "%g", std::chrono::duration<double>(opts_.timeout).count());
                 throw peer_error("lowbit::mpi: rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
                                  ": no answer from " + (peer >= 0 ? "rank " + std::to_string(peer) : "every rank") +
-                                 " within " + secs + " s while " + what + ": the peer is dead, hung or unreachable");
+                                 " within " + secs + " s while " + doing + " " + what +
+                                 (n >= 0 ? " of " + std::to_string(n) + " values" : std::string()) +
+                                 ": the peer is dead, hung or unreachable");
             }
         }
     }

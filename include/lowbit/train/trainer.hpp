@@ -357,7 +357,7 @@ public:
     }
 
     /// Bytes this process sent for the sums of a data-parallel fit so far (0 without a process group).
-    std::uint64_t allreduce_bytes() const noexcept { return group_ ? group_->bytes_sent() : 0; }
+    std::uint64_t allreduce_bytes() const noexcept { return shards_.group ? shards_.group->bytes_sent() : 0; }
 
     /// @brief Writes the run's full state into @p a (io::Stateful, see the file comment): the model's tensors
     /// under their checkpoint names (so that load_checkpoint and lowbit-infer read the file as a model), and
@@ -528,7 +528,7 @@ public:
         nn::backward_without_input_gradient(*model_, l.grad);
         // Before finish_backward: a weight quantizer's learned parameters (LSQ's step) get their gradients there,
         // from the summed gradient, and are zero while summed here.
-        if (shards != nullptr && shards->group != nullptr) sum_gradients(*shards->group);
+        if (shards != nullptr && shards->group != nullptr) sum_gradients(*shards->group, seed);
         model_->for_each_weight([](auto& w) { w.finish_backward(); });
         check_gradients();
         update(seed, lr);
@@ -575,7 +575,6 @@ private:
     /// Checks fit()'s data-parallel options and prepares the shards (nn/batch_shards.hpp).
     void set_up_shards(fit_options const& o)
     {
-        group_ = o.group;
         std::size_t const procs = o.group ? o.group->size() : 1, shards = o.shards ? o.shards : procs;
         if (shards % procs != 0 || !std::has_single_bit(shards / procs))
             throw invalid_input("lowbit::train::fit: " + std::to_string(shards) + " shards cannot be split over " +
@@ -596,7 +595,6 @@ private:
         first_shard_ = (o.group ? o.group->rank() : 0) * local_shards_;
         shards_.group = o.group;
         gradient_bits_ = o.gradient_bits;
-        seed_ = o.seed;
     }
 
     /// This process's rows of a global batch; sets the shards' local bounds.
@@ -624,7 +622,7 @@ private:
 
     /// Sums every gradient across the processes in one message (weights' gradients with respect to Q(w), then
     /// the other parameters', in visiting order).
-    void sum_gradients(process_group& g)
+    void sum_gradients(process_group& g, std::uint64_t seed)
     {
         std::size_t n = 0;
         model_->for_each_weight([&](auto& w) { n += w.grad().size(); });
@@ -640,10 +638,10 @@ private:
             // Every process's 8-bit codes to every process, decoded and added in rank order.
             std::size_t const bytes = int8_gradients::wire_bytes(n);
             codes_.resize(bytes * g.size());
-            std::vector<std::byte> mine(bytes);
-            codec_.encode(wire_, {.seed = seed_, .step = static_cast<std::uint32_t>(step_),
-                                  .stream = gradient_stream + static_cast<std::uint32_t>(g.rank())}, mine);
-            g.gather(mine, codes_);
+            mine_.resize(bytes);
+            codec_.encode(wire_, {.seed = seed, .step = static_cast<std::uint32_t>(step_),
+                                  .stream = gradient_stream + static_cast<std::uint32_t>(g.rank())}, mine_);
+            g.gather(mine_, codes_);
             std::fill(wire_.begin(), wire_.end(), 0.0f);
             for (std::size_t r = 0; r < g.size(); ++r)
                 int8_gradients::add_decoded(std::span<std::byte const>(codes_).subspan(r * bytes, bytes), wire_);
@@ -729,16 +727,14 @@ private:
     std::filesystem::path source_;          // the file a loaded state came from (for fit()'s refusal)
     bool resume_ = false;                   // the next fit() continues at pos_
     // Data-parallel fit (fit_options::group, shards): this process's shards of the current batch.
-    process_group* group_ = nullptr;
     bool shards_on_ = false;
     std::size_t shard_count_ = 1, local_shards_ = 1, first_shard_ = 0;
     std::vector<std::size_t> bounds_;
     nn::batch_shards shards_;
     std::vector<float> wire_;               // the gradients of one step, packed for the sum across processes
     int gradient_bits_ = 32;                // fit_options::gradient_bits
-    std::uint64_t seed_ = 0;                // fit_options::seed (the 8-bit codes' rounding draws)
     int8_gradients codec_;                  // gradient_bits 8: this process's residuals
-    std::vector<std::byte> codes_;          // gradient_bits 8: every process's codes
+    std::vector<std::byte> mine_, codes_;   // gradient_bits 8: this process's codes, every process's codes
     // The draws of the 8-bit gradient codes: streams above the weights' (trainer() numbers weights from 1).
     static constexpr std::uint32_t gradient_stream = 0x40000000u;
 };
